@@ -1,0 +1,132 @@
+//! Engine benchmark: aggregation of 256² tiles on a packed dataset versus the
+//! memory-bandwidth floor for the bytes the z0 count must read.
+//!
+//! ```sh
+//! cargo bench --bench tiles -- bench-data/towers40m
+//! ```
+//!
+//! The floor is a parallel sum over the very `_qx`/`_qy` arrays the z0 count
+//! reads (same mapping, same page cache), so the ratio isolates the
+//! kernel's overhead above streaming the bytes. Prints medians of 9 runs.
+
+use pointillist::geo::TileId;
+use pointillist::query::{Agg, Filter, View};
+use pointillist::raster::aggregate;
+use pointillist::store::Dataset;
+use rayon::prelude::*;
+use std::time::Instant;
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut v: Vec<f64> = (0..9)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn tile_of(lon: f64, lat: f64, z: u32) -> TileId {
+    let (mx, my) = pointillist::geo::lnglat_to_meters(lon, lat);
+    let (qx, qy) = pointillist::geo::quantize(mx, my);
+    let s = 32 - z;
+    TileId::new(z, (qx as u64) >> s, (qy as u64) >> s).expect("valid tile")
+}
+
+fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`; the
+    // benchmark needs a 40M-row dataset that CI does not build, so it only
+    // measures under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("tiles benchmark: run it with `cargo bench --bench tiles -- DIR`");
+        return;
+    }
+    let dir = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "bench-data/towers40m".into());
+    let t = Instant::now();
+    let ds = match Dataset::open(&dir) {
+        Ok(ds) => ds,
+        Err(e) => {
+            eprintln!("cannot open {dir}: {e} (pack one with scripts/bench_pack.sh)");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "dataset {dir}: {} rows, {} partitions, opened in {:.2} ms, {} threads",
+        ds.rows(),
+        ds.partitions.len(),
+        t.elapsed().as_secs_f64() * 1e3,
+        rayon::current_num_threads()
+    );
+    let bytes = ds.rows() as f64 * 8.0;
+    let floor = median_ms(|| {
+        let s: u64 = ds
+            .partitions
+            .par_iter()
+            .flat_map(|p| p.qx().par_chunks(1 << 16).zip(p.qy().par_chunks(1 << 16)))
+            .map(|(x, y)| {
+                x.iter().map(|&v| v as u64).sum::<u64>() + y.iter().map(|&v| v as u64).sum::<u64>()
+            })
+            .sum();
+        std::hint::black_box(s);
+    });
+    println!(
+        "floor: sum of _qx,_qy ({:.0} MB): {floor:.2} ms ({:.1} GB/s)",
+        bytes / 1e6,
+        bytes / floor / 1e6
+    );
+    let z0 = View::tile(TileId::new(0, 0, 0).expect("z0"), 256).expect("view");
+    let z0_ms = median_ms(|| {
+        std::hint::black_box(aggregate(&ds, &z0, &Agg::Count, &[], None).expect("agg"));
+    });
+    println!(
+        "z0 count aggregate: {z0_ms:.2} ms = {:.2}x the floor",
+        z0_ms / floor
+    );
+    let filter: Vec<Filter> = if ds.manifest.column("radio").is_some() {
+        vec![Filter::In {
+            column: "radio".into(),
+            values: vec!["LTE".into(), "NR".into()],
+        }]
+    } else {
+        Vec::new()
+    };
+    let cat = ds
+        .manifest
+        .columns
+        .iter()
+        .find(|c| c.kind == pointillist::store::ColumnKind::Categorical)
+        .map(|c| Agg::CountCat(c.name.clone()));
+    println!(
+        "{:<20} {:>10} {:>10} {:>14} {:>10}",
+        "view (aggregate ms)", "rows", "count", "count+filter", "count_cat"
+    );
+    for (name, tile) in [
+        ("z0 world", TileId::new(0, 0, 0).expect("z0")),
+        ("z4 western Europe", TileId::new(4, 7, 5).expect("z4")),
+        ("z8 New York", tile_of(-73.99, 40.73, 8)),
+        ("z12 New York", tile_of(-73.99, 40.73, 12)),
+    ] {
+        let v = View::tile(tile, 256).expect("view");
+        let rows = aggregate(&ds, &v, &Agg::Count, &[], None)
+            .expect("agg")
+            .rows_scanned;
+        let run = |agg: &Agg, f: &[Filter]| {
+            median_ms(|| {
+                std::hint::black_box(aggregate(&ds, &v, agg, f, None).expect("agg"));
+            })
+        };
+        let c = run(&Agg::Count, &[]);
+        let cf = run(&Agg::Count, &filter);
+        let cc = cat.as_ref().map_or(f64::NAN, |a| run(a, &[]));
+        println!(
+            "{name:<20} {rows:>10} {c:>10.3} {cf:>14.3} {cc:>10.3}   tile {}/{}/{}",
+            tile.z, tile.x, tile.y
+        );
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Load test: a realistic mixed pan/zoom trace of tile requests (scripts/make_trace.py)
+# replayed by wrk against `pointillist serve` on a packed dataset, with the tile
+# cache off and on, at concurrency 1, 8 and 64; then a soak at concurrency 8 with
+# the cache off, sampling the server's RSS to show it stays flat.
+#
+# usage: scripts/loadtest.sh [DATASET_DIR=bench-data/towers-40000000.pack]
+#   DURATION=30 (s per run)  SOAK=300 (s, 0 to skip)  PORT=8097  POINTILLIST=target/release/pointillist
+# Installs wrk (Debian package) when missing and running as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASET="${1:-bench-data/towers-40000000.pack}"
+DURATION="${DURATION:-30}"
+SOAK="${SOAK:-300}"
+PORT="${PORT:-8097}"
+BIN="${POINTILLIST:-target/release/pointillist}"
+[ -f "$DATASET/manifest.json" ] || { echo "no packed dataset at $DATASET (scripts/bench_pack.sh makes one)" >&2; exit 1; }
+[ -x "$BIN" ] || cargo build --release
+if ! command -v wrk >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+OUT=bench-data/logs; mkdir -p "$OUT"
+NAME=$(basename "$DATASET")
+TRACE="$OUT/trace.txt"
+python3 scripts/make_trace.py --dataset "$NAME" --out "$TRACE"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dataset: $DATASET ($(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rows'])" "$DATASET/manifest.json") rows)"
+
+SERVER=""
+start_server() { # $1 = cache MiB
+  "$BIN" serve "$DATASET" --bind "127.0.0.1:$PORT" --cache-mb "$1" > "$OUT/loadtest-server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0; sleep 0.1; done
+  echo "server did not start" >&2; cat "$OUT/loadtest-server.log" >&2; exit 1
+}
+stop_server() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+trap stop_server EXIT
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
+
+# Histogram latency: a numeric histogram over every row with two filters (median of 9).
+start_server 0
+curl -sf "http://127.0.0.1:$PORT/datasets/$NAME/histogram/range?bins=50&filter=radio:in:LTE,NR&filter=created:2015-01-01.." >/dev/null
+for col in range created radio; do
+  times=()
+  for _ in $(seq 1 9); do
+    times+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/datasets/$NAME/histogram/$col?bins=50&filter=radio:in:LTE,NR&filter=created:2015-01-01..&filter=range:0..5000")")
+  done
+  printf 'histogram %-8s (all rows, crossfilter of 3 filters): median %.1f ms\n' "$col" \
+    "$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]*1000}')"
+done
+stop_server
+
+printf '\n%-6s %-5s %10s %8s %8s %8s %8s %10s %8s %9s\n' cache conc requests errors p50_ms p90_ms p99_ms tiles/s rss_MB peak_MB
+for cache in 0 256; do
+  start_server "$cache"
+  # Warm the page cache and the per-zoom colour scales once, as a running server has.
+  wrk -t1 -c4 -d10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$TRACE" >/dev/null
+  for conc in 1 8 64; do
+    threads=$(( conc < 2 ? 1 : 2 ))
+    line=$(wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout 10s -s scripts/loadtest.lua \
+      "http://127.0.0.1:$PORT" -- "$TRACE" | grep '^RESULT')
+    eval "$(echo "$line" | sed 's/^RESULT //')"
+    printf '%-6s %-5s %10s %8s %8s %8s %8s %10s %8s %9s\n' "$([ "$cache" = 0 ] && echo off || echo on)" "$conc" \
+      "$requests" "$((errors_status + errors_other))" "$p50_ms" "$p90_ms" "$p99_ms" "$rps" "$(rss_mb)" "$(hwm_mb)"
+  done
+  stop_server
+done
+
+if [ "$SOAK" -gt 0 ]; then
+  echo; echo "soak: cache off, concurrency 8, ${SOAK}s; RSS sampled every 10 s"
+  start_server 0
+  wrk -t2 -c8 -d"${SOAK}s" --timeout 10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$TRACE" > "$OUT/soak.txt" &
+  WRK=$!
+  samples=()
+  while kill -0 "$WRK" 2>/dev/null; do samples+=("$(rss_mb)"); sleep 10; done
+  wait "$WRK" || true
+  grep '^RESULT' "$OUT/soak.txt"
+  echo "RSS MB samples: ${samples[*]}"
+  python3 - "${samples[@]}" <<'PY'
+import sys
+s = [int(x) for x in sys.argv[1:] if x]
+half = len(s) // 2
+first, second = s[:half] or s, s[half:] or s
+print(f"RSS first half max {max(first)} MB, second half max {max(second)} MB, "
+      f"growth {max(second) - max(first):+d} MB over the run (peak {max(s)} MB)")
+PY
+  stop_server
+fi

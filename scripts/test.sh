@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit, property and integration tests, then the
+# explorer's browser tests in headless Chromium against a real server.
+#   scripts/test.sh            # everything
+#   SKIP_BROWSER=1 scripts/test.sh   # Rust tests only
+#   BROWSER_RELEASE=1 BROWSER_ROWS=10000000 scripts/test.sh
+#                                    # latency figures: release server, 10M points
+# Browser tests need Debian's chromium (installed here when running as root)
+# and Node.js with npm (playwright-core is installed from tests/browser).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo test (unit, property, integration)"
+cargo test --all-targets --locked
+
+if [ "${SKIP_BROWSER:-0}" = 1 ]; then
+  echo "browser tests skipped (SKIP_BROWSER=1)"
+  exit 0
+fi
+
+echo "== browser tests"
+CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium || command -v chromium-browser || true)}"
+if [ -z "$CHROMIUM_PATH" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    CHROMIUM_PATH=$(command -v chromium)
+  else
+    echo "chromium is missing: apt-get install chromium (or set CHROMIUM_PATH)" >&2
+    exit 1
+  fi
+fi
+export CHROMIUM_PATH
+command -v npm >/dev/null || { echo "npm is missing: install Node.js" >&2; exit 1; }
+npm ci --prefix tests/browser --no-audit --no-fund --silent
+
+# The tests assert behaviour, not timing, so the test build serves by
+# default; BROWSER_RELEASE=1 uses a release build for representative latency.
+if [ "${BROWSER_RELEASE:-0}" = 1 ]; then
+  cargo build --release --locked
+  BIN=target/release/pointillist
+else
+  cargo build --locked
+  BIN=target/debug/pointillist
+fi
+ROWS="${BROWSER_ROWS:-2000000}"
+DATA=test-output/browser-data
+mkdir -p "$DATA"
+if [ ! -f "$DATA/towers/manifest.json" ] || [ "$(cat "$DATA/rows" 2>/dev/null)" != "$ROWS" ]; then
+  "$BIN" gen towers --rows "$ROWS" --seed 7 --out "$DATA/towers.parquet"
+  "$BIN" pack "$DATA/towers.parquet" --out "$DATA/towers" --force
+  rm -f "$DATA/towers.parquet"
+  echo "$ROWS" > "$DATA/rows"
+fi
+PORT="${BROWSER_PORT:-8089}"
+"$BIN" serve "$DATA/towers" --bind "127.0.0.1:$PORT" > test-output/server.log 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat test-output/server.log; exit 1; }
+POINTILLIST_URL="http://127.0.0.1:$PORT" SCREENSHOT_DIR=test-output/screenshots \
+  node --test --test-reporter=spec tests/browser/explorer.test.mjs

@@ -1,0 +1,374 @@
+//! CSV input with type inference, OpenCelliD awareness and per-row error
+//! handling: a row that does not parse is skipped and counted, or fails the
+//! pack with `--strict`.
+
+use super::{BATCH_ROWS, IngestError, IngestOptions, Plan};
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The header of OpenCelliD's published `cell_towers.csv`; its per-country
+/// extracts ship the same columns without a header line.
+pub const OPENCELLID_HEADER: [&str; 14] = [
+    "radio",
+    "mcc",
+    "net",
+    "area",
+    "cell",
+    "unit",
+    "lon",
+    "lat",
+    "range",
+    "samples",
+    "changeable",
+    "created",
+    "updated",
+    "averageSignal",
+];
+const OPENCELLID_RADIOS: [&str; 5] = ["GSM", "UMTS", "LTE", "NR", "CDMA"];
+const INFER_ROWS: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Int,
+    Float,
+    Time,
+    /// Unix seconds stored as integers (OpenCelliD's created/updated).
+    EpochSeconds,
+    Text,
+}
+
+struct Layout {
+    has_header: bool,
+    names: Vec<String>,
+    kinds: Vec<Kind>,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
+    IngestError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn reader(path: &Path, has_header: bool) -> Result<csv::Reader<std::fs::File>, IngestError> {
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(has_header)
+        .flexible(true)
+        .from_reader(f))
+}
+
+fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp_micros()
+        })
+}
+
+fn layout(path: &Path) -> Result<Layout, IngestError> {
+    let mut r = reader(path, false)?;
+    let mut rows: Vec<csv::StringRecord> = Vec::new();
+    let mut header_seen = false;
+    for rec in r.records() {
+        match rec {
+            Ok(rec) => {
+                header_seen = true;
+                rows.push(rec);
+                if rows.len() > INFER_ROWS {
+                    break;
+                }
+            }
+            // A row that is not UTF-8 is skipped here and counted when read;
+            // a broken header, or a failing read, ends the pack.
+            Err(e) if header_seen && matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {}
+            Err(e) => return Err(io_err(path, e)),
+        }
+    }
+    let Some(first) = rows.first() else {
+        return Err(io_err(path, "empty CSV file (no header)"));
+    };
+    // A headerless OpenCelliD extract starts with a radio type and has its 14 columns.
+    let headerless_ocid = first.len() == OPENCELLID_HEADER.len()
+        && OPENCELLID_RADIOS.contains(&first.get(0).unwrap_or(""));
+    let (has_header, names): (bool, Vec<String>) = if headerless_ocid {
+        (
+            false,
+            OPENCELLID_HEADER.iter().map(|s| s.to_string()).collect(),
+        )
+    } else {
+        let names = first
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                // Spreadsheet exports start with a byte-order mark.
+                let s = if i == 0 {
+                    s.trim_start_matches('\u{feff}')
+                } else {
+                    s
+                };
+                s.trim().to_string()
+            })
+            .collect();
+        (true, names)
+    };
+    let is_ocid = names
+        .iter()
+        .map(String::as_str)
+        .eq(OPENCELLID_HEADER.iter().copied());
+    let data = if has_header { &rows[1..] } else { &rows[..] };
+    let kinds = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if is_ocid && (name == "created" || name == "updated") {
+                return Kind::EpochSeconds;
+            }
+            // Rows with the wrong number of fields will be skipped: they do
+            // not vote on the types.
+            let vals: Vec<&str> = data
+                .iter()
+                .filter(|r| r.len() == names.len())
+                .filter_map(|r| r.get(i))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            if vals.is_empty() {
+                Kind::Text
+            } else if vals.iter().all(|v| v.parse::<i64>().is_ok()) {
+                Kind::Int
+            } else if vals.iter().all(|v| v.parse::<f64>().is_ok()) {
+                Kind::Float
+            } else if vals.iter().all(|v| parse_time(v).is_some()) {
+                Kind::Time
+            } else {
+                Kind::Text
+            }
+        })
+        .collect();
+    Ok(Layout {
+        has_header,
+        names,
+        kinds,
+    })
+}
+
+fn schema_of(l: &Layout) -> SchemaRef {
+    let fields: Vec<Field> = l
+        .names
+        .iter()
+        .zip(&l.kinds)
+        .map(|(n, k)| {
+            let t = match k {
+                Kind::Int => DataType::Int64,
+                Kind::Float => DataType::Float64,
+                Kind::Time | Kind::EpochSeconds => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                Kind::Text => DataType::Utf8,
+            };
+            Field::new(n, t, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Infer the schema of a CSV file from its header and first rows.
+pub fn infer_schema(path: &Path, _o: &IngestOptions) -> Result<SchemaRef, IngestError> {
+    Ok(schema_of(&layout(path)?))
+}
+
+enum Col {
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Time(TimestampMicrosecondBuilder),
+    Text(StringBuilder),
+}
+
+enum Val<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+}
+
+/// Stream a CSV file as batches of the plan's columns; `sink` also gets the
+/// number of rows skipped in that batch.
+pub fn read(
+    plan: &Plan,
+    path: &Path,
+    sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    let mut l = layout(path)?;
+    // Coordinates are numbers whatever the first rows looked like: a value
+    // that is not a number makes its row unparseable rather than turning the
+    // column into text.
+    for (name, kind) in l.names.iter().zip(l.kinds.iter_mut()) {
+        if plan.coords.columns().contains(&name.as_str()) {
+            *kind = Kind::Float;
+        }
+    }
+    let schema = schema_of(&l);
+    // Only the columns the plan keeps (attributes + coordinates) are parsed.
+    let wanted: Vec<usize> = (0..l.names.len())
+        .filter(|&i| {
+            let n = &l.names[i];
+            plan.attrs.field_with_name(n).is_ok() || plan.coords.columns().contains(&n.as_str())
+        })
+        .collect();
+    let out_schema = Arc::new(Schema::new(
+        wanted
+            .iter()
+            .map(|&i| schema.field(i).clone())
+            .collect::<Vec<_>>(),
+    ));
+    let new_cols = || -> Vec<Col> {
+        wanted
+            .iter()
+            .map(|&i| match l.kinds[i] {
+                Kind::Int => Col::Int(Int64Builder::with_capacity(BATCH_ROWS)),
+                Kind::Float => Col::Float(Float64Builder::with_capacity(BATCH_ROWS)),
+                Kind::Time | Kind::EpochSeconds => Col::Time(
+                    TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+                ),
+                Kind::Text => Col::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)),
+            })
+            .collect()
+    };
+    let mut cols = new_cols();
+    let mut r = reader(path, l.has_header)?;
+    let mut rows = 0usize;
+    let mut bad = 0u64;
+    let mut rec = csv::StringRecord::new();
+
+    let flush = |cols: &mut Vec<Col>,
+                 rows: &mut usize,
+                 bad: &mut u64,
+                 sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), IngestError>|
+     -> Result<(), IngestError> {
+        let arrays: Vec<ArrayRef> = cols
+            .iter_mut()
+            .map(|c| -> ArrayRef {
+                match c {
+                    Col::Int(b) => Arc::new(b.finish()),
+                    Col::Float(b) => Arc::new(b.finish()),
+                    Col::Time(b) => Arc::new(b.finish()),
+                    Col::Text(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        let batch =
+            RecordBatch::try_new(out_schema.clone(), arrays).map_err(|e| io_err(path, e))?;
+        sink(batch, *bad)?;
+        *rows = 0;
+        *bad = 0;
+        Ok(())
+    };
+    loop {
+        let line = r.position().line();
+        match r.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            // A row that is not UTF-8 cannot be read; anything else (an I/O
+            // error) ends the pack.
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
+                if plan.options.strict {
+                    return Err(IngestError::BadRow {
+                        path: path.to_path_buf(),
+                        line: e.position().map_or(line, |p| p.line()),
+                        message: "not valid UTF-8".into(),
+                    });
+                }
+                bad += 1;
+                continue;
+            }
+            Err(e) => return Err(io_err(path, e)),
+        }
+        let line = rec.position().map_or(line, |p| p.line());
+        let mut vals: Vec<Val> = Vec::with_capacity(wanted.len());
+        let problem = if rec.len() != l.names.len() {
+            Some(format!("{} fields, expected {}", rec.len(), l.names.len()))
+        } else {
+            let mut problem = None;
+            for &i in &wanted {
+                let s = rec.get(i).unwrap_or("").trim();
+                let v = if s.is_empty() {
+                    Val::Null
+                } else {
+                    match l.kinds[i] {
+                        Kind::Int => s.parse().map(Val::Int).ok(),
+                        Kind::Float => s.parse().map(Val::Float).ok(),
+                        Kind::EpochSeconds => s
+                            .parse::<i64>()
+                            .ok()
+                            .and_then(|v| v.checked_mul(1_000_000))
+                            .map(Val::Int),
+                        Kind::Time => parse_time(s).map(Val::Int),
+                        Kind::Text => Some(Val::Text(s)),
+                    }
+                    .unwrap_or(Val::Null)
+                };
+                if matches!(v, Val::Null) && !s.is_empty() {
+                    problem = Some(format!("column {:?}: cannot parse {s:?}", l.names[i]));
+                    break;
+                }
+                vals.push(v);
+            }
+            problem
+        };
+        if let Some(message) = problem {
+            if plan.options.strict {
+                return Err(IngestError::BadRow {
+                    path: path.to_path_buf(),
+                    line,
+                    message,
+                });
+            }
+            bad += 1;
+            continue;
+        }
+        for (c, v) in cols.iter_mut().zip(vals.drain(..)) {
+            match (c, v) {
+                (Col::Int(b), Val::Int(x)) => b.append_value(x),
+                (Col::Float(b), Val::Float(x)) => b.append_value(x),
+                (Col::Time(b), Val::Int(x)) => b.append_value(x),
+                (Col::Text(b), Val::Text(x)) => b.append_value(x),
+                (Col::Int(b), _) => b.append_null(),
+                (Col::Float(b), _) => b.append_null(),
+                (Col::Time(b), _) => b.append_null(),
+                (Col::Text(b), _) => b.append_null(),
+            }
+        }
+        rows += 1;
+        if rows == BATCH_ROWS {
+            flush(&mut cols, &mut rows, &mut bad, sink)?;
+        }
+    }
+    if rows > 0 || bad > 0 {
+        flush(&mut cols, &mut rows, &mut bad, sink)?;
+    }
+    Ok(())
+}

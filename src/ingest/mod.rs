@@ -1,0 +1,890 @@
+//! Input readers: Parquet (incl. GeoParquet), Arrow IPC / Feather and CSV
+//! (incl. OpenCelliD) → batches of projected, quantized points plus their
+//! normalized attribute columns.
+
+mod csv;
+mod geom;
+
+use crate::geo;
+use crate::store::{QX, QY};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows per batch read from inputs.
+pub const BATCH_ROWS: usize = 65_536;
+/// A string column with at most this many distinct values becomes categorical.
+pub const CATEGORY_LIMIT: usize = 1024;
+
+/// Why an input cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No input files matched.
+    #[error("no .parquet, .arrow/.feather or .csv files found for {0:?}")]
+    NoInput(Vec<String>),
+    /// I/O failure on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file's content cannot be read as its format.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Coordinate columns are missing, ambiguous or unusable.
+    #[error("{0}")]
+    Coordinates(String),
+    /// A bad option (glob pattern, `--columns`).
+    #[error("{0}")]
+    Options(String),
+    /// A CSV row did not parse and `--strict` was given.
+    #[error("{path}: line {line}: {message} (rerun without --strict to skip bad rows)")]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The consumer stopped reading (another input failed first).
+    #[error("reading stopped because the pack was aborted")]
+    Aborted,
+    /// Inputs disagree on their columns.
+    #[error("{path}: {message}")]
+    Schema {
+        /// The file that differs.
+        path: PathBuf,
+        /// How.
+        message: String,
+    },
+}
+
+/// Coordinate reference of x/y columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Crs {
+    /// Longitude/latitude in degrees (EPSG:4326).
+    #[default]
+    Wgs84,
+    /// Web Mercator metres (EPSG:3857).
+    WebMercator,
+}
+
+/// User choices for reading inputs.
+#[derive(Clone, Debug, Default)]
+pub struct IngestOptions {
+    /// Longitude column (overrides detection).
+    pub lon: Option<String>,
+    /// Latitude column (overrides detection).
+    pub lat: Option<String>,
+    /// X column (metres with `Crs::WebMercator`, degrees otherwise).
+    pub x: Option<String>,
+    /// Y column.
+    pub y: Option<String>,
+    /// CRS of x/y columns.
+    pub crs: Crs,
+    /// Attribute columns to keep (default: all).
+    pub columns: Option<Vec<String>>,
+    /// Fail on the first CSV row that does not parse instead of skipping it.
+    pub strict: bool,
+}
+
+/// Input file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Apache Parquet (GeoParquet included).
+    Parquet,
+    /// Arrow IPC file (Feather v2).
+    Ipc,
+    /// Comma-separated values.
+    Csv,
+}
+
+impl Format {
+    fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" | "pq" | "geoparquet" => Some(Format::Parquet),
+            "arrow" | "feather" | "ipc" | "arrows" => Some(Format::Ipc),
+            "csv" | "txt" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Where a row's position comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoordSource {
+    /// Two numeric columns.
+    Columns {
+        /// X / longitude column.
+        x: String,
+        /// Y / latitude column.
+        y: String,
+        /// Their CRS.
+        crs: Crs,
+    },
+    /// A point geometry column (WKB or GeoArrow point).
+    Geometry {
+        /// The column.
+        column: String,
+        /// Its CRS.
+        crs: Crs,
+    },
+}
+
+impl CoordSource {
+    fn columns(&self) -> Vec<&str> {
+        match self {
+            CoordSource::Columns { x, y, .. } => vec![x, y],
+            CoordSource::Geometry { column, .. } => vec![column],
+        }
+    }
+}
+
+/// Expand file, directory and glob arguments into the list of input files.
+pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let p = PathBuf::from(input);
+        let mut found: Vec<PathBuf> = if p.is_dir() {
+            std::fs::read_dir(&p)
+                .map_err(|source| IngestError::Io {
+                    path: p.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && Format::of(f).is_some())
+                .collect()
+        } else if p.exists() {
+            if Format::of(&p).is_none() {
+                return Err(IngestError::Format {
+                    path: p,
+                    message: "unknown file type (expected .parquet, .arrow/.feather or .csv)"
+                        .into(),
+                });
+            }
+            vec![p]
+        } else if input.contains(['*', '?', '[']) {
+            glob::glob(input)
+                .map_err(|e| IngestError::Options(format!("bad glob pattern {input:?}: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|f| f.is_file() && Format::of(f).is_some())
+                .collect()
+        } else {
+            return Err(IngestError::Io {
+                path: p,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
+            });
+        };
+        // A directory or pattern that matches nothing is more likely a
+        // mistake than a wish to pack the other inputs only.
+        if found.is_empty() {
+            return Err(IngestError::NoInput(vec![input.clone()]));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    // The same file named twice (a file and a pattern matching it) is read once.
+    let mut seen = HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    if files.is_empty() {
+        return Err(IngestError::NoInput(inputs.to_vec()));
+    }
+    Ok(files)
+}
+
+/// One independently readable piece of input: a Parquet row group or a whole
+/// IPC/CSV file.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Position of the unit in input order (files in the order given, row
+    /// groups in file order); rows with equal Hilbert keys keep this order.
+    pub index: usize,
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// Parquet row group, if any.
+    pub row_group: Option<usize>,
+    /// Rows, when known up front.
+    pub rows: Option<u64>,
+    /// Parquet footer, decoded once when planning.
+    parquet: Option<ArrowReaderMetadata>,
+}
+
+/// Everything needed to read the inputs in parallel.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Work units.
+    pub units: Vec<Unit>,
+    /// How positions are read.
+    pub coords: CoordSource,
+    /// Normalized attribute schema (without coordinates), as written.
+    pub attrs: SchemaRef,
+    /// Options given.
+    pub options: IngestOptions,
+    /// Rows in all inputs, when the formats tell (Parquet, IPC).
+    pub rows_hint: Option<u64>,
+}
+
+/// Bits of a row's input ordinal given to its position inside its batch
+/// (batches hold at most [`BATCH_ROWS`] rows).
+pub const ORD_ROW_BITS: u32 = 16;
+/// Bits of a row's input ordinal given to the batch's position in its unit.
+pub const ORD_SEQ_BITS: u32 = 24;
+/// Most units a pack can read (the rest of the ordinal's 64 bits).
+pub const MAX_UNITS: usize = 1 << (64 - ORD_ROW_BITS - ORD_SEQ_BITS);
+const _: () = assert!(BATCH_ROWS <= 1 << ORD_ROW_BITS);
+
+/// A batch of projected rows: quantized coordinates first, then attributes.
+#[derive(Debug)]
+pub struct PointBatch {
+    /// `[_qx, _qy, attrs…]`, valid rows only.
+    pub batch: RecordBatch,
+    /// Hilbert key per row.
+    pub keys: Vec<u64>,
+    /// Input ordinal of the batch's first row: `unit`, batch sequence in the
+    /// unit and row packed so that ordinals follow input order. Row `r` of
+    /// the batch has ordinal `ordinal + r`; sorting by (key, ordinal) gives
+    /// the same order however the units were scheduled.
+    pub ordinal: u64,
+    /// Rows dropped for NaN / out-of-range coordinates.
+    pub dropped: u64,
+    /// CSV rows skipped because they did not parse.
+    pub bad_rows: u64,
+    /// Distinct values per string attribute (None once past [`CATEGORY_LIMIT`]).
+    pub distinct: Vec<(usize, Option<HashSet<String>>)>,
+}
+
+/// Read every input's schema, detect coordinates, check the inputs agree on
+/// their columns and list the units.
+pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestError> {
+    let mut units = Vec::new();
+    let mut rows_hint = Some(0u64);
+    let mut schemas: Vec<(PathBuf, SchemaRef)> = Vec::with_capacity(files.len());
+    let mut first_geo: Option<Option<String>> = None;
+    for path in files {
+        let format = Format::of(path).ok_or_else(|| IngestError::Format {
+            path: path.clone(),
+            message: "unknown file type".into(),
+        })?;
+        let (schema, geo_meta) = match format {
+            Format::Parquet => {
+                let file = open(path)?;
+                let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                    .map_err(|e| fmt_err(path, format!("not a readable Parquet file: {e}")))?;
+                let pq = meta.metadata().clone();
+                let geo_meta = pq.file_metadata().key_value_metadata().and_then(|kv| {
+                    kv.iter()
+                        .find(|k| k.key == "geo")
+                        .and_then(|k| k.value.clone())
+                });
+                for (i, rg) in pq.row_groups().iter().enumerate() {
+                    units.push(Unit {
+                        index: units.len(),
+                        path: path.clone(),
+                        format,
+                        row_group: Some(i),
+                        rows: Some(rg.num_rows() as u64),
+                        parquet: Some(meta.clone()),
+                    });
+                }
+                rows_hint = rows_hint.map(|r| r + pq.file_metadata().num_rows() as u64);
+                (meta.schema().clone(), geo_meta)
+            }
+            Format::Ipc => {
+                let reader = arrow_ipc::reader::FileReader::try_new(
+                    std::io::BufReader::new(open(path)?),
+                    None,
+                )
+                .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;
+                units.push(Unit {
+                    index: units.len(),
+                    path: path.clone(),
+                    format,
+                    row_group: None,
+                    rows: None,
+                    parquet: None,
+                });
+                rows_hint = None;
+                (reader.schema(), None)
+            }
+            Format::Csv => {
+                let schema = csv::infer_schema(path, options)?;
+                units.push(Unit {
+                    index: units.len(),
+                    path: path.clone(),
+                    format,
+                    row_group: None,
+                    rows: None,
+                    parquet: None,
+                });
+                rows_hint = None;
+                (schema, None)
+            }
+        };
+        check_unique_names(path, &schema)?;
+        first_geo.get_or_insert(geo_meta);
+        schemas.push((path.clone(), schema));
+    }
+    if units.len() > MAX_UNITS {
+        return Err(IngestError::Options(format!(
+            "{} input units (files and Parquet row groups); at most {MAX_UNITS} can be packed at once",
+            units.len()
+        )));
+    }
+    let (first_path, schema) = schemas.first().cloned().ok_or_else(|| {
+        IngestError::NoInput(files.iter().map(|f| f.display().to_string()).collect())
+    })?;
+    let coords = detect_coords(&schema, first_geo.flatten().as_deref(), options)?;
+    let coord_cols = coords.columns();
+    if let Some(cols) = &options.columns {
+        for c in cols {
+            if schema.field_with_name(c).is_err() {
+                return Err(IngestError::Options(format!(
+                    "--columns names {c:?}, which is not in the input (columns: {})",
+                    names_of(&schema)
+                )));
+            }
+        }
+    }
+    // Every input must have the same columns (in any order); their types are
+    // widened to one type per column (integers + floats → Float64, anything
+    // + text → text).
+    for (path, s) in &schemas[1..] {
+        let mut missing: Vec<&str> = Vec::new();
+        for f in schema.fields() {
+            if s.field_with_name(f.name()).is_err() {
+                missing.push(f.name());
+            }
+        }
+        let extra: Vec<&str> = s
+            .fields()
+            .iter()
+            .filter(|f| schema.field_with_name(f.name()).is_err())
+            .map(|f| f.name().as_str())
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            return Err(IngestError::Schema {
+                path: path.clone(),
+                message: format!(
+                    "columns differ from {}'s: missing {missing:?}, extra {extra:?}",
+                    first_path.display()
+                ),
+            });
+        }
+    }
+    let mut fields = Vec::new();
+    for f in schema.fields() {
+        if coord_cols.contains(&f.name().as_str()) || f.name() == QX || f.name() == QY {
+            continue;
+        }
+        if let Some(cols) = &options.columns {
+            if !cols.iter().any(|c| c == f.name()) {
+                continue;
+            }
+        }
+        let mut t = normalized_type(f.data_type());
+        for (path, s) in &schemas[1..] {
+            let other = normalized_type(s.field_with_name(f.name()).expect("checked").data_type());
+            t = widen(&t, &other).ok_or_else(|| IngestError::Schema {
+                path: path.clone(),
+                message: format!(
+                    "column {:?} is {other} here but {t} in {}",
+                    f.name(),
+                    first_path.display()
+                ),
+            })?;
+        }
+        fields.push(Field::new(f.name(), t, true));
+    }
+    Ok(Plan {
+        units,
+        coords,
+        attrs: Arc::new(Schema::new(fields)),
+        options: options.clone(),
+        rows_hint,
+    })
+}
+
+fn names_of(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_unique_names(path: &Path, schema: &Schema) -> Result<(), IngestError> {
+    let mut seen = HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().as_str()) {
+            return Err(IngestError::Schema {
+                path: path.to_path_buf(),
+                message: format!("column name {:?} appears more than once", f.name()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The type an attribute column is stored as.
+fn normalized_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::Dictionary(_, v) if v.is_string() => DataType::Utf8,
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Boolean => DataType::UInt8,
+        DataType::Float16 | DataType::Decimal32(..) | DataType::Decimal64(..) => DataType::Float64,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => DataType::Float64,
+        other => other.clone(),
+    }
+}
+
+/// One type both normalized types convert to without losing values, if any.
+fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    Some(match (a, b) {
+        _ if a == b => a.clone(),
+        (Null, t) | (t, Null) => t.clone(),
+        (x, y) if x.is_integer() && y.is_integer() => Int64,
+        (x, y) if x.is_numeric() && y.is_numeric() => Float64,
+        (Timestamp(_, tz), Timestamp(..)) => Timestamp(TimeUnit::Microsecond, tz.clone()),
+        (Utf8, t) | (t, Utf8) if t.is_primitive() => Utf8,
+        _ => return None,
+    })
+}
+
+const LON_NAMES: &[&str] = &["lon", "lng", "long", "longitude"];
+const LAT_NAMES: &[&str] = &["lat", "latitude"];
+
+fn find_one(schema: &Schema, names: &[&str], what: &str) -> Result<Option<String>, IngestError> {
+    let found: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|f| names.iter().any(|n| f.name().eq_ignore_ascii_case(n)))
+        .map(|f| f.name().clone())
+        .collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.into_iter().next()),
+        _ => Err(IngestError::Coordinates(format!(
+            "ambiguous {what} column: {found:?} all match; choose one with --lon/--lat or --x/--y"
+        ))),
+    }
+}
+
+fn detect_coords(
+    schema: &Schema,
+    geo_meta: Option<&str>,
+    o: &IngestOptions,
+) -> Result<CoordSource, IngestError> {
+    let has = |c: &str| schema.field_with_name(c).is_ok();
+    let check = |c: &String| -> Result<(), IngestError> {
+        if has(c) {
+            Ok(())
+        } else {
+            Err(IngestError::Coordinates(format!(
+                "coordinate column {c:?} is not in the input (columns: {})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    };
+    match (&o.lon, &o.lat, &o.x, &o.y) {
+        (Some(lon), Some(lat), None, None) => {
+            check(lon)?;
+            check(lat)?;
+            return Ok(CoordSource::Columns {
+                x: lon.clone(),
+                y: lat.clone(),
+                crs: Crs::Wgs84,
+            });
+        }
+        (None, None, Some(x), Some(y)) => {
+            check(x)?;
+            check(y)?;
+            return Ok(CoordSource::Columns {
+                x: x.clone(),
+                y: y.clone(),
+                crs: o.crs,
+            });
+        }
+        (None, None, None, None) => {}
+        _ => {
+            return Err(IngestError::Coordinates(
+                "give both --lon and --lat, or both --x and --y".into(),
+            ));
+        }
+    }
+    // GeoParquet names its geometry column and CRS.
+    if let Some(meta) = geo_meta {
+        if let Some(source) = geoparquet_source(schema, meta)? {
+            return Ok(source);
+        }
+    }
+    let lon = find_one(schema, LON_NAMES, "longitude")?;
+    let lat = find_one(schema, LAT_NAMES, "latitude")?;
+    if let (Some(x), Some(y)) = (lon.clone(), lat.clone()) {
+        return Ok(CoordSource::Columns {
+            x,
+            y,
+            crs: Crs::Wgs84,
+        });
+    }
+    let x = find_one(schema, &["x"], "x")?;
+    let y = find_one(schema, &["y"], "y")?;
+    if let (Some(x), Some(y)) = (x, y) {
+        return Ok(CoordSource::Columns { x, y, crs: o.crs });
+    }
+    if let Some(g) = find_one(schema, &["geometry", "geom"], "geometry")? {
+        return Ok(CoordSource::Geometry {
+            column: g,
+            crs: o.crs,
+        });
+    }
+    Err(IngestError::Coordinates(format!(
+        "no coordinate columns found (looked for lon/lat/longitude/latitude, x/y or geometry; \
+         columns: {}); name them with --lon/--lat or --x/--y",
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The coordinate source a GeoParquet `geo` metadata entry describes.
+fn geoparquet_source(schema: &Schema, meta: &str) -> Result<Option<CoordSource>, IngestError> {
+    let v: serde_json::Value = match serde_json::from_str(meta) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("ignoring invalid GeoParquet metadata: {e}");
+            return Ok(None);
+        }
+    };
+    let Some(col) = v.get("primary_column").and_then(|c| c.as_str()) else {
+        return Ok(None);
+    };
+    if schema.field_with_name(col).is_err() {
+        return Ok(None);
+    }
+    let spec = v.get("columns").and_then(|c| c.get(col));
+    let encoding = spec
+        .and_then(|c| c.get("encoding"))
+        .and_then(|e| e.as_str())
+        .unwrap_or("WKB");
+    if !matches!(encoding.to_ascii_lowercase().as_str(), "wkb" | "point") {
+        return Err(IngestError::Coordinates(format!(
+            "GeoParquet column {col:?} is encoded as {encoding:?}; only points (WKB or GeoArrow \"point\") can be packed"
+        )));
+    }
+    let types: Vec<&str> = spec
+        .and_then(|c| c.get("geometry_types"))
+        .and_then(|t| t.as_array())
+        .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    if !types.is_empty() && !types.iter().any(|t| t.starts_with("Point")) {
+        return Err(IngestError::Coordinates(format!(
+            "GeoParquet column {col:?} holds {types:?}; only Point geometries can be packed"
+        )));
+    }
+    // A missing `crs` means OGC:CRS84 (longitude/latitude); `null` means unknown.
+    let crs = match spec.and_then(|c| c.get("crs")) {
+        None => Crs::Wgs84,
+        Some(serde_json::Value::Null) => {
+            tracing::warn!(
+                "GeoParquet column {col:?} has an unknown CRS; reading it as longitude/latitude"
+            );
+            Crs::Wgs84
+        }
+        Some(c) => crs_of_projjson(c).ok_or_else(|| {
+            IngestError::Coordinates(format!(
+                "GeoParquet column {col:?} uses CRS {}, which Pointillist cannot read; \
+                 reproject to EPSG:4326 or EPSG:3857 first",
+                c.get("name")
+                    .and_then(|n| n.as_str())
+                    .map_or_else(|| c.to_string(), str::to_string)
+            ))
+        })?,
+    };
+    Ok(Some(CoordSource::Geometry {
+        column: col.to_string(),
+        crs,
+    }))
+}
+
+/// EPSG:4326 / OGC:CRS84 or EPSG:3857 from a PROJJSON object (or an
+/// "AUTHORITY:CODE" string, which some writers use).
+fn crs_of_projjson(c: &serde_json::Value) -> Option<Crs> {
+    let (authority, code) = match c {
+        serde_json::Value::String(s) => {
+            let (a, c) = s.split_once(':')?;
+            (a.to_string(), c.to_string())
+        }
+        serde_json::Value::Object(_) => {
+            let id = c.get("id")?;
+            let authority = id.get("authority")?.as_str()?.to_string();
+            let code = match id.get("code")? {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            (authority, code)
+        }
+        _ => return None,
+    };
+    match (authority.to_ascii_uppercase().as_str(), code.as_str()) {
+        ("EPSG", "4326") | ("OGC", "CRS84") => Some(Crs::Wgs84),
+        ("EPSG", "3857") | ("EPSG", "900913") => Some(Crs::WebMercator),
+        _ => None,
+    }
+}
+
+fn open(path: &Path) -> Result<File, IngestError> {
+    File::open(path).map_err(|source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn fmt_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
+    IngestError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Read one unit, calling `sink` with each projected batch.
+pub fn read_unit(
+    plan: &Plan,
+    unit: &Unit,
+    sink: &mut dyn FnMut(PointBatch) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    let path = &unit.path;
+    let mut seq = 0u64;
+    // Batches are cut to at most BATCH_ROWS rows so each row's ordinal fits.
+    let mut emit = |batch: &RecordBatch, bad: u64| -> Result<(), IngestError> {
+        let mut offset = 0;
+        let mut bad = bad;
+        loop {
+            let len = (batch.num_rows() - offset).min(BATCH_ROWS);
+            if seq >= 1 << ORD_SEQ_BITS {
+                return Err(fmt_err(path, "too many batches in one input unit"));
+            }
+            let ordinal =
+                ((unit.index as u64) << (ORD_SEQ_BITS + ORD_ROW_BITS)) | (seq << ORD_ROW_BITS);
+            seq += 1;
+            sink(project(
+                plan,
+                path,
+                &batch.slice(offset, len),
+                bad,
+                ordinal,
+            )?)?;
+            bad = 0;
+            offset += len;
+            if offset >= batch.num_rows() {
+                return Ok(());
+            }
+        }
+    };
+    match unit.format {
+        Format::Parquet => {
+            let file = open(path)?;
+            let builder = match &unit.parquet {
+                Some(meta) => {
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+                }
+                None => {
+                    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fmt_err(path, e))?
+                }
+            };
+            let keep: Vec<usize> = builder
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    plan.attrs.field_with_name(f.name()).is_ok()
+                        || plan.coords.columns().contains(&f.name().as_str())
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
+            let reader = builder
+                .with_row_groups(vec![unit.row_group.unwrap_or(0)])
+                .with_projection(mask)
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| fmt_err(path, e))?;
+            for batch in reader {
+                emit(&batch.map_err(|e| fmt_err(path, e))?, 0)?;
+            }
+        }
+        Format::Ipc => {
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(open(path)?), None)
+                    .map_err(|e| fmt_err(path, e))?;
+            for batch in reader {
+                emit(&batch.map_err(|e| fmt_err(path, e))?, 0)?;
+            }
+        }
+        Format::Csv => {
+            csv::read(plan, path, &mut |batch, bad| emit(&batch, bad))?;
+        }
+    }
+    Ok(())
+}
+
+/// Project a raw input batch: positions → quantized Web Mercator + Hilbert
+/// keys, invalid rows dropped, attributes normalized.
+pub fn project(
+    plan: &Plan,
+    path: &Path,
+    batch: &RecordBatch,
+    bad_rows: u64,
+    ordinal: u64,
+) -> Result<PointBatch, IngestError> {
+    let n = batch.num_rows();
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| IngestError::Schema {
+                path: path.to_path_buf(),
+                message: format!("column {name:?} is missing"),
+            })
+    };
+    let (xs, ys, crs) = match &plan.coords {
+        CoordSource::Columns { x, y, crs } => {
+            (to_f64(path, &col(x)?)?, to_f64(path, &col(y)?)?, *crs)
+        }
+        CoordSource::Geometry { column, crs } => {
+            let (xs, ys) = geom::points(&col(column)?)
+                .map_err(|m| fmt_err(path, format!("column {column:?}: {m}")))?;
+            (xs, ys, *crs)
+        }
+    };
+    let mut keep = Vec::with_capacity(n);
+    let mut qxs = Vec::with_capacity(n);
+    let mut qys = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let (x, y) = (xs[i], ys[i]);
+        let m = match crs {
+            Crs::Wgs84 if geo::lnglat_in_range(x, y) => Some(geo::lnglat_to_meters(x, y)),
+            Crs::WebMercator if geo::meters_in_range(x, y) => Some((x, y)),
+            _ => None,
+        };
+        if let Some((mx, my)) = m {
+            let (qx, qy) = geo::quantize(mx, my);
+            keep.push(i as u32);
+            qxs.push(qx);
+            qys.push(qy);
+            keys.push(geo::hilbert(qx, qy));
+        }
+    }
+    let dropped = (n - keep.len()) as u64;
+    let take_idx = UInt32Array::from(keep);
+    let all_kept = take_idx.len() == n;
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from(qxs)),
+        Arc::new(UInt32Array::from(qys)),
+    ];
+    let mut distinct = Vec::new();
+    for (ai, f) in plan.attrs.fields().iter().enumerate() {
+        let a = col(f.name())?;
+        let a = if a.data_type() == f.data_type() {
+            a
+        } else {
+            // Types only widen (see `widen`), so a value that does not
+            // convert is an error rather than a silent null.
+            let strict = arrow_cast::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow_cast::cast_with_options(&a, f.data_type(), &strict).map_err(|e| {
+                IngestError::Schema {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "column {:?}: cannot convert {} to {}: {e}",
+                        f.name(),
+                        a.data_type(),
+                        f.data_type()
+                    ),
+                }
+            })?
+        };
+        let a = if all_kept {
+            a
+        } else {
+            arrow_select::take::take(&a, &take_idx, None).map_err(|e| fmt_err(path, e))?
+        };
+        if f.data_type() == &DataType::Utf8 {
+            let mut set = HashSet::new();
+            let mut over = false;
+            for v in a.as_string::<i32>().iter().flatten() {
+                if !set.contains(v) {
+                    if set.len() >= CATEGORY_LIMIT {
+                        over = true;
+                        break;
+                    }
+                    set.insert(v.to_string());
+                }
+            }
+            distinct.push((ai, if over { None } else { Some(set) }));
+        }
+        columns.push(a);
+    }
+    let mut fields = vec![
+        Arc::new(Field::new(QX, DataType::UInt32, false)),
+        Arc::new(Field::new(QY, DataType::UInt32, false)),
+    ];
+    fields.extend(plan.attrs.fields().iter().cloned());
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| fmt_err(path, e))?;
+    Ok(PointBatch {
+        batch,
+        keys,
+        ordinal,
+        dropped,
+        bad_rows,
+        distinct,
+    })
+}
+
+fn to_f64(path: &Path, a: &ArrayRef) -> Result<Vec<f64>, IngestError> {
+    let f = arrow_cast::cast(a, &DataType::Float64)
+        .map_err(|e| fmt_err(path, format!("coordinates: {e}")))?;
+    let f = f.as_primitive::<arrow_array::types::Float64Type>();
+    Ok((0..f.len())
+        .map(|i| if f.is_null(i) { f64::NAN } else { f.value(i) })
+        .collect())
+}

@@ -1,0 +1,560 @@
+//! The `pointillist` command line.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use pointillist::datagen::{DemoKind, GenOptions};
+use pointillist::geo::{MercatorBox, TileId};
+use pointillist::ingest::{Crs, IngestOptions};
+use pointillist::pack::{self, PackOptions};
+use pointillist::query::{Agg, Filter, View};
+use pointillist::render::{self, Scale, Style};
+use pointillist::server::ServerConfig;
+use pointillist::shade::{self, Colormap, How};
+use pointillist::store::{ColumnKind, Dataset};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "pointillist",
+    version,
+    about = "Turn millions of map points into coloured raster tiles, fast."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a realistic demo dataset as Parquet (towers: OpenCelliD-like; ais: vessel positions).
+    Gen {
+        /// towers or ais.
+        kind: String,
+        /// Rows to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Random seed (same seed, same file).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output Parquet file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Pack point files (Parquet, GeoParquet, Arrow IPC, CSV) into a dataset.
+    Pack(PackArgs),
+    /// Describe a packed dataset.
+    Info {
+        /// Dataset directory.
+        dir: PathBuf,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a tile or a viewport to PNG, or its raw aggregate to .npy / .json.
+    Render(RenderArgs),
+    /// Serve packed datasets over HTTP: tiles, histograms, the explorer.
+    Serve(ServeArgs),
+    /// Generate and pack the demo towers dataset if missing, then serve it.
+    Demo {
+        /// Where the demo data lives.
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        /// Rows of demo towers to generate.
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// Dataset directory.
+    dir: PathBuf,
+    /// An XYZ tile: z/x/y.
+    #[arg(long, conflicts_with = "bbox")]
+    tile: Option<String>,
+    /// A viewport: minlon,minlat,maxlon,maxlat (degrees).
+    #[arg(long, requires_all = ["width", "height"], allow_hyphen_values = true)]
+    bbox: Option<String>,
+    /// Viewport width in pixels.
+    #[arg(long)]
+    width: Option<u32>,
+    /// Viewport height in pixels.
+    #[arg(long)]
+    height: Option<u32>,
+    /// Tile size (256 or 512).
+    #[arg(long, default_value_t = 256)]
+    tile_size: u32,
+    /// count, any, sum:COL, mean:COL, min:COL, max:COL, std:COL, var:COL, count_cat:COL, by:CAT:sum:COL, by:CAT:mean:COL.
+    #[arg(long, default_value = "count")]
+    agg: String,
+    /// linear, log, cbrt or eq_hist.
+    #[arg(long)]
+    how: Option<String>,
+    /// Colormap name, a colour, or comma-separated hex colours.
+    #[arg(long)]
+    cmap: Option<String>,
+    /// Category colours (hex list or LABEL:COLOUR pairs).
+    #[arg(long)]
+    color_key: Option<String>,
+    /// Colour scale min,max (not with eq_hist).
+    #[arg(long)]
+    span: Option<String>,
+    /// Spread points by N pixels.
+    #[arg(long)]
+    spread: Option<u32>,
+    /// Background colour.
+    #[arg(long)]
+    background: Option<String>,
+    /// Colour scale of a tile: zoom (seamless, default) or tile.
+    #[arg(long)]
+    scale: Option<String>,
+    /// COL:MIN..MAX or COL:in:A,B (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    filter: Vec<String>,
+    /// Output: .png, .npy or .json.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Render N times and print median timings (aggregate, shade, PNG) as JSON.
+    #[arg(long, default_value_t = 0)]
+    timings: usize,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Dataset directories, or catalog directories holding datasets.
+    dirs: Vec<PathBuf>,
+    /// TOML config file (see README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    bind: Option<std::net::SocketAddr>,
+    /// Tile cache size in MiB (0 disables it).
+    #[arg(long)]
+    cache_mb: Option<u64>,
+    /// Request deadline in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// Input files, directories or glob patterns.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Output dataset directory.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Longitude column (default: detected).
+    #[arg(long)]
+    lon: Option<String>,
+    /// Latitude column (default: detected).
+    #[arg(long)]
+    lat: Option<String>,
+    /// X column (use with --y; degrees unless --crs 3857).
+    #[arg(long)]
+    x: Option<String>,
+    /// Y column.
+    #[arg(long)]
+    y: Option<String>,
+    /// CRS of --x/--y or of a geometry column: 4326 (degrees) or 3857 (Web Mercator metres).
+    #[arg(long, default_value = "4326")]
+    crs: u32,
+    /// Attribute columns to keep, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Rows per partition.
+    #[arg(long, default_value_t = pack::DEFAULT_PARTITION_ROWS)]
+    partition_rows: usize,
+    /// Memory for buffered rows before sorted runs spill to disk, e.g. 1536M or 4G.
+    #[arg(long, default_value = "1536M", value_parser = parse_bytes)]
+    memory_limit: u64,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    force: bool,
+    /// Fail on the first CSV row that does not parse (default: skip and count).
+    #[arg(long)]
+    strict: bool,
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = s[i..].to_ascii_uppercase();
+            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("unknown unit in {s:?} (use K, M, G)")),
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {s:?}"))?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(format!("size must be positive: {s:?}"));
+    }
+    Ok((v * mult as f64) as u64)
+}
+
+fn main() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Gen {
+            kind,
+            rows,
+            seed,
+            out,
+        } => {
+            let kind: DemoKind = kind.parse()?;
+            let mut o = GenOptions::new(kind, rows, out);
+            o.seed = seed;
+            let r = pointillist::datagen::generate(&o).context("gen failed")?;
+            println!(
+                "generated {} {kind} rows in {:.2}s ({:.0} rows/s) → {}",
+                r.rows,
+                r.seconds,
+                r.rows as f64 / r.seconds.max(1e-9),
+                o.out.display()
+            );
+        }
+        Command::Render(a) => render_cmd(a)?,
+        Command::Serve(a) => {
+            let mut config = match &a.config {
+                Some(p) => ServerConfig::from_file(p).map_err(anyhow::Error::msg)?,
+                None => ServerConfig::default(),
+            };
+            config.datasets.extend(a.dirs);
+            if let Some(b) = a.bind {
+                config.bind = b;
+            }
+            if let Some(c) = a.cache_mb {
+                config.cache_mb = c;
+            }
+            if let Some(t) = a.timeout_ms {
+                config.timeout_ms = t;
+            }
+            if config.datasets.is_empty() {
+                anyhow::bail!(
+                    "no datasets: pass dataset directories or set `datasets` in the config"
+                );
+            }
+            serve(config)?;
+        }
+        Command::Demo { dir, rows, bind } => {
+            let ds = dir.join("towers");
+            if !ds.join(pointillist::store::MANIFEST_FILE).is_file() {
+                std::fs::create_dir_all(&dir)?;
+                let parquet = dir.join("towers.parquet");
+                if !parquet.is_file() {
+                    let mut o = GenOptions::new(DemoKind::Towers, rows, &parquet);
+                    o.seed = 42;
+                    let r = pointillist::datagen::generate(&o).context("generating demo towers")?;
+                    println!("generated {} demo towers in {:.1}s", r.rows, r.seconds);
+                }
+                let mut o = PackOptions::new(vec![parquet.display().to_string()], &ds);
+                o.progress = std::io::stderr().is_terminal();
+                o.force = true;
+                let r = pack::pack(&o).context("packing demo towers")?;
+                println!("packed {} rows in {:.1}s", r.rows, r.seconds);
+            }
+            let config = ServerConfig {
+                bind,
+                datasets: vec![ds],
+                ..ServerConfig::default()
+            };
+            println!("explorer: http://{bind}/");
+            serve(config)?;
+        }
+        Command::Pack(a) => {
+            let crs = match a.crs {
+                4326 => Crs::Wgs84,
+                3857 => Crs::WebMercator,
+                other => anyhow::bail!("unsupported --crs {other}: use 4326 or 3857"),
+            };
+            let mut o = PackOptions::new(a.inputs, a.out);
+            o.ingest = IngestOptions {
+                lon: a.lon,
+                lat: a.lat,
+                x: a.x,
+                y: a.y,
+                crs,
+                columns: a.columns,
+                strict: a.strict,
+            };
+            o.partition_rows = a.partition_rows;
+            o.memory_limit = a.memory_limit;
+            o.force = a.force;
+            o.progress = std::io::stderr().is_terminal();
+            let r = pack::pack(&o).context("pack failed")?;
+            println!(
+                "packed {} rows into {} partitions in {:.2}s ({:.0} rows/s); dropped {} rows with NaN/out-of-range coordinates, skipped {} unparseable rows",
+                r.rows,
+                r.partitions,
+                r.seconds,
+                r.rows as f64 / r.seconds.max(1e-9),
+                r.dropped,
+                r.bad_rows
+            );
+        }
+        Command::Info { dir, json } => {
+            let t = std::time::Instant::now();
+            let ds =
+                Dataset::open(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
+            let open_ms = t.elapsed().as_secs_f64() * 1e3;
+            if json {
+                emit(&(serde_json::to_string_pretty(&ds.manifest)? + "\n"))?;
+            } else {
+                emit(&format_info(&ds, open_ms))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn format_info(ds: &Dataset, open_ms: f64) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let m = &ds.manifest;
+    let b = m.bounds.lnglat;
+    let _ = writeln!(o, "dataset     {}", m.name);
+    let _ = writeln!(
+        o,
+        "rows        {} ({} dropped at pack time)",
+        m.rows, m.dropped_rows
+    );
+    let _ = writeln!(
+        o,
+        "bounds      west {:.5} south {:.5} east {:.5} north {:.5}",
+        b[0], b[1], b[2], b[3]
+    );
+    let _ = writeln!(
+        o,
+        "partitions  {} (opened in {open_ms:.2} ms)",
+        m.partitions.len()
+    );
+    let _ = writeln!(
+        o,
+        "data        {} bytes, format v{}, packed {}",
+        m.data_bytes, m.version, m.created
+    );
+    let _ = writeln!(o, "columns:");
+    for c in &m.columns {
+        let s = &c.stats;
+        let range = match c.kind {
+            ColumnKind::Numeric => format!(
+                "min {} max {} mean {:.4} std {:.4}",
+                s.min.unwrap_or(f64::NAN),
+                s.max.unwrap_or(f64::NAN),
+                s.mean.unwrap_or(f64::NAN),
+                s.std.unwrap_or(f64::NAN)
+            ),
+            ColumnKind::Temporal => {
+                let t = |v: Option<f64>| {
+                    v.and_then(|v| chrono::DateTime::from_timestamp_micros(v as i64))
+                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default()
+                };
+                format!("from {} to {}", t(s.min), t(s.max))
+            }
+            ColumnKind::Categorical => c
+                .categories
+                .iter()
+                .zip(&s.category_counts)
+                .map(|(l, n)| format!("{l}={n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<12} {:<28} nulls {:<8} {}",
+            c.name,
+            format!("{:?}", c.kind).to_lowercase(),
+            c.arrow_type,
+            s.nulls,
+            range
+        );
+    }
+    o
+}
+
+fn serve(config: ServerConfig) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(pointillist::server::serve(config))?;
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn render_cmd(a: RenderArgs) -> Result<()> {
+    let ds = Dataset::open(&a.dir).with_context(|| format!("cannot open {}", a.dir.display()))?;
+    let m = &ds.manifest;
+    let agg = Agg::parse(&a.agg)?;
+    agg.validate(m)?;
+    let filters: Vec<Filter> = a
+        .filter
+        .iter()
+        .map(|f| Filter::parse(f, m))
+        .collect::<Result<_, _>>()?;
+    let view = match (&a.tile, &a.bbox) {
+        (Some(t), None) => {
+            let p: Vec<&str> = t.split('/').collect();
+            let parse = |s: &str| {
+                s.parse::<u64>()
+                    .map_err(|_| anyhow::anyhow!("--tile must be z/x/y, got {t:?}"))
+            };
+            anyhow::ensure!(p.len() == 3, "--tile must be z/x/y, got {t:?}");
+            let tile = TileId::new(parse(p[0])? as u32, parse(p[1])?, parse(p[2])?)?;
+            View::tile(tile, a.tile_size)?
+        }
+        (None, Some(b)) => {
+            let v: Vec<f64> = b
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| anyhow::anyhow!("--bbox must be minlon,minlat,maxlon,maxlat"))?;
+            anyhow::ensure!(v.len() == 4, "--bbox must be minlon,minlat,maxlon,maxlat");
+            let bbox = MercatorBox::from_lnglat(v[0], v[1], v[2], v[3]);
+            View::viewport(bbox, a.width.unwrap_or(256), a.height.unwrap_or(256))?
+        }
+        _ => anyhow::bail!("give either --tile z/x/y or --bbox with --width and --height"),
+    };
+    let mut style = Style::default();
+    if let Some(h) = &a.how {
+        style.shade.how = h.parse::<How>()?;
+    }
+    if let Some(c) = &a.cmap {
+        style.shade.cmap = if c.contains(',') || c.starts_with('#') {
+            Colormap::from_hex_list(c)?
+        } else {
+            Colormap::named(c)?
+        };
+    }
+    if let Some(k) = &a.color_key {
+        let key: Vec<[u8; 3]> = k
+            .split(',')
+            .map(shade::parse_color)
+            .collect::<Result<_, _>>()?;
+        style.color_key = Some(key);
+    }
+    if let Some(s) = &a.span {
+        let v: Vec<f64> = s
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("--span must be min,max"))?;
+        anyhow::ensure!(v.len() == 2 && v[0] <= v[1], "--span must be min,max");
+        style.shade.span = Some((v[0], v[1]));
+    }
+    style.spread = a.spread.unwrap_or(0);
+    if let Some(b) = &a.background {
+        style.background = Some(shade::parse_color(b)?);
+    }
+    if let Some(s) = &a.scale {
+        style.scale = s.parse::<Scale>().map_err(anyhow::Error::msg)?;
+    }
+    let ext = a
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        matches!(ext.as_str(), "png" | "npy" | "json"),
+        "--out must end in .png, .npy or .json"
+    );
+    let norm_for = |style: &Style| -> Result<Option<shade::Normalization>> {
+        match view {
+            View::Tile { tile, size } if style.scale == Scale::Zoom => {
+                let stats = pointillist::raster::pyramid::zoom_stats(
+                    &ds, tile.z, size, &agg, &filters, None,
+                )?;
+                Ok(render::zoom_normalization(&stats, &agg, style)?)
+            }
+            _ => Ok(None),
+        }
+    };
+    let bytes = match ext.as_str() {
+        "png" => {
+            let norm = norm_for(&style)?;
+            let r = render::render(&ds, &view, &agg, &filters, &style, norm.as_ref(), None)?;
+            shade::encode_png(&r.image)?
+        }
+        "npy" => pointillist::raster::npy::to_npy(
+            &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
+        ),
+        _ => serde_json::to_vec(&pointillist::raster::npy::to_json(
+            &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
+        ))?,
+    };
+    let tmp = a
+        .out
+        .with_extension(format!("{ext}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    if a.timings > 0 {
+        let (mut ta, mut ts, mut tp, mut tz) = (vec![], vec![], vec![], vec![]);
+        let mut rows = 0;
+        for _ in 0..a.timings {
+            let t0 = std::time::Instant::now();
+            let norm = norm_for(&style)?;
+            let t1 = std::time::Instant::now();
+            let agg_r = pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?;
+            let t2 = std::time::Instant::now();
+            let img = render::shade_grid(&agg_r.grid, &agg, &style, norm.as_ref())?;
+            let t3 = std::time::Instant::now();
+            let png = shade::encode_png(&img)?;
+            let t4 = std::time::Instant::now();
+            std::hint::black_box(png);
+            rows = agg_r.rows_scanned;
+            tz.push((t1 - t0).as_secs_f64() * 1e3);
+            ta.push((t2 - t1).as_secs_f64() * 1e3);
+            ts.push((t3 - t2).as_secs_f64() * 1e3);
+            tp.push((t4 - t3).as_secs_f64() * 1e3);
+        }
+        let (z, ag, sh, pn) = (median(tz), median(ta), median(ts), median(tp));
+        println!(
+            "{}",
+            serde_json::json!({"runs": a.timings, "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
+        );
+    }
+    Ok(())
+}
+
+/// Write to stdout; a closed pipe (`pointillist info --json | head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}

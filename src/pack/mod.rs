@@ -1,0 +1,726 @@
+//! `pack`: read inputs, project to Web Mercator, sort along the Hilbert curve
+//! (in memory, or by external merge sort when the input exceeds the memory
+//! limit), cut partitions with zone maps and write the dataset atomically.
+
+mod stats;
+mod writer;
+
+use crate::ingest::{self, IngestError, IngestOptions, PointBatch};
+use crate::store::{MANIFEST_FILE, QX, QY};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+pub use writer::PartitionWriter;
+
+/// Default rows per partition.
+pub const DEFAULT_PARTITION_ROWS: usize = 262_144;
+/// Default memory budget for buffered rows before spilling sorted runs.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1536 << 20;
+/// Name of the Hilbert key column in spilled runs.
+const KEY: &str = "_h";
+/// Name of the input-ordinal column in spilled runs (breaks key ties).
+const ORD: &str = "_ord";
+
+/// Why a pack failed. Nothing is left at the output path in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// Reading the inputs failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The output exists and `--force` was not given.
+    #[error("{0} already exists; pass --force to replace it")]
+    Exists(PathBuf),
+    /// Every input row was dropped.
+    #[error(
+        "no rows with valid coordinates ({dropped} dropped for NaN or out-of-range coordinates, {bad} unparseable)"
+    )]
+    NoRows {
+        /// Rows dropped.
+        dropped: u64,
+        /// Rows that did not parse.
+        bad: u64,
+    },
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Arrow failed to build or write data.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A bad option.
+    #[error("{0}")]
+    Options(String),
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
+    move |source| PackError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Options of `pointillist pack`.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    /// Input files, directories or globs.
+    pub inputs: Vec<String>,
+    /// Output dataset directory.
+    pub out: PathBuf,
+    /// How inputs are read.
+    pub ingest: IngestOptions,
+    /// Rows per partition.
+    pub partition_rows: usize,
+    /// Bytes of buffered rows before a sorted run is spilled to disk.
+    pub memory_limit: u64,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Draw progress bars (on a terminal).
+    pub progress: bool,
+}
+
+impl PackOptions {
+    /// Options with defaults for everything but inputs and output.
+    pub fn new(inputs: Vec<String>, out: impl Into<PathBuf>) -> Self {
+        PackOptions {
+            inputs,
+            out: out.into(),
+            ingest: IngestOptions::default(),
+            partition_rows: DEFAULT_PARTITION_ROWS,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            force: false,
+            progress: false,
+        }
+    }
+}
+
+/// What a pack did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PackReport {
+    /// Rows written.
+    pub rows: u64,
+    /// Rows dropped for NaN / out-of-range coordinates.
+    pub dropped: u64,
+    /// CSV rows skipped because they did not parse.
+    pub bad_rows: u64,
+    /// Partitions written.
+    pub partitions: usize,
+    /// Sorted runs spilled to disk (0 when the input fit in memory).
+    pub spilled_runs: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The temporary directory a pack writes into, next to the output. Unless
+/// the pack commits, dropping it deletes the directory and any parent
+/// directories the pack created, so a failed pack leaves nothing behind.
+struct Staging {
+    path: PathBuf,
+    /// Directories created for the output's parent, deepest first.
+    created: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Staging {
+    /// Create `parent/{prefix}{pid}-{nanos}`, and `parent` itself if needed.
+    fn create(parent: &Path, prefix: &str) -> Result<Staging, PackError> {
+        let mut created = Vec::new();
+        let mut p = parent.to_path_buf();
+        while !p.as_os_str().is_empty() && !p.exists() {
+            created.push(p.clone());
+            match p.parent() {
+                Some(q) => p = q.to_path_buf(),
+                None => break,
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut stage = Staging {
+            path: parent.join(format!("{prefix}{}-{nanos}", std::process::id())),
+            created,
+            committed: false,
+        };
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        if let Err(e) = std::fs::create_dir(&stage.path) {
+            // Nothing to delete but the parents.
+            let path = std::mem::take(&mut stage.path);
+            return Err(io(&path)(e));
+        }
+        Ok(stage)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+        for d in &self.created {
+            // Only empty directories: another process may have used them since.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Whether process `pid` is running. Only Linux can tell (through /proc);
+/// elsewhere every process counts as running, so nothing is cleaned up.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Remove temporary directories (and set-aside old datasets) left by packs
+/// of the same output that were killed: their owner process no longer exists.
+fn clean_stale(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !process_alive(pid) {
+                tracing::info!(path = %e.path().display(), "removing stale temporary pack directory");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Whether `dir` may be replaced by `--force`: an existing dataset (it has
+/// a manifest) or an empty directory. Anything else is refused, so a typo
+/// in `--out` cannot delete an unrelated directory.
+fn replaceable(dir: &Path) -> bool {
+    dir.join(MANIFEST_FILE).is_file()
+        || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// Rows buffered in memory before a sort.
+#[derive(Default)]
+struct Buffer {
+    batches: Vec<RecordBatch>,
+    keys: Vec<Vec<u64>>,
+    /// Input ordinal of each batch's first row.
+    ordinals: Vec<u64>,
+    bytes: u64,
+    rows: u64,
+}
+
+impl Buffer {
+    fn push(&mut self, b: PointBatch) {
+        self.bytes += b.batch.get_array_memory_size() as u64 + 8 * b.keys.len() as u64;
+        self.rows += b.keys.len() as u64;
+        self.batches.push(b.batch);
+        self.keys.push(b.keys);
+        self.ordinals.push(b.ordinal);
+    }
+
+    /// Put the batches in input order. Readers deliver batches in whatever
+    /// order the threads finish them; sorting by ordinal first makes the row
+    /// order below depend on the inputs only.
+    fn into_input_order(self) -> Self {
+        let mut all: Vec<(u64, RecordBatch, Vec<u64>)> = self
+            .ordinals
+            .into_iter()
+            .zip(self.batches)
+            .zip(self.keys)
+            .map(|((o, b), k)| (o, b, k))
+            .collect();
+        all.sort_unstable_by_key(|t| t.0);
+        let mut out = Buffer {
+            bytes: self.bytes,
+            rows: self.rows,
+            ..Buffer::default()
+        };
+        for (o, b, k) in all {
+            out.ordinals.push(o);
+            out.batches.push(b);
+            out.keys.push(k);
+        }
+        out
+    }
+
+    /// Order of all buffered rows along the curve, as (key, batch, row).
+    /// With the batches in input order, ties on the key are broken by input
+    /// position, the same tie-break as the merge of spilled runs.
+    fn sorted(&self) -> Vec<(u64, u32, u32)> {
+        debug_assert!(self.ordinals.is_sorted());
+        let mut order: Vec<(u64, u32, u32)> = Vec::with_capacity(self.rows as usize);
+        for (b, keys) in self.keys.iter().enumerate() {
+            order.extend(
+                keys.iter()
+                    .enumerate()
+                    .map(|(r, &k)| (k, b as u32, r as u32)),
+            );
+        }
+        order.par_sort_unstable();
+        order
+    }
+}
+
+/// Pack inputs into a dataset directory.
+///
+/// The dataset is written to a temporary directory next to `out` and renamed
+/// into place at the end, so `out` holds either the old state or the complete
+/// new dataset; a failed or killed pack leaves no dataset at `out`, and a
+/// killed pack's temporary directory is removed by the next pack of `out`.
+pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
+    let start = Instant::now();
+    if opts.partition_rows == 0 {
+        return Err(PackError::Options(
+            "--partition-rows must be at least 1".into(),
+        ));
+    }
+    let out = &opts.out;
+    check_out(out, opts.force)?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .ok_or_else(|| PackError::Options(format!("bad output path {}", out.display())))?;
+    let files = ingest::expand_inputs(&opts.inputs)?;
+    let plan = ingest::plan(&files, &opts.ingest)?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!(".{name}.tmp-");
+    clean_stale(&parent, &prefix);
+    let mut stage = Staging::create(&parent, &prefix)?;
+    tracing::info!(files = files.len(), units = plan.units.len(), coords = ?plan.coords, "packing");
+
+    let bar = progress_bar(opts.progress, plan.rows_hint, "reading");
+    // Readers run on their own pool: the main thread's spill sorts use the
+    // global pool, which must not be filled with readers blocked on the channel.
+    let threads = rayon::current_num_threads();
+    let readers = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("pack-reader-{i}"))
+        .build()
+        .map_err(|e| PackError::Options(e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<PointBatch>(threads * 2);
+    let mut buffer = Buffer::default();
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let mut spilled_rows = 0u64;
+    let (mut dropped, mut bad) = (0u64, 0u64);
+    let ncols = plan.attrs.fields().len();
+    let mut distinct: Vec<Option<Option<HashSet<String>>>> = vec![None; ncols];
+    let consumed: Result<(), PackError> = std::thread::scope(|s| {
+        let plan = &plan;
+        let producer = s.spawn(move || {
+            readers.install(|| {
+                plan.units.par_iter().try_for_each(|u| {
+                    let tx = tx.clone();
+                    ingest::read_unit(plan, u, &mut |b| {
+                        tx.send(b).map_err(|_| IngestError::Aborted)
+                    })
+                })
+            })
+        });
+        let mut result = Ok(());
+        for b in rx.iter() {
+            bar.inc(b.keys.len() as u64 + b.dropped + b.bad_rows);
+            dropped += b.dropped;
+            bad += b.bad_rows;
+            for (ci, set) in &b.distinct {
+                let slot = &mut distinct[*ci];
+                *slot = match (slot.take(), set) {
+                    (None, s) => Some(s.clone()),
+                    (Some(None), _) | (Some(Some(_)), None) => Some(None),
+                    (Some(Some(mut acc)), Some(s)) => {
+                        acc.extend(s.iter().cloned());
+                        Some((acc.len() <= ingest::CATEGORY_LIMIT).then_some(acc))
+                    }
+                };
+            }
+            buffer.push(b);
+            if buffer.bytes >= opts.memory_limit {
+                let path = stage.path.join(format!("run-{}.arrow", runs.len()));
+                let full = std::mem::take(&mut buffer).into_input_order();
+                if let Err(e) = spill(&full, &path) {
+                    result = Err(e);
+                    break;
+                }
+                spilled_rows += full.rows;
+                runs.push(path);
+            }
+        }
+        drop(rx);
+        match producer.join() {
+            // A reader error explains an early stop better than `Aborted`.
+            Ok(Err(IngestError::Aborted)) => result,
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(())) => result,
+            Err(_) => Err(PackError::Options("an input reader panicked".into())),
+        }
+    });
+    consumed?;
+    bar.finish_and_clear();
+    let buffer = buffer.into_input_order();
+    let total_rows: u64 = buffer.rows + spilled_rows;
+    if total_rows == 0 {
+        return Err(PackError::NoRows { dropped, bad });
+    }
+    if dropped > 0 || bad > 0 {
+        tracing::warn!(
+            dropped,
+            bad_rows = bad,
+            "rows skipped: NaN/out-of-range coordinates (dropped) or unparseable (bad)"
+        );
+    }
+
+    // Low-cardinality string columns become dictionaries with sorted labels.
+    let categories: Vec<Option<Vec<String>>> = distinct
+        .into_iter()
+        .map(|d| {
+            d.flatten().map(|set| {
+                let sorted: BTreeSet<String> = set.into_iter().collect();
+                sorted.into_iter().collect()
+            })
+        })
+        .collect();
+    let in_schema = batch_schema(&plan.attrs);
+    let mut writer = PartitionWriter::create(&stage.path, &in_schema, &categories)?;
+    let bar = progress_bar(opts.progress, Some(total_rows), "writing");
+    let spilled_runs = if runs.is_empty() {
+        let order = buffer.sorted();
+        let keys: Vec<u64> = order.iter().map(|o| o.0).collect();
+        for (chunk, ks) in order
+            .chunks(opts.partition_rows)
+            .zip(keys.chunks(opts.partition_rows))
+        {
+            let idx: Vec<(usize, usize)> = chunk
+                .iter()
+                .map(|&(_, b, r)| (b as usize, r as usize))
+                .collect();
+            writer.write(&buffer.batches, &idx, ks)?;
+            bar.inc(chunk.len() as u64);
+        }
+        drop(buffer);
+        0
+    } else {
+        if buffer.rows > 0 {
+            let path = stage.path.join(format!("run-{}.arrow", runs.len()));
+            spill(&buffer, &path)?;
+            runs.push(path);
+        }
+        drop(buffer);
+        merge(&runs, opts.partition_rows, &mut writer, &bar)?;
+        for r in &runs {
+            let _ = std::fs::remove_file(r);
+        }
+        runs.len()
+    };
+    bar.finish_and_clear();
+    let manifest = writer.finish(
+        &name,
+        dropped,
+        files.iter().map(|f| f.display().to_string()).collect(),
+    )?;
+    let mpath = stage.path.join(MANIFEST_FILE);
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
+    write_synced(&mpath, &json)?;
+    sync_dir(&stage.path);
+    commit(&mut stage, out, opts.force)?;
+    let seconds = start.elapsed().as_secs_f64();
+    tracing::info!(
+        rows = manifest.rows,
+        partitions = manifest.partitions.len(),
+        spilled_runs,
+        seconds = format!("{seconds:.2}"),
+        rows_per_s = format!("{:.0}", manifest.rows as f64 / seconds),
+        "packed {}",
+        out.display()
+    );
+    Ok(PackReport {
+        rows: manifest.rows,
+        dropped,
+        bad_rows: bad,
+        partitions: manifest.partitions.len(),
+        spilled_runs,
+        seconds,
+    })
+}
+
+/// Refuse an output that exists, unless `force` and it is replaceable.
+fn check_out(out: &Path, force: bool) -> Result<(), PackError> {
+    if out.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    if !force {
+        return Err(PackError::Exists(out.to_path_buf()));
+    }
+    if !out.is_dir() {
+        return Err(PackError::Options(format!(
+            "{} exists and is not a directory; refusing to replace it",
+            out.display()
+        )));
+    }
+    if !replaceable(out) {
+        return Err(PackError::Options(format!(
+            "{} exists and is not a Pointillist dataset (it has no {MANIFEST_FILE}); \
+             refusing to replace it, even with --force",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Make a directory's entries durable (best effort: not every platform can
+/// sync a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Move the finished temporary directory into place. With `--force` an old
+/// dataset is moved aside first and deleted only after the rename succeeded.
+fn commit(stage: &mut Staging, out: &Path, force: bool) -> Result<(), PackError> {
+    // The output may have appeared while the pack ran.
+    check_out(out, force)?;
+    let old = if out.symlink_metadata().is_ok() {
+        let mut aside = stage.path.clone().into_os_string();
+        aside.push(".old");
+        let aside = PathBuf::from(aside);
+        std::fs::rename(out, &aside).map_err(io(out))?;
+        Some(aside)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(&stage.path, out) {
+        if let Some(aside) = &old {
+            let _ = std::fs::rename(aside, out);
+        }
+        return Err(io(out)(e));
+    }
+    stage.committed = true;
+    if let Some(parent) = out.parent() {
+        sync_dir(if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        });
+    }
+    if let Some(aside) = old {
+        let _ = std::fs::remove_dir_all(aside);
+    }
+    Ok(())
+}
+
+fn progress_bar(enabled: bool, len: Option<u64>, msg: &'static str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>8} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(msg);
+    bar
+}
+
+fn batch_schema(attrs: &SchemaRef) -> SchemaRef {
+    let mut fields = vec![
+        Arc::new(Field::new(QX, DataType::UInt32, false)),
+        Arc::new(Field::new(QY, DataType::UInt32, false)),
+    ];
+    fields.extend(attrs.fields().iter().cloned());
+    Arc::new(Schema::new(fields))
+}
+
+/// Sort the buffer (in input order) and write it as a run file with each
+/// row's key and input ordinal, in batches.
+fn spill(buffer: &Buffer, path: &Path) -> Result<(), PackError> {
+    let t = Instant::now();
+    let order = buffer.sorted();
+    let schema = buffer.batches[0].schema();
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(KEY, DataType::UInt64, false)));
+    fields.push(Arc::new(Field::new(ORD, DataType::UInt64, false)));
+    let run_schema = Arc::new(Schema::new(fields));
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut w = arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &run_schema)?;
+    for chunk in order.chunks(ingest::BATCH_ROWS) {
+        let idx: Vec<(usize, usize)> = chunk
+            .iter()
+            .map(|&(_, b, r)| (b as usize, r as usize))
+            .collect();
+        let mut cols = gather(&buffer.batches, &idx)?;
+        cols.push(Arc::new(UInt64Array::from_iter_values(
+            chunk.iter().map(|o| o.0),
+        )));
+        cols.push(Arc::new(UInt64Array::from_iter_values(
+            chunk
+                .iter()
+                .map(|&(_, b, r)| buffer.ordinals[b as usize] + r as u64),
+        )));
+        w.write(&RecordBatch::try_new(run_schema.clone(), cols)?)?;
+    }
+    w.finish()?;
+    tracing::info!(
+        rows = buffer.rows,
+        seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+        "spilled sorted run {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Gather rows from several batches into new columns, one column per task.
+pub(crate) fn gather(
+    batches: &[RecordBatch],
+    idx: &[(usize, usize)],
+) -> Result<Vec<ArrayRef>, PackError> {
+    let ncols = batches[0].num_columns();
+    (0..ncols)
+        .into_par_iter()
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            Ok(arrow_select::interleave::interleave(&arrays, idx)?)
+        })
+        .collect()
+}
+
+/// A cursor over one sorted run.
+struct RunCursor {
+    reader: arrow_ipc::reader::FileReader<std::io::BufReader<std::fs::File>>,
+    /// Slot of the current batch in the merge's batch list.
+    slot: usize,
+    keys: arrow_buffer::ScalarBuffer<u64>,
+    ords: arrow_buffer::ScalarBuffer<u64>,
+    row: usize,
+}
+
+impl RunCursor {
+    /// The head's (key, ordinal), the merge order.
+    fn head(&self) -> (u64, u64) {
+        (self.keys[self.row], self.ords[self.row])
+    }
+
+    /// Load the next non-empty batch into `slots`; false at the end of the run.
+    fn advance(
+        &mut self,
+        slots: &mut Vec<RecordBatch>,
+        data_cols: usize,
+    ) -> Result<bool, PackError> {
+        for b in self.reader.by_ref() {
+            let b = b?;
+            if b.num_rows() == 0 {
+                continue;
+            }
+            let column = |name: &str| -> Result<arrow_buffer::ScalarBuffer<u64>, PackError> {
+                let c = b.column_by_name(name).ok_or_else(|| {
+                    PackError::Options(format!("spilled run lacks its {name} column"))
+                })?;
+                Ok(c.as_primitive::<arrow_array::types::UInt64Type>()
+                    .values()
+                    .clone())
+            };
+            self.keys = column(KEY)?;
+            self.ords = column(ORD)?;
+            self.row = 0;
+            slots.push(b.project(&(0..data_cols).collect::<Vec<_>>())?);
+            self.slot = slots.len() - 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// K-way merge of sorted runs into partitions, in (key, input ordinal) order:
+/// the order an in-memory sort of all rows gives.
+fn merge(
+    runs: &[PathBuf],
+    partition_rows: usize,
+    writer: &mut PartitionWriter,
+    bar: &ProgressBar,
+) -> Result<(), PackError> {
+    use std::cmp::Reverse;
+    // Batches referenced by the partition being assembled (run columns
+    // without key and ordinal); a slot is only dropped once that partition
+    // is written.
+    let mut slots: Vec<RecordBatch> = Vec::new();
+    let mut cursors: Vec<Option<RunCursor>> = Vec::with_capacity(runs.len());
+    let mut heap = BinaryHeap::with_capacity(runs.len());
+    for (i, r) in runs.iter().enumerate() {
+        let f = std::fs::File::open(r).map_err(io(r))?;
+        let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(f), None)?;
+        let data_cols = reader.schema().fields().len() - 2;
+        let mut c = RunCursor {
+            reader,
+            slot: 0,
+            keys: Vec::new().into(),
+            ords: Vec::new().into(),
+            row: 0,
+        };
+        if c.advance(&mut slots, data_cols)? {
+            heap.push(Reverse((c.head(), i)));
+            cursors.push(Some(c));
+        } else {
+            cursors.push(None);
+        }
+    }
+    let data_cols = slots.first().map_or(0, |b| b.num_columns());
+    let mut idx: Vec<(usize, usize)> = Vec::with_capacity(partition_rows);
+    let mut keys: Vec<u64> = Vec::with_capacity(partition_rows);
+    while let Some(Reverse(((key, _), i))) = heap.pop() {
+        let c = cursors[i].as_mut().expect("a cursor in the heap is live");
+        idx.push((c.slot, c.row));
+        keys.push(key);
+        c.row += 1;
+        if c.row < c.keys.len() || c.advance(&mut slots, data_cols)? {
+            heap.push(Reverse((c.head(), i)));
+        } else {
+            cursors[i] = None;
+        }
+        if idx.len() == partition_rows || heap.is_empty() {
+            writer.write(&slots, &idx, &keys)?;
+            bar.inc(idx.len() as u64);
+            idx.clear();
+            keys.clear();
+            // Keep only the batches cursors still stand in, renumbering them.
+            let mut kept = Vec::with_capacity(cursors.len());
+            for c in cursors.iter_mut().flatten() {
+                kept.push(slots[c.slot].clone());
+                c.slot = kept.len() - 1;
+            }
+            slots = kept;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Writes sorted rows as partitions of the packed Arrow IPC file and builds
+//! the manifest.
+
+use super::stats::Accumulator;
+use super::{PackError, gather, io};
+use crate::store::{
+    Bounds, ColumnInfo, ColumnKind, ColumnZone, DATA_FILE, FORMAT_VERSION, Manifest, PartitionInfo,
+    QX, QY,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int16Type, UInt32Type};
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int16Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Column {
+    name: String,
+    kind: ColumnKind,
+    /// For categorical columns: the label → code map and the shared labels.
+    dict: Option<(HashMap<String, i16>, Arc<StringArray>)>,
+    acc: Accumulator,
+}
+
+/// Appends partitions (one record batch each) to the data file.
+pub struct PartitionWriter {
+    path: PathBuf,
+    writer: arrow_ipc::writer::FileWriter<BufWriter<std::fs::File>>,
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    partitions: Vec<PartitionInfo>,
+    rows: u64,
+    bounds: [u32; 4],
+}
+
+impl PartitionWriter {
+    /// Create the data file in `dir`. `input` is the schema of the gathered
+    /// batches (`_qx`, `_qy`, attributes); `categories[i]` turns attribute `i`
+    /// into a dictionary column with those labels.
+    pub fn create(
+        dir: &Path,
+        input: &SchemaRef,
+        categories: &[Option<Vec<String>>],
+    ) -> Result<Self, PackError> {
+        let mut fields = vec![
+            Field::new(QX, DataType::UInt32, false),
+            Field::new(QY, DataType::UInt32, false),
+        ];
+        let mut columns = Vec::new();
+        for (i, f) in input.fields().iter().skip(2).enumerate() {
+            let cats = categories
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|_| f.data_type() == &DataType::Utf8);
+            let (field, dict) = match cats {
+                Some(labels) => {
+                    let map = labels
+                        .iter()
+                        .enumerate()
+                        .map(|(c, l)| (l.clone(), c as i16))
+                        .collect();
+                    let values = Arc::new(StringArray::from(labels));
+                    let dt =
+                        DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8));
+                    (Field::new(f.name(), dt, true), Some((map, values)))
+                }
+                None => (Field::new(f.name(), f.data_type().clone(), true), None),
+            };
+            let kind = ColumnKind::of(field.data_type());
+            let ncat = dict.as_ref().map_or(0, |d| d.1.len());
+            fields.push(field);
+            columns.push(Column {
+                name: f.name().clone(),
+                kind,
+                dict,
+                acc: Accumulator::new(ncat),
+            });
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let path = dir.join(DATA_FILE);
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        // The default options align buffers to 64 bytes, which the zero-copy reader requires.
+        let writer = arrow_ipc::writer::FileWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            &schema,
+        )?;
+        Ok(PartitionWriter {
+            path,
+            writer,
+            schema,
+            columns,
+            partitions: Vec::new(),
+            rows: 0,
+            bounds: [u32::MAX, u32::MAX, 0, 0],
+        })
+    }
+
+    /// Write one partition made of rows `idx` (batch, row) of `batches`, whose
+    /// Hilbert keys are `keys` (sorted).
+    pub fn write(
+        &mut self,
+        batches: &[RecordBatch],
+        idx: &[(usize, usize)],
+        keys: &[u64],
+    ) -> Result<(), PackError> {
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let mut cols = gather(batches, idx)?;
+        let qx = cols[0].as_primitive::<UInt32Type>().values();
+        let qy = cols[1].as_primitive::<UInt32Type>().values();
+        let b = [
+            *qx.iter().min().expect("non-empty"),
+            *qy.iter().min().expect("non-empty"),
+            *qx.iter().max().expect("non-empty"),
+            *qy.iter().max().expect("non-empty"),
+        ];
+        self.bounds = [
+            self.bounds[0].min(b[0]),
+            self.bounds[1].min(b[1]),
+            self.bounds[2].max(b[2]),
+            self.bounds[3].max(b[3]),
+        ];
+        // Columns are independent: encode dictionaries and fold statistics
+        // for all of them in parallel.
+        let attrs = cols.split_off(2);
+        let done: Vec<(ArrayRef, ColumnZone)> = self
+            .columns
+            .par_iter_mut()
+            .zip(attrs)
+            .map(
+                |(col, array)| -> Result<(ArrayRef, ColumnZone), PackError> {
+                    let array = match &col.dict {
+                        Some((map, values)) => {
+                            let strings = array.as_string::<i32>();
+                            let codes: Int16Array = strings
+                                .iter()
+                                .map(|s| s.and_then(|s| map.get(s).copied()))
+                                .collect();
+                            Arc::new(DictionaryArray::<Int16Type>::try_new(
+                                codes,
+                                values.clone() as ArrayRef,
+                            )?)
+                        }
+                        None => array,
+                    };
+                    let zone = col.acc.add(col.kind, &array);
+                    Ok((array, zone))
+                },
+            )
+            .collect::<Result<_, _>>()?;
+        let mut zones = BTreeMap::new();
+        for (col, (array, zone)) in self.columns.iter().zip(done) {
+            cols.push(array);
+            zones.insert(col.name.clone(), zone);
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        self.writer.write(&batch)?;
+        self.partitions.push(PartitionInfo {
+            row_start: self.rows,
+            rows: idx.len() as u64,
+            key_min: keys[0],
+            key_max: *keys.last().expect("non-empty"),
+            bounds: Bounds::from_quantized(b[0], b[1], b[2], b[3]),
+            columns: zones,
+        });
+        self.rows += idx.len() as u64;
+        Ok(())
+    }
+
+    /// Close the data file (flushed and synced) and describe it.
+    pub fn finish(
+        mut self,
+        name: &str,
+        dropped: u64,
+        source: Vec<String>,
+    ) -> Result<Manifest, PackError> {
+        self.writer.finish()?;
+        let mut inner = self.writer.into_inner()?;
+        inner.flush().map_err(io(&self.path))?;
+        let file = inner.into_inner().map_err(|e| PackError::Io {
+            path: self.path.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io(&self.path))?;
+        let data_bytes = file.metadata().map_err(io(&self.path))?.len();
+        let columns = self
+            .columns
+            .iter()
+            .zip(self.schema.fields().iter().skip(2))
+            .map(|(c, f)| ColumnInfo {
+                name: c.name.clone(),
+                kind: c.kind,
+                arrow_type: f.data_type().to_string(),
+                categories: c
+                    .dict
+                    .as_ref()
+                    .map(|(_, v)| v.iter().flatten().map(str::to_string).collect())
+                    .unwrap_or_default(),
+                stats: c.acc.finish(c.kind),
+            })
+            .collect();
+        let b = self.bounds;
+        Ok(Manifest {
+            format: "pointillist-packed".into(),
+            version: FORMAT_VERSION,
+            name: name.to_string(),
+            rows: self.rows,
+            dropped_rows: dropped,
+            bounds: Bounds::from_quantized(b[0], b[1], b[2], b[3]),
+            columns,
+            partitions: self.partitions,
+            data_bytes,
+            source,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+}

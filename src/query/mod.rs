@@ -1,0 +1,557 @@
+//! What a request asks for — a view, an aggregation and filters — parsed,
+//! validated against a dataset, and planned into the row ranges to read.
+
+pub mod histogram;
+
+use crate::geo::{MercatorBox, TileId, cover_key_ranges};
+use crate::store::column::{CatColumn, NumColumn};
+use crate::store::{ColumnKind, Dataset, Manifest, Partition};
+use std::ops::Range;
+
+/// Largest grid side accepted for viewports and tiles.
+pub const MAX_GRID_SIDE: u32 = 8192;
+
+/// Why a query is invalid.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum QueryError {
+    /// A column that the dataset lacks.
+    #[error("unknown column {name:?}; columns: {valid}")]
+    UnknownColumn {
+        /// Requested.
+        name: String,
+        /// Valid choices.
+        valid: String,
+    },
+    /// A column of the wrong kind for the operation.
+    #[error("column {name:?} is {kind}, but {wanted} needs {expected}")]
+    WrongKind {
+        /// Column.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// What asked for it.
+        wanted: String,
+        /// Kinds that would do.
+        expected: String,
+    },
+    /// An aggregation that does not parse.
+    #[error(
+        "unknown aggregation {0:?}; use count, any, sum:COL, mean:COL, min:COL, max:COL, std:COL, var:COL, count_cat:COL, by:CAT:sum:COL or by:CAT:mean:COL"
+    )]
+    BadAgg(String),
+    /// A filter that does not parse.
+    #[error("malformed filter {0:?}; use COL:MIN..MAX (either end may be empty) or COL:in:A,B")]
+    BadFilter(String),
+    /// A bad view (size, bbox).
+    #[error("{0}")]
+    BadView(String),
+    /// The request was cancelled (deadline passed).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// A reduction, as Datashader names them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Agg {
+    /// Points per pixel.
+    Count,
+    /// Whether a pixel has any point.
+    Any,
+    /// Sum of a column (NaN where no value).
+    Sum(String),
+    /// Mean of a column.
+    Mean(String),
+    /// Minimum of a column.
+    Min(String),
+    /// Maximum of a column.
+    Max(String),
+    /// Population standard deviation of a column.
+    Std(String),
+    /// Population variance of a column.
+    Var(String),
+    /// Points per pixel and category (`count_cat`, `by(cat, count())`).
+    CountCat(String),
+    /// Sum of `col` per pixel and category (`by(cat, sum(col))`).
+    CatSum(String, String),
+    /// Mean of `col` per pixel and category (`by(cat, mean(col))`).
+    CatMean(String, String),
+}
+
+impl Agg {
+    /// Parse `count`, `sum:COL`, `count_cat:COL`, `by:CAT:sum:COL`, ….
+    pub fn parse(s: &str) -> Result<Agg, QueryError> {
+        let bad = || QueryError::BadAgg(s.to_string());
+        let parts: Vec<&str> = s.split(':').collect();
+        let col = |i: usize| {
+            parts
+                .get(i)
+                .filter(|c| !c.is_empty())
+                .map(|c| c.to_string())
+                .ok_or_else(bad)
+        };
+        Ok(match parts[0] {
+            "count" if parts.len() == 1 => Agg::Count,
+            "any" if parts.len() == 1 => Agg::Any,
+            "sum" if parts.len() == 2 => Agg::Sum(col(1)?),
+            "mean" if parts.len() == 2 => Agg::Mean(col(1)?),
+            "min" if parts.len() == 2 => Agg::Min(col(1)?),
+            "max" if parts.len() == 2 => Agg::Max(col(1)?),
+            "std" if parts.len() == 2 => Agg::Std(col(1)?),
+            "var" if parts.len() == 2 => Agg::Var(col(1)?),
+            "count_cat" if parts.len() == 2 => Agg::CountCat(col(1)?),
+            "by" if parts.len() == 3 && parts[2] == "count" => Agg::CountCat(col(1)?),
+            "by" if parts.len() == 4 && parts[2] == "sum" => Agg::CatSum(col(1)?, col(3)?),
+            "by" if parts.len() == 4 && parts[2] == "mean" => Agg::CatMean(col(1)?, col(3)?),
+            _ => return Err(bad()),
+        })
+    }
+
+    /// The canonical text form (inverse of [`Agg::parse`]).
+    pub fn to_text(&self) -> String {
+        match self {
+            Agg::Count => "count".into(),
+            Agg::Any => "any".into(),
+            Agg::Sum(c) => format!("sum:{c}"),
+            Agg::Mean(c) => format!("mean:{c}"),
+            Agg::Min(c) => format!("min:{c}"),
+            Agg::Max(c) => format!("max:{c}"),
+            Agg::Std(c) => format!("std:{c}"),
+            Agg::Var(c) => format!("var:{c}"),
+            Agg::CountCat(c) => format!("count_cat:{c}"),
+            Agg::CatSum(k, c) => format!("by:{k}:sum:{c}"),
+            Agg::CatMean(k, c) => format!("by:{k}:mean:{c}"),
+        }
+    }
+
+    /// The value column, if any.
+    pub fn value_column(&self) -> Option<&str> {
+        match self {
+            Agg::Sum(c) | Agg::Mean(c) | Agg::Min(c) | Agg::Max(c) | Agg::Std(c) | Agg::Var(c) => {
+                Some(c)
+            }
+            Agg::CatSum(_, c) | Agg::CatMean(_, c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The category column, if any.
+    pub fn category_column(&self) -> Option<&str> {
+        match self {
+            Agg::CountCat(k) | Agg::CatSum(k, _) | Agg::CatMean(k, _) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Check the columns exist and have the right kinds.
+    pub fn validate(&self, m: &Manifest) -> Result<(), QueryError> {
+        if let Some(c) = self.value_column() {
+            require(
+                m,
+                c,
+                &[ColumnKind::Numeric, ColumnKind::Temporal],
+                &self.to_text(),
+            )?;
+        }
+        if let Some(k) = self.category_column() {
+            require(m, k, &[ColumnKind::Categorical], &self.to_text())?;
+        }
+        Ok(())
+    }
+}
+
+fn kind_name(k: ColumnKind) -> String {
+    format!("{k:?}").to_lowercase()
+}
+
+/// Look up a column, requiring one of `kinds`.
+pub fn require<'m>(
+    m: &'m Manifest,
+    name: &str,
+    kinds: &[ColumnKind],
+    wanted: &str,
+) -> Result<&'m crate::store::ColumnInfo, QueryError> {
+    let c = m.column(name).ok_or_else(|| QueryError::UnknownColumn {
+        name: name.to_string(),
+        valid: m
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    if !kinds.contains(&c.kind) {
+        return Err(QueryError::WrongKind {
+            name: name.to_string(),
+            kind: kind_name(c.kind),
+            wanted: wanted.to_string(),
+            expected: kinds
+                .iter()
+                .map(|k| kind_name(*k))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        });
+    }
+    Ok(c)
+}
+
+/// One filter on a column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// `min <= value <= max` (numeric; temporal in µs since the epoch).
+    Range {
+        /// Column.
+        column: String,
+        /// Lower bound (inclusive), `-inf` when open.
+        min: f64,
+        /// Upper bound (inclusive), `+inf` when open.
+        max: f64,
+    },
+    /// Value is one of the labels (categorical).
+    In {
+        /// Column.
+        column: String,
+        /// Labels.
+        values: Vec<String>,
+    },
+}
+
+impl Filter {
+    /// The filtered column.
+    pub fn column(&self) -> &str {
+        match self {
+            Filter::Range { column, .. } | Filter::In { column, .. } => column,
+        }
+    }
+
+    /// Parse `COL:MIN..MAX` or `COL:in:A,B` against a dataset. Temporal bounds
+    /// are epoch milliseconds or ISO 8601 dates; labels may be percent-encoded.
+    pub fn parse(s: &str, m: &Manifest) -> Result<Filter, QueryError> {
+        let bad = || QueryError::BadFilter(s.to_string());
+        if let Some((column, rest)) = s.split_once(":in:") {
+            require(m, column, &[ColumnKind::Categorical], "an in: filter")?;
+            let values = rest
+                .split(',')
+                .map(|v| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .to_string()
+                })
+                .collect();
+            return Ok(Filter::In {
+                column: column.to_string(),
+                values,
+            });
+        }
+        let (column, range) = s.rsplit_once(':').ok_or_else(bad)?;
+        let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+        let c = require(
+            m,
+            column,
+            &[ColumnKind::Numeric, ColumnKind::Temporal],
+            "a range filter",
+        )?;
+        let temporal = c.kind == ColumnKind::Temporal;
+        let parse = |v: &str, open: f64| -> Result<f64, QueryError> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(open);
+            }
+            if let Ok(x) = v.parse::<f64>() {
+                if x.is_nan() {
+                    return Err(bad());
+                }
+                // Temporal numbers are epoch milliseconds, as JavaScript's Date.
+                return Ok(if temporal { x * 1000.0 } else { x });
+            }
+            if temporal {
+                if let Some(us) = parse_time_us(v) {
+                    return Ok(us as f64);
+                }
+            }
+            Err(bad())
+        };
+        let (min, max) = (parse(lo, f64::NEG_INFINITY)?, parse(hi, f64::INFINITY)?);
+        if min > max {
+            return Err(bad());
+        }
+        Ok(Filter::Range {
+            column: column.to_string(),
+            min,
+            max,
+        })
+    }
+
+    /// The canonical text form (epoch ms for temporal bounds).
+    pub fn to_text(&self, m: &Manifest) -> String {
+        match self {
+            Filter::In { column, values } => format!("{column}:in:{}", values.join(",")),
+            Filter::Range { column, min, max } => {
+                let scale = match m.column(column).map(|c| c.kind) {
+                    Some(ColumnKind::Temporal) => 1e-3,
+                    _ => 1.0,
+                };
+                let f = |v: f64| {
+                    if v.is_finite() {
+                        format!("{}", v * scale)
+                    } else {
+                        String::new()
+                    }
+                };
+                format!("{column}:{}..{}", f(*min), f(*max))
+            }
+        }
+    }
+}
+
+/// Parse an ISO 8601 date or date-time as µs since the epoch (UTC).
+pub fn parse_time_us(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// A filter bound to one partition's columns, evaluated per row.
+pub enum RowPred<'a> {
+    /// Range on a numeric/temporal column.
+    Range(NumColumn<'a>, f64, f64),
+    /// Category code set membership.
+    In(CatColumn<'a>, Vec<bool>),
+}
+
+impl RowPred<'_> {
+    /// Whether row `i` passes.
+    #[inline]
+    pub fn test(&self, i: usize) -> bool {
+        match self {
+            RowPred::Range(c, lo, hi) => {
+                let v = c.get(i);
+                v >= *lo && v <= *hi
+            }
+            RowPred::In(c, set) => c
+                .get(i)
+                .is_some_and(|k| set.get(k).copied().unwrap_or(false)),
+        }
+    }
+}
+
+impl RowPred<'_> {
+    /// Clear `mask[i]` for each row `rows.start + i` that fails. Loops are
+    /// typed per column and branch-free, so they vectorize.
+    pub fn apply(&self, rows: Range<usize>, mask: &mut [bool]) {
+        let nulls = match self {
+            RowPred::Range(c, lo, hi) => {
+                let (lo, hi) = (*lo, *hi);
+                crate::with_num_slice!(c.values, |s| {
+                    for (m, v) in mask.iter_mut().zip(&s[rows.clone()]) {
+                        let v = crate::store::column::AsF64::as_f64(*v);
+                        *m &= (v >= lo) & (v <= hi);
+                    }
+                });
+                c.nulls
+            }
+            RowPred::In(c, set) => {
+                for (m, &k) in mask.iter_mut().zip(&c.codes[rows.clone()]) {
+                    // Negative codes wrap to huge indices and fail the lookup.
+                    *m &= set.get(k as u16 as usize).copied().unwrap_or(false);
+                }
+                c.nulls
+            }
+        };
+        if let Some(n) = nulls {
+            for (i, m) in mask.iter_mut().enumerate() {
+                *m &= n.is_valid(rows.start + i);
+            }
+        }
+    }
+}
+
+/// Filters bound to a partition. `None` from [`bind_filters`] means the zone
+/// maps prove no row can pass: the partition is skipped unread.
+pub struct BoundFilters<'a>(pub Vec<RowPred<'a>>);
+
+impl BoundFilters<'_> {
+    /// Whether row `i` passes every filter.
+    #[inline]
+    pub fn test(&self, i: usize) -> bool {
+        self.0.iter().all(|p| p.test(i))
+    }
+
+    /// Whether there are no filters.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Fill `mask` with whether each row of `rows` passes every filter,
+    /// evaluating one filter (one column) at a time.
+    pub fn mask(&self, rows: Range<usize>, mask: &mut Vec<bool>) {
+        mask.clear();
+        mask.resize(rows.len(), true);
+        for p in &self.0 {
+            p.apply(rows.clone(), mask);
+        }
+    }
+}
+
+/// Bind filters to a partition, or `None` when its zone maps exclude them.
+pub fn bind_filters<'a>(
+    m: &Manifest,
+    part: &'a Partition,
+    filters: &[Filter],
+) -> Option<BoundFilters<'a>> {
+    let mut preds = Vec::with_capacity(filters.len());
+    for f in filters {
+        let zone = part.info.columns.get(f.column());
+        let array = part.column(f.column())?;
+        match f {
+            Filter::Range { min, max, .. } => {
+                if let Some(z) = zone {
+                    match (z.min, z.max) {
+                        (Some(zmin), Some(zmax)) if zmax < *min || zmin > *max => return None,
+                        (None, None) => return None,
+                        _ => {}
+                    }
+                }
+                preds.push(RowPred::Range(NumColumn::new(array)?, *min, *max));
+            }
+            Filter::In { column, values } => {
+                let labels = &m.column(column)?.categories;
+                let set: Vec<bool> = labels.iter().map(|l| values.contains(l)).collect();
+                if let Some(present) = zone.and_then(|z| z.categories.as_ref()) {
+                    if !present
+                        .iter()
+                        .any(|&c| set.get(c as usize).copied().unwrap_or(false))
+                    {
+                        return None;
+                    }
+                }
+                preds.push(RowPred::In(CatColumn::new(array)?, set));
+            }
+        }
+    }
+    Some(BoundFilters(preds))
+}
+
+/// What area a request covers and at what resolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum View {
+    /// An XYZ tile of `size` × `size` pixels.
+    Tile {
+        /// Tile address.
+        tile: TileId,
+        /// Pixels per side (256 or 512).
+        size: u32,
+    },
+    /// A Web Mercator rectangle rendered at `width` × `height`.
+    Viewport {
+        /// Area.
+        bbox: MercatorBox,
+        /// Columns.
+        width: u32,
+        /// Rows.
+        height: u32,
+    },
+}
+
+impl View {
+    /// A tile view, validating the size.
+    pub fn tile(tile: TileId, size: u32) -> Result<View, QueryError> {
+        if !matches!(size, 256 | 512) {
+            return Err(QueryError::BadView(format!(
+                "tile size {size} must be 256 or 512"
+            )));
+        }
+        Ok(View::Tile { tile, size })
+    }
+
+    /// A viewport, validating size and box.
+    pub fn viewport(bbox: MercatorBox, width: u32, height: u32) -> Result<View, QueryError> {
+        if width == 0 || height == 0 || width > MAX_GRID_SIDE || height > MAX_GRID_SIDE {
+            return Err(QueryError::BadView(format!(
+                "width and height must be 1..={MAX_GRID_SIDE}, got {width}×{height}"
+            )));
+        }
+        if !bbox.is_valid() {
+            return Err(QueryError::BadView(
+                "bbox must be finite with west < east and south < north".into(),
+            ));
+        }
+        Ok(View::Viewport {
+            bbox,
+            width,
+            height,
+        })
+    }
+
+    /// Grid width and height.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            View::Tile { size, .. } => (*size as usize, *size as usize),
+            View::Viewport { width, height, .. } => (*width as usize, *height as usize),
+        }
+    }
+
+    /// Hilbert key ranges holding every row the view can touch.
+    pub fn key_ranges(&self) -> Vec<(u64, u64)> {
+        match self {
+            View::Tile { tile, .. } => vec![tile.key_range()],
+            View::Viewport { bbox, .. } => match bbox.qbounds() {
+                Some((x0, x1, y0, y1)) => cover_key_ranges(x0, x1, y0, y1, 64),
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+/// Rows of one partition to read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSpan {
+    /// Partition index.
+    pub partition: usize,
+    /// Row range in the partition.
+    pub rows: Range<usize>,
+}
+
+/// Plan the row spans a view needs (key-range search per partition), split
+/// into pieces of at most `chunk` rows for parallel work.
+pub fn plan_rows(ds: &Dataset, ranges: &[(u64, u64)], chunk: usize) -> Vec<RowSpan> {
+    let mut spans = Vec::new();
+    for (pi, p) in ds.partitions.iter().enumerate() {
+        let mut last_end = 0usize;
+        for &(lo, hi) in ranges {
+            if hi < p.info.key_min || lo > p.info.key_max {
+                continue;
+            }
+            let r = p.key_rows(lo, hi);
+            let start = r.start.max(last_end);
+            if start >= r.end {
+                continue;
+            }
+            last_end = r.end;
+            let mut s = start;
+            while s < r.end {
+                let e = s.saturating_add(chunk).min(r.end);
+                spans.push(RowSpan {
+                    partition: pi,
+                    rows: s..e,
+                });
+                s = e;
+            }
+        }
+    }
+    spans
+}
+
+/// All rows of the dataset, chunked.
+pub fn all_rows(ds: &Dataset, chunk: usize) -> Vec<RowSpan> {
+    plan_rows(ds, &[(0, u64::MAX)], chunk)
+}

@@ -1,0 +1,182 @@
+//! The rendering pipeline shared by the CLI and the server:
+//! aggregate → (zoom normalization) → shade → spread → background → PNG.
+
+use crate::query::{Agg, Filter, QueryError, View};
+use crate::raster::pyramid::ZoomStats;
+use crate::raster::{Aggregate, Grid, GridValues, aggregate};
+use crate::shade::{
+    self, CategoricalGrid, Colormap, How, Normalization, Rgba, ScalarGrid, ShadeError,
+    ShadeOptions, Shape,
+};
+use crate::store::Dataset;
+use std::sync::atomic::AtomicBool;
+
+/// Where colour normalization comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Scale {
+    /// One scale per (dataset, zoom, aggregation, filters): seamless tiles.
+    #[default]
+    Zoom,
+    /// Each image autoranges on its own pixels (Datashader's behaviour).
+    Tile,
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zoom" => Ok(Scale::Zoom),
+            "tile" => Ok(Scale::Tile),
+            _ => Err(format!("unknown scale {s:?} (expected zoom or tile)")),
+        }
+    }
+}
+
+/// How to colour a grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Style {
+    /// Datashader's `shade` options (how, cmap, alpha, min_alpha, span).
+    pub shade: ShadeOptions,
+    /// Category colours (default: Datashader's Sets1to3).
+    pub color_key: Option<Vec<[u8; 3]>>,
+    /// `spread(px)` after shading (0 = none).
+    pub spread: u32,
+    /// Shape of spreading.
+    pub shape: Shape,
+    /// `dynspread(threshold, max_px)` instead of a fixed spread.
+    pub dynspread: Option<(f64, u32)>,
+    /// Opaque background colour, composited under the image.
+    pub background: Option<[u8; 3]>,
+    /// Colour scale source.
+    pub scale: Scale,
+}
+
+impl Default for Style {
+    fn default() -> Self {
+        Style {
+            shade: ShadeOptions {
+                cmap: Colormap::named("fire").expect("fire is built in"),
+                ..ShadeOptions::default()
+            },
+            color_key: None,
+            spread: 0,
+            shape: Shape::Circle,
+            dynspread: None,
+            background: None,
+            scale: Scale::Zoom,
+        }
+    }
+}
+
+/// Errors from rendering.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The query is invalid or was cancelled.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Shading options are invalid.
+    #[error(transparent)]
+    Shade(#[from] ShadeError),
+}
+
+/// A rendered image plus what it cost.
+pub struct Rendered {
+    /// The aggregate behind the image.
+    pub aggregate: Aggregate,
+    /// The image.
+    pub image: Rgba,
+}
+
+/// Whether a grid is integer counts (Datashader's unsigned aggregates).
+pub fn is_integer(agg: &Agg) -> bool {
+    matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_))
+}
+
+/// The seamless normalization for a zoom level from its pixel distribution.
+pub fn zoom_normalization(
+    stats: &ZoomStats,
+    agg: &Agg,
+    style: &Style,
+) -> Result<Option<Normalization>, ShadeError> {
+    let opts = &style.shade;
+    if agg.category_column().is_some() {
+        Normalization::from_category_totals(&stats.histogram, stats.integer, opts)
+    } else {
+        Normalization::from_histogram(&stats.histogram, stats.integer, opts)
+    }
+}
+
+/// Shade an aggregate grid.
+pub fn shade_grid(
+    grid: &Grid,
+    agg: &Agg,
+    style: &Style,
+    norm: Option<&Normalization>,
+) -> Result<Rgba, ShadeError> {
+    let mut opts = style.shade.clone();
+    let mut img = match &grid.values {
+        GridValues::CatCount(_) | GridValues::CatFloat(_) => {
+            let counts: Vec<f64> = match &grid.values {
+                GridValues::CatCount(v) => v.iter().map(|&x| x as f64).collect(),
+                GridValues::CatFloat(v) => v.clone(),
+                _ => unreachable!(),
+            };
+            let key = match &style.color_key {
+                Some(k) => k.clone(),
+                None => shade::default_color_key(grid.ncat()),
+            };
+            if norm.is_some() && matches!(grid.values, GridValues::CatCount(_)) {
+                // A fixed baseline keeps colour mixing identical across tiles.
+                opts.color_baseline = Some(0.0);
+            }
+            let g = CategoricalGrid {
+                width: grid.width,
+                height: grid.height,
+                ncat: grid.ncat(),
+                counts: &counts,
+                integer: is_integer(agg),
+            };
+            shade::shade_categorical(&g, &key, &opts, norm)?
+        }
+        _ => {
+            let values = grid.scalar_f64();
+            let g = ScalarGrid {
+                width: grid.width,
+                height: grid.height,
+                values: &values,
+                integer: is_integer(agg),
+            };
+            shade::shade(&g, &opts, norm)?
+        }
+    };
+    if let Some((threshold, max_px)) = style.dynspread {
+        img = shade::dynspread(&img, threshold, max_px, style.shape)?;
+    } else if style.spread > 0 {
+        img = shade::spread(&img, style.spread, style.shape);
+    }
+    if let Some(bg) = style.background {
+        shade::set_background(&mut img, bg);
+    }
+    Ok(img)
+}
+
+/// Aggregate and shade a view. `norm` overrides per-image autoranging.
+pub fn render(
+    ds: &Dataset,
+    view: &View,
+    agg: &Agg,
+    filters: &[Filter],
+    style: &Style,
+    norm: Option<&Normalization>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Rendered, RenderError> {
+    if style.shade.how == How::EqHist && style.shade.span.is_some() {
+        return Err(QueryError::BadView(
+            "span is not allowed with how=eq_hist (as in Datashader)".into(),
+        )
+        .into());
+    }
+    let aggregate = aggregate(ds, view, agg, filters, cancel)?;
+    let image = shade_grid(&aggregate.grid, agg, style, norm)?;
+    Ok(Rendered { aggregate, image })
+}

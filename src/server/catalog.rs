@@ -1,0 +1,120 @@
+//! The set of served datasets, swapped atomically on reload.
+
+use crate::store::{Dataset, MANIFEST_FILE};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A served dataset plus a generation number that changes whenever it is
+/// (re)loaded, so caches never serve pixels of a replaced dataset.
+#[derive(Debug)]
+pub struct Entry {
+    /// The mapped dataset. Requests in flight hold their own `Arc`, so a
+    /// replaced dataset stays mapped until they finish.
+    pub dataset: Dataset,
+    /// Load generation.
+    pub generation: u64,
+}
+
+/// Datasets by name.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Served datasets.
+    pub datasets: BTreeMap<String, Arc<Entry>>,
+    /// Datasets that failed to open, with the reason.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Whether a name is safe as a dataset name: no path tricks, URL-safe.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Catalog {
+    /// Scan the roots: a root holding a manifest is one dataset; any other
+    /// directory is a catalog whose sub-directories are datasets. Datasets
+    /// that fail to open are reported and skipped. Entries whose data did not
+    /// change (same manifest creation time and size) keep their mapping.
+    pub fn load(roots: &[PathBuf], previous: Option<&Catalog>) -> Catalog {
+        let mut cat = Catalog::default();
+        for root in roots {
+            if root.join(MANIFEST_FILE).is_file() {
+                cat.add(root, previous);
+            } else {
+                match std::fs::read_dir(root) {
+                    Ok(entries) => {
+                        let mut dirs: Vec<PathBuf> = entries
+                            .flatten()
+                            .map(|e| e.path())
+                            .filter(|p| p.is_dir() && p.join(MANIFEST_FILE).is_file())
+                            .collect();
+                        dirs.sort();
+                        for d in dirs {
+                            cat.add(&d, previous);
+                        }
+                    }
+                    Err(e) => cat.errors.push((root.clone(), e.to_string())),
+                }
+            }
+        }
+        cat
+    }
+
+    fn add(&mut self, dir: &Path, previous: Option<&Catalog>) {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        // Hidden directories are temporary packs in progress.
+        if !valid_name(&name) {
+            if !name.starts_with('.') {
+                self.errors
+                    .push((dir.to_path_buf(), format!("invalid dataset name {name:?}")));
+            }
+            return;
+        }
+        if self.datasets.contains_key(&name) {
+            self.errors.push((
+                dir.to_path_buf(),
+                format!("duplicate dataset name {name:?}"),
+            ));
+            return;
+        }
+        let fingerprint = std::fs::read(dir.join(MANIFEST_FILE)).ok();
+        if let (Some(prev), Some(fp)) = (previous.and_then(|p| p.datasets.get(&name)), &fingerprint)
+        {
+            let same_dir = prev.dataset.dir == dir;
+            let same_manifest = serde_json::from_slice::<crate::store::Manifest>(fp)
+                .map(|m| m == prev.dataset.manifest)
+                .unwrap_or(false);
+            if same_dir && same_manifest {
+                self.datasets.insert(name, prev.clone());
+                return;
+            }
+        }
+        match Dataset::open(dir) {
+            Ok(dataset) => {
+                tracing::info!(dataset = %name, rows = dataset.rows(), "dataset loaded");
+                self.datasets.insert(
+                    name,
+                    Arc::new(Entry {
+                        dataset,
+                        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+                    }),
+                );
+            }
+            Err(e) => {
+                tracing::error!(path = %dir.display(), error = %e, "skipping dataset that failed to open");
+                self.errors.push((dir.to_path_buf(), e.to_string()));
+            }
+        }
+    }
+}

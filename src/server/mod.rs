@@ -1,0 +1,390 @@
+//! `pointillist serve`: tiles, histograms, aggregates and points over HTTP.
+//!
+//! Handlers only parse requests into the engine's types and turn results
+//! into responses. CPU work runs on the rayon pool behind a bounded admission
+//! queue; a request past its deadline is cancelled (the kernels poll a flag)
+//! and answered 503.
+
+mod assets;
+mod catalog;
+mod error;
+mod handlers;
+mod openapi;
+mod params;
+
+pub use catalog::{Catalog, Entry, valid_name};
+pub use error::ApiError;
+
+use crate::raster::pyramid::ZoomStats;
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// Longest accepted query string (bytes) before answering 414.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// Largest accepted total header size (bytes) before answering 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Server settings, from `pointillist.toml` and the command line.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Dataset directories or catalog directories.
+    pub datasets: Vec<PathBuf>,
+    /// Tile cache size in MiB (0 disables the cache).
+    pub cache_mb: u64,
+    /// Renders running at once (default: rayon threads).
+    pub max_renders: usize,
+    /// Requests allowed to wait for a render slot before shedding load.
+    pub queue: usize,
+    /// Deadline of one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Allowed CORS origins (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// Bearer token for `POST /admin/reload` (also `POINTILLIST_ADMIN_TOKEN`);
+    /// reload is disabled without one.
+    pub admin_token: Option<String>,
+    /// `Cache-Control: max-age` of tiles, in seconds.
+    pub tile_max_age: u64,
+    /// Optional online basemap style URL for the explorer.
+    pub basemap: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".parse().expect("valid address"),
+            datasets: Vec::new(),
+            cache_mb: 256,
+            max_renders: rayon::current_num_threads().max(1),
+            queue: 256,
+            timeout_ms: 10_000,
+            cors_origins: vec!["*".into()],
+            admin_token: None,
+            tile_max_age: 3600,
+            basemap: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Read a TOML config file.
+    pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A rendered, cached tile.
+#[derive(Debug)]
+pub struct CachedTile {
+    /// PNG bytes.
+    pub png: Bytes,
+}
+
+/// Shared server state.
+pub struct AppState {
+    /// Settings.
+    pub config: ServerConfig,
+    /// Served datasets.
+    pub catalog: ArcSwap<Catalog>,
+    tiles: moka::future::Cache<String, Arc<CachedTile>>,
+    zoom: moka::future::Cache<String, Arc<ZoomStats>>,
+    limiter: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    metrics: PrometheusHandle,
+    reload: tokio::sync::Mutex<()>,
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static H: OnceLock<PrometheusHandle> = OnceLock::new();
+    H.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .expect("non-empty buckets");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. several servers in
+        // one test process); the handle then still renders our own registry.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+    .clone()
+}
+
+impl AppState {
+    /// Build the state and load the datasets (failures are reported and skipped).
+    pub fn new(mut config: ServerConfig) -> Arc<AppState> {
+        if config.admin_token.is_none() {
+            config.admin_token = std::env::var("POINTILLIST_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+        }
+        let catalog = Catalog::load(&config.datasets, None);
+        let tiles = moka::future::Cache::builder()
+            .max_capacity(config.cache_mb * 1024 * 1024)
+            .weigher(|k: &String, v: &Arc<CachedTile>| {
+                (k.len() + v.png.len() + 64).min(u32::MAX as usize) as u32
+            })
+            .build();
+        let zoom = moka::future::Cache::builder()
+            .max_capacity(64 * 1024 * 1024)
+            .weigher(|k: &String, v: &Arc<ZoomStats>| {
+                (k.len() + v.histogram.len() * 16 + 64).min(u32::MAX as usize) as u32
+            })
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        let max_renders = config.max_renders.max(1);
+        Arc::new(AppState {
+            config,
+            catalog: ArcSwap::from_pointee(catalog),
+            tiles,
+            zoom,
+            limiter: Arc::new(Semaphore::new(max_renders)),
+            waiting: AtomicUsize::new(0),
+            metrics: metrics_handle(),
+            reload: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Look up a dataset by name (404 listing the served ones).
+    pub fn dataset(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
+        let cat = self.catalog.load();
+        cat.datasets.get(name).cloned().ok_or_else(|| {
+            ApiError::not_found(format!(
+                "unknown dataset {name:?}; datasets: {}",
+                cat.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Run CPU work on the rayon pool: admission (bounded queue), a render
+    /// slot, then the job, all within `deadline`. The job gets a cancel flag
+    /// that is set when the deadline passes or the request is dropped.
+    pub async fn compute<T, F>(&self, deadline: Instant, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AtomicBool) -> T + Send + 'static,
+    {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!("pointillist_shed_total").increment(1);
+            return Err(ApiError::unavailable(
+                "server overloaded: render queue is full, retry later",
+            ));
+        }
+        let permit =
+            tokio::time::timeout_at(deadline.into(), self.limiter.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = match permit {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(ApiError::unavailable(
+                    "deadline passed while queued for a render slot",
+                ));
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let guard = CancelOnDrop(cancel.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let flag = cancel.clone();
+        rayon::spawn(move || {
+            // The slot is held until the job really ends, cancelled or not.
+            let _permit = permit;
+            if flag.load(Ordering::Relaxed) {
+                return;
+            }
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&flag)));
+            let _ = tx.send(r);
+        });
+        let out = match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(_))) => Err(ApiError::internal("render failed unexpectedly")),
+            Ok(Err(_)) => Err(ApiError::unavailable("render was cancelled")),
+            Err(_) => Err(ApiError::unavailable("deadline passed: render cancelled")),
+        };
+        drop(guard);
+        out
+    }
+}
+
+/// Sets the cancel flag when the request future ends for any reason
+/// (finished, deadline, client gone); a finished job ignores it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reject oversized query strings (414) and header sections (431) before routing.
+async fn limits(req: Request, next: Next) -> Response {
+    if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        return ApiError {
+            status: StatusCode::URI_TOO_LONG,
+            message: format!("query string longer than {MAX_QUERY_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message: format!("request headers larger than {MAX_HEADER_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Count requests and latency by route and status.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("pointillist_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("pointillist_request_seconds", "route" => route)
+        .record(t.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// The application router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let cors = if state.config.cors_origins.iter().any(|o| o == "*") {
+        CorsLayer::new().allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        CorsLayer::new().allow_origin(origins)
+    }
+    .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+    .expose_headers([axum::http::header::ETAG]);
+    let timeout = Duration::from_millis(state.config.timeout_ms.saturating_add(5_000));
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/static/{*path}", get(assets::file))
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(metrics_endpoint))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/datasets", get(handlers::datasets))
+        .route("/datasets/{name}", get(handlers::dataset))
+        .route("/datasets/{name}/tilejson", get(handlers::tilejson))
+        .route(
+            "/datasets/{name}/histogram/{column}",
+            get(handlers::histogram),
+        )
+        .route("/datasets/{name}/count", get(handlers::count))
+        .route("/datasets/{name}/aggregate", get(handlers::aggregate))
+        .route("/datasets/{name}/points", get(handlers::points))
+        .route("/datasets/{name}/legend", get(handlers::legend))
+        .route("/tiles/{name}/{z}/{x}/{file}", get(handlers::tile))
+        .route("/admin/reload", post(handlers::reload))
+        .fallback(not_found)
+        .layer(middleware::from_fn(track))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("internal error").into_response()
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(middleware::from_fn(limits))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let cat = state.catalog.load();
+    metrics::gauge!("pointillist_datasets").set(cat.datasets.len() as f64);
+    metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Serve until SIGINT/SIGTERM, then finish requests in flight.
+pub async fn serve(config: ServerConfig) -> Result<(), std::io::Error> {
+    let bind = config.bind;
+    let state = AppState::new(config);
+    {
+        let cat = state.catalog.load();
+        for (path, err) in &cat.errors {
+            tracing::warn!(path = %path.display(), error = %err, "dataset skipped");
+        }
+        if cat.datasets.is_empty() {
+            tracing::warn!("no datasets loaded; add some and POST /admin/reload");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,402 @@
+//! Aggregation engine against a naive scalar reference, over random data,
+//! random views, filters and every reduction.
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pointillist::geo::{self, MercatorBox, TileId};
+use pointillist::pack::{PackOptions, pack};
+use pointillist::query::histogram::{Histogram, count, histogram};
+use pointillist::query::{Agg, Filter, View};
+use pointillist::raster::{GridValues, aggregate};
+use pointillist::store::Dataset;
+use proptest::prelude::*;
+use std::sync::{Arc, OnceLock};
+
+const CATS: [&str; 4] = ["GSM", "LTE", "NR", "UMTS"];
+
+#[derive(Clone, Debug)]
+struct Row {
+    qx: u32,
+    qy: u32,
+    val: f64,
+    cat: usize,
+    time: i64,
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ds: Dataset,
+    rows: Vec<Row>,
+}
+
+/// A small deterministic dataset: clusters plus uniform noise, some NaN values.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let n = 30_000usize;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let centers = [(-74.0, 40.7), (2.35, 48.85), (139.7, 35.7), (0.0, 0.0)];
+        let (mut lon, mut lat, mut val, mut cat, mut time) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for i in 0..n {
+            let (x, y) = if i % 5 == 0 {
+                (rnd() * 360.0 - 180.0, rnd() * 170.0 - 85.0)
+            } else {
+                let c = centers[i % centers.len()];
+                (c.0 + (rnd() - 0.5) * 2.0, c.1 + (rnd() - 0.5) * 2.0)
+            };
+            lon.push(x);
+            lat.push(y);
+            val.push(if i % 17 == 0 {
+                f64::NAN
+            } else {
+                (rnd() * 1000.0).round() / 10.0
+            });
+            cat.push(CATS[(rnd() * 4.0) as usize % 4]);
+            time.push(1_500_000_000_000_000 + (rnd() * 1e14) as i64);
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("lon", DataType::Float64, false),
+            Field::new("lat", DataType::Float64, false),
+            Field::new("val", DataType::Float64, true),
+            Field::new("radio", DataType::Utf8, false),
+            Field::new(
+                "created",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(lon.clone())),
+            Arc::new(Float64Array::from(lat.clone())),
+            Arc::new(Float64Array::from(val.clone())),
+            Arc::new(StringArray::from(cat.clone())),
+            Arc::new(TimestampMicrosecondArray::from(time.clone())),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.parquet");
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&input).unwrap(),
+            schema,
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let out = dir.path().join("ds");
+        let mut o = PackOptions::new(vec![input.display().to_string()], &out);
+        o.partition_rows = 2_000;
+        pack(&o).unwrap();
+        let ds = Dataset::open(&out).unwrap();
+        let rows = (0..n)
+            .map(|i| {
+                let (mx, my) = geo::lnglat_to_meters(lon[i], lat[i]);
+                let (qx, qy) = geo::quantize(mx, my);
+                Row {
+                    qx,
+                    qy,
+                    val: val[i],
+                    cat: CATS.iter().position(|c| *c == cat[i]).unwrap(),
+                    time: time[i],
+                }
+            })
+            .collect();
+        Fixture {
+            _dir: dir,
+            ds,
+            rows,
+        }
+    })
+}
+
+/// Naive pixel of a row for a view (the documented rules, written plainly).
+fn naive_pixel(view: &View, r: &Row) -> Option<usize> {
+    match *view {
+        View::Tile { tile, size } => {
+            let s = 32 - tile.z as u32;
+            if (r.qx as u64 >> s) != tile.x as u64 || (r.qy as u64 >> s) != tile.y as u64 {
+                return None;
+            }
+            let dx = r.qx as u64 - ((tile.x as u64) << s);
+            let dy = r.qy as u64 - ((tile.y as u64) << s);
+            let (c, rr) = ((dx * size as u64) >> s, (dy * size as u64) >> s);
+            Some((rr * size as u64 + c) as usize)
+        }
+        View::Viewport {
+            bbox: b,
+            width,
+            height,
+        } => {
+            let (x, y) = geo::dequantize(r.qx, r.qy);
+            if x < b.xmin || x > b.xmax || y < b.ymin || y > b.ymax {
+                return None;
+            }
+            let sx = width as f64 / (b.xmax - b.xmin);
+            let sy = height as f64 / (b.ymax - b.ymin);
+            let mut xx = (x * sx + -b.xmin * sx) as i64;
+            let mut yy = (y * sy + -b.ymin * sy) as i64;
+            if x == b.xmax {
+                xx -= 1;
+            }
+            if y == b.ymax {
+                yy -= 1;
+            }
+            let (w, h) = (width as i64, height as i64);
+            let (xx, yy) = (xx.clamp(0, w - 1), yy.clamp(0, h - 1));
+            Some(((h - 1 - yy) * w + xx) as usize)
+        }
+    }
+}
+
+fn passes(r: &Row, f: &[Filter]) -> bool {
+    f.iter().all(|f| match f {
+        Filter::Range { column, min, max } => {
+            let v = if column == "val" {
+                r.val
+            } else {
+                r.time as f64
+            };
+            v >= *min && v <= *max
+        }
+        Filter::In { values, .. } => values.iter().any(|v| v == CATS[r.cat]),
+    })
+}
+
+fn naive(view: &View, agg: &Agg, filters: &[Filter]) -> Vec<f64> {
+    let fx = fixture();
+    let (w, h) = view.size();
+    let ncat = if agg.category_column().is_some() {
+        4
+    } else {
+        1
+    };
+    let mut vals: Vec<Vec<f64>> = vec![Vec::new(); w * h * ncat];
+    let mut counts = vec![0u64; w * h * ncat];
+    for r in &fx.rows {
+        if !passes(r, filters) {
+            continue;
+        }
+        if let Some(p) = naive_pixel(view, r) {
+            let c = if ncat > 1 { p * ncat + r.cat } else { p };
+            counts[c] += 1;
+            if !r.val.is_nan() {
+                vals[c].push(r.val);
+            }
+        }
+    }
+    let stat =
+        |v: &Vec<f64>, f: &dyn Fn(&Vec<f64>) -> f64| if v.is_empty() { f64::NAN } else { f(v) };
+    (0..w * h * ncat)
+        .map(|i| {
+            let v = &vals[i];
+            let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+            let var = |v: &Vec<f64>| {
+                let m = mean(v);
+                v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64
+            };
+            match agg {
+                Agg::Count | Agg::CountCat(_) => counts[i] as f64,
+                Agg::Any => (counts[i] > 0) as u8 as f64,
+                Agg::Sum(_) | Agg::CatSum(..) => stat(v, &|v| v.iter().sum()),
+                Agg::Mean(_) | Agg::CatMean(..) => stat(v, &mean),
+                Agg::Min(_) => stat(v, &|v| v.iter().cloned().fold(f64::INFINITY, f64::min)),
+                Agg::Max(_) => stat(v, &|v| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+                Agg::Std(_) => stat(v, &|v| var(v).sqrt()),
+                Agg::Var(_) => stat(v, &var),
+            }
+        })
+        .collect()
+}
+
+fn engine(view: &View, agg: &Agg, filters: &[Filter]) -> Vec<f64> {
+    let a = aggregate(&fixture().ds, view, agg, filters, None).unwrap();
+    match a.grid.values {
+        GridValues::Count(v) | GridValues::CatCount(v) => v.into_iter().map(|x| x as f64).collect(),
+        GridValues::Any(v) => v.into_iter().map(|x| x as u8 as f64).collect(),
+        GridValues::Float(v) | GridValues::CatFloat(v) => v,
+    }
+}
+
+fn same(a: &[f64], b: &[f64]) -> Result<(), String> {
+    if a.len() != b.len() {
+        return Err(format!("lengths {} vs {}", a.len(), b.len()));
+    }
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-9 * x.abs().max(1.0);
+        if !ok {
+            return Err(format!("pixel {i}: engine {x} vs naive {y}"));
+        }
+    }
+    Ok(())
+}
+
+fn aggs() -> impl Strategy<Value = Agg> {
+    prop_oneof![
+        Just(Agg::Count),
+        Just(Agg::Any),
+        Just(Agg::Sum("val".into())),
+        Just(Agg::Mean("val".into())),
+        Just(Agg::Min("val".into())),
+        Just(Agg::Max("val".into())),
+        Just(Agg::Std("val".into())),
+        Just(Agg::Var("val".into())),
+        Just(Agg::CountCat("radio".into())),
+        Just(Agg::CatSum("radio".into(), "val".into())),
+        Just(Agg::CatMean("radio".into(), "val".into())),
+    ]
+}
+
+fn filters() -> impl Strategy<Value = Vec<Filter>> {
+    let range = (0.0f64..100.0, 0.0f64..60.0).prop_map(|(lo, w)| Filter::Range {
+        column: "val".into(),
+        min: lo,
+        max: lo + w,
+    });
+    let time = (0.0f64..1e14).prop_map(|lo| Filter::Range {
+        column: "created".into(),
+        min: 1.5e18 + lo,
+        max: f64::INFINITY,
+    });
+    let set = proptest::sample::subsequence(CATS.to_vec(), 0..=3).prop_map(|v| Filter::In {
+        column: "radio".into(),
+        values: v.into_iter().map(String::from).collect(),
+    });
+    proptest::collection::vec(prop_oneof![range, time, set], 0..=2)
+}
+
+fn viewports() -> impl Strategy<Value = View> {
+    let centers = prop_oneof![
+        Just((-74.0, 40.7)),
+        Just((2.35, 48.85)),
+        Just((0.0, 0.0)),
+        Just((30.0, 10.0))
+    ];
+    (centers, 0.05f64..60.0, 0.05f64..40.0, 1u32..64, 1u32..64).prop_map(|(c, dw, dh, w, h)| {
+        let b = MercatorBox::from_lnglat(c.0 - dw, c.1 - dh, c.0 + dw * 0.7, c.1 + dh * 0.9);
+        View::viewport(b, w, h).unwrap()
+    })
+}
+
+fn tiles() -> impl Strategy<Value = View> {
+    let centers = prop_oneof![Just((-74.0, 40.7)), Just((2.35, 48.85)), Just((0.0, 0.0))];
+    (centers, 0u32..=14, prop_oneof![Just(256u32), Just(512u32)]).prop_map(|(c, z, size)| {
+        let (mx, my) = geo::lnglat_to_meters(c.0 + 0.3, c.1 + 0.2);
+        let (qx, qy) = geo::quantize(mx, my);
+        let s = 32 - z;
+        let t = TileId::new(z, (qx as u64) >> s, (qy as u64) >> s).unwrap();
+        View::tile(t, size).unwrap()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn viewports_match_naive(view in viewports(), agg in aggs(), f in filters()) {
+        same(&engine(&view, &agg, &f), &naive(&view, &agg, &f)).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn tiles_match_naive(view in tiles(), agg in aggs(), f in filters()) {
+        same(&engine(&view, &agg, &f), &naive(&view, &agg, &f)).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn histograms_and_counts_match_naive(f in filters(), bins in 1usize..40) {
+        let fx = fixture();
+        let bbox = MercatorBox::from_lnglat(-80.0, 30.0, 10.0, 55.0);
+        let (x0, x1, y0, y1) = bbox.qbounds().unwrap();
+        let inside = |r: &Row| r.qx >= x0 && r.qx <= x1 && r.qy >= y0 && r.qy <= y1;
+        let n = count(&fx.ds, Some(&bbox), &f, None).unwrap();
+        prop_assert_eq!(n, fx.rows.iter().filter(|r| inside(r) && passes(r, &f)).count() as u64);
+        // The radio histogram ignores radio filters.
+        let others: Vec<Filter> = f.iter().filter(|x| x.column() != "radio").cloned().collect();
+        let Histogram::Categorical { categories, .. } = histogram(&fx.ds, "radio", bins, Some(&bbox), &f, None).unwrap() else { panic!() };
+        for (k, (_, c)) in categories.iter().enumerate() {
+            prop_assert_eq!(*c, fx.rows.iter().filter(|r| inside(r) && r.cat == k && passes(r, &others)).count() as u64);
+        }
+        let others: Vec<Filter> = f.iter().filter(|x| x.column() != "val").cloned().collect();
+        let Histogram::Numeric { counts, min, max, .. } = histogram(&fx.ds, "val", bins, Some(&bbox), &f, None).unwrap() else { panic!() };
+        let width = (max - min) / bins as f64;
+        let mut expect = vec![0u64; bins];
+        for r in fx.rows.iter().filter(|r| inside(r) && passes(r, &others) && !r.val.is_nan()) {
+            expect[(((r.val - min) / width) as usize).min(bins - 1)] += 1;
+        }
+        prop_assert_eq!(counts, expect);
+    }
+}
+
+#[test]
+fn world_tile_counts_every_row_once() {
+    let fx = fixture();
+    let v = View::tile(TileId::new(0, 0, 0).unwrap(), 256).unwrap();
+    let total: f64 = engine(&v, &Agg::Count, &[]).iter().sum();
+    assert_eq!(total as usize, fx.rows.len());
+    // The four z1 tiles partition the world: no point counted twice.
+    let mut sum = 0.0;
+    for (x, y) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let v = View::tile(TileId::new(1, x, y).unwrap(), 256).unwrap();
+        sum += engine(&v, &Agg::Count, &[]).iter().sum::<f64>();
+    }
+    assert_eq!(sum as usize, fx.rows.len());
+}
+
+#[test]
+fn filters_skip_partitions_by_zone_maps() {
+    let fx = fixture();
+    let v = View::tile(TileId::new(0, 0, 0).unwrap(), 256).unwrap();
+    let f = vec![Filter::Range {
+        column: "val".into(),
+        min: 1e9,
+        max: 2e9,
+    }];
+    let a = aggregate(&fx.ds, &v, &Agg::Count, &f, None).unwrap();
+    assert_eq!(a.partitions_skipped, fx.ds.partitions.len());
+    assert_eq!(a.rows_scanned, 0);
+}
+
+#[test]
+fn cancelled_aggregation_stops() {
+    let fx = fixture();
+    let v = View::tile(TileId::new(0, 0, 0).unwrap(), 256).unwrap();
+    let flag = std::sync::atomic::AtomicBool::new(true);
+    let r = aggregate(&fx.ds, &v, &Agg::Count, &[], Some(&flag));
+    assert!(matches!(r, Err(pointillist::query::QueryError::Cancelled)));
+}
+
+#[test]
+fn zoom_stats_match_tiles() {
+    // The per-zoom distribution equals the union of all tiles' pixel values.
+    let fx = fixture();
+    for z in [0u8, 1, 3] {
+        let stats =
+            pointillist::raster::pyramid::zoom_stats(&fx.ds, z, 256, &Agg::Count, &[], None)
+                .unwrap();
+        let mut expect: std::collections::BTreeMap<u64, u64> = Default::default();
+        let n = 1u32 << z;
+        for x in 0..n {
+            for y in 0..n {
+                let v =
+                    View::tile(TileId::new(z as u32, x as u64, y as u64).unwrap(), 256).unwrap();
+                for c in engine(&v, &Agg::Count, &[]) {
+                    if c > 0.0 {
+                        *expect.entry(c as u64).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let got: std::collections::BTreeMap<u64, u64> = stats
+            .histogram
+            .iter()
+            .map(|&(v, n)| (v as u64, n))
+            .collect();
+        assert_eq!(got, expect, "zoom {z}");
+    }
+}

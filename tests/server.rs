@@ -1,0 +1,675 @@
+//! The HTTP API on the real router: every endpoint, bad input, caching,
+//! concurrency and reload under load.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use pointillist::server::{AppState, ServerConfig, router};
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Srv {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    root: std::path::PathBuf,
+}
+
+fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Srv {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    common::packed_towers(&root, "towers", 20_000, 1);
+    let mut config = ServerConfig {
+        datasets: vec![root.clone()],
+        admin_token: Some("s3cret".into()),
+        ..ServerConfig::default()
+    };
+    f(&mut config);
+    Srv {
+        _dir: dir,
+        state: AppState::new(config),
+        root,
+    }
+}
+
+fn server() -> Srv {
+    server_with(|_| {})
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .expect("error field")
+            .to_string()
+    }
+}
+
+async fn send(s: &Srv, req: Request<Body>) -> Resp {
+    let r = router(s.state.clone()).oneshot(req).await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(s: &Srv, uri: &str) -> Resp {
+    send(s, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+fn decode_png(b: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut d = png::Decoder::new(std::io::Cursor::new(b));
+    d.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
+    let mut r = d.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+fn opaque_pixels(rgba: &[u8]) -> usize {
+    rgba.chunks(4).filter(|p| p[3] > 0).count()
+}
+
+// New York at z8 is tile 75/96.
+const NY_TILE: &str = "/tiles/towers/8/75/96.png";
+
+#[tokio::test]
+async fn health_datasets_and_openapi() {
+    let s = server();
+    let r = get(&s, "/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ok");
+    let r = get(&s, "/datasets").await;
+    let d = &r.json()["datasets"][0];
+    assert_eq!(d["name"], "towers");
+    assert_eq!(d["rows"], 20_000);
+    let cols = d["columns"].as_array().unwrap();
+    let radio = cols.iter().find(|c| c["name"] == "radio").unwrap();
+    assert_eq!(radio["kind"], "categorical");
+    assert_eq!(
+        radio["categories"],
+        serde_json::json!(["GSM", "LTE", "NR", "UMTS"])
+    );
+    let created = cols.iter().find(|c| c["name"] == "created").unwrap();
+    assert_eq!(created["kind"], "temporal");
+    assert!(
+        created["min"].as_f64().unwrap() > 1.2e12,
+        "temporal stats are epoch ms"
+    );
+    assert_eq!(
+        d["default_histograms"],
+        serde_json::json!(["radio", "range", "created"])
+    );
+    let r = get(&s, "/datasets/towers").await;
+    assert_eq!(r.json()["rows"], 20_000);
+    let r = get(&s, "/datasets/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.error().contains("towers"), "lists valid datasets");
+    let r = get(&s, "/openapi.json").await;
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for p in [
+        "/tiles/{name}/{z}/{x}/{file}",
+        "/datasets/{name}/histogram/{column}",
+        "/datasets/{name}/points",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} documented");
+    }
+    let r = get(&s, "/no/such/thing").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json().get("error").is_some());
+}
+
+#[tokio::test]
+async fn tiles_render_cache_and_etag() {
+    let s = server();
+    let r = get(&s, NY_TILE).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(r.headers["x-cache"], "miss");
+    let (w, h, px) = decode_png(&r.body);
+    assert_eq!((w, h), (256, 256));
+    assert!(opaque_pixels(&px) > 100, "tile has coloured pixels");
+    assert!(
+        opaque_pixels(&px) < 256 * 256,
+        "tile has transparent pixels"
+    );
+    let etag = r.headers[header::ETAG].to_str().unwrap().to_string();
+    assert!(
+        r.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    // Second request: a cache hit with the same bytes.
+    let r2 = get(&s, NY_TILE).await;
+    assert_eq!(r2.headers["x-cache"], "hit");
+    assert_eq!(r2.body, r.body);
+    // If-None-Match → 304.
+    let r3 = send(
+        &s,
+        Request::get(NY_TILE)
+            .header(header::IF_NONE_MATCH, &etag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r3.status, StatusCode::NOT_MODIFIED);
+    assert!(r3.body.is_empty());
+    // Different parameters → different ETag.
+    let r4 = get(&s, &format!("{NY_TILE}?how=log&cmap=viridis")).await;
+    assert_eq!(r4.status, StatusCode::OK);
+    assert_ne!(r4.headers[header::ETAG].to_str().unwrap(), etag);
+    // @2x is 512 px; categorical tiles, filters and per-tile scale work.
+    let r = get(&s, "/tiles/towers/8/75/96@2x.png").await;
+    assert_eq!(decode_png(&r.body).0, 512);
+    let r = get(&s, "/tiles/towers/8/75/96.png?agg=count_cat:radio&filter=range:0..2500&filter=radio:in:LTE,NR&scale=tile&spread=1").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(opaque_pixels(&decode_png(&r.body).2) > 50);
+    // An empty tile is valid and fully transparent.
+    let r = get(&s, "/tiles/towers/8/0/0.png").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(opaque_pixels(&decode_png(&r.body).2), 0);
+}
+
+#[tokio::test]
+async fn seamless_tiles_share_one_scale() {
+    // Under scale=zoom, the same count gets the same colour in every tile.
+    let s = server();
+    let mut colour_of_count: std::collections::HashMap<u32, [u8; 4]> = Default::default();
+    let tile_of = |lon: f64, lat: f64| {
+        let (mx, my) = pointillist::geo::lnglat_to_meters(lon, lat);
+        let (qx, qy) = pointillist::geo::quantize(mx, my);
+        ((qx >> 27) as u64, (qy >> 27) as u64)
+    };
+    for (x, y) in [
+        tile_of(-74.0, 40.7),
+        tile_of(2.35, 48.85),
+        tile_of(139.7, 35.7),
+        tile_of(-0.12, 51.5),
+    ] {
+        let uri = format!("/tiles/towers/5/{x}/{y}.png?how=linear");
+        let (_, _, px) = decode_png(&get(&s, &uri).await.body);
+        // Counts per pixel from the tile's own aggregate.
+        let ds = pointillist::store::Dataset::open(s.root.join("towers")).unwrap();
+        let view =
+            pointillist::query::View::tile(pointillist::geo::TileId::new(5, x, y).unwrap(), 256)
+                .unwrap();
+        let a =
+            pointillist::raster::aggregate(&ds, &view, &pointillist::query::Agg::Count, &[], None)
+                .unwrap();
+        let pointillist::raster::GridValues::Count(counts) = a.grid.values else {
+            panic!()
+        };
+        for (i, &c) in counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let p: [u8; 4] = px[i * 4..i * 4 + 4].try_into().unwrap();
+            let prev = colour_of_count.entry(c).or_insert(p);
+            assert_eq!(*prev, p, "count {c} coloured differently across tiles");
+        }
+    }
+    assert!(colour_of_count.len() > 3);
+}
+
+#[tokio::test]
+async fn tile_bad_input() {
+    let s = server();
+    for (uri, status, needle) in [
+        ("/tiles/towers/31/0/0.png", 400, "zoom"),
+        ("/tiles/towers/2/4/0.png", 400, "outside"),
+        ("/tiles/towers/2/0/4.png", 400, "outside"),
+        ("/tiles/towers/-1/0/0.png", 400, "non-negative"),
+        ("/tiles/towers/a/0/0.png", 400, "non-negative"),
+        ("/tiles/towers/2/0/x.png", 400, "non-negative"),
+        ("/tiles/towers/2/0/0.jpg", 400, ".png"),
+        ("/tiles/nope/0/0/0.png", 404, "towers"),
+        ("/tiles/towers/0/0/0.png?agg=median", 400, "count_cat"),
+        ("/tiles/towers/0/0/0.png?agg=mean:nope", 400, "radio"),
+        ("/tiles/towers/0/0/0.png?agg=mean:radio", 400, "categorical"),
+        ("/tiles/towers/0/0/0.png?cmap=rainbowz", 400, "viridis"),
+        ("/tiles/towers/0/0/0.png?how=sqrt", 400, "eq_hist"),
+        ("/tiles/towers/0/0/0.png?filter=range", 400, "malformed"),
+        (
+            "/tiles/towers/0/0/0.png?filter=range:a..b",
+            400,
+            "malformed",
+        ),
+        (
+            "/tiles/towers/0/0/0.png?filter=radio:1..2",
+            400,
+            "categorical",
+        ),
+        ("/tiles/towers/0/0/0.png?filter=nope:in:A", 400, "radio"),
+        ("/tiles/towers/0/0/0.png?span=0,10", 400, "eq_hist"),
+        ("/tiles/towers/0/0/0.png?spread=99", 400, "spread"),
+        ("/tiles/towers/0/0/0.png?tile_size=300", 400, "tile_size"),
+        (
+            "/tiles/towers/0/0/0.png?colour=red",
+            400,
+            "unknown parameter",
+        ),
+    ] {
+        let r = get(&s, uri).await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{uri}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let e = r.error();
+        assert!(
+            e.contains(needle),
+            "{uri}: error {e:?} should mention {needle:?}"
+        );
+    }
+    let long = format!("/tiles/towers/0/0/0.png?filter={}", "x".repeat(9000));
+    assert_eq!(get(&s, &long).await.status, StatusCode::URI_TOO_LONG);
+    let big = send(
+        &s,
+        Request::get("/health")
+            .header("x-junk", "y".repeat(20_000))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn tilejson_carries_parameters() {
+    let s = server();
+    let r = send(
+        &s,
+        Request::get("/datasets/towers/tilejson?agg=count_cat:radio&how=log")
+            .header(header::HOST, "maps.example:8080")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["tilejson"], "3.0.0");
+    assert_eq!(
+        j["tiles"][0],
+        "http://maps.example:8080/tiles/towers/{z}/{x}/{y}.png?agg=count_cat:radio&how=log"
+    );
+    assert_eq!(j["bounds"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        get(&s, "/datasets/towers/tilejson?agg=nope").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn histograms_counts_crossfilter() {
+    let s = server();
+    let r = get(&s, "/datasets/towers/histogram/radio").await;
+    let j = r.json();
+    assert_eq!(j["kind"], "categorical");
+    assert_eq!(j["total"], 20_000);
+    // A radio filter does not change the radio histogram, but filters the others.
+    let r = get(&s, "/datasets/towers/histogram/radio?filter=radio:in:LTE").await;
+    assert_eq!(r.json()["total"], 20_000);
+    let all = get(&s, "/datasets/towers/histogram/range?bins=10")
+        .await
+        .json();
+    let lte = get(
+        &s,
+        "/datasets/towers/histogram/range?bins=10&filter=radio:in:LTE",
+    )
+    .await
+    .json();
+    assert_eq!(all["kind"], "numeric");
+    assert_eq!(all["bins"].as_array().unwrap().len(), 10);
+    let lte_total = lte["total"].as_u64().unwrap();
+    assert!(lte_total > 3000 && lte_total < 7000, "{lte_total}");
+    let sum: u64 = lte["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, lte_total);
+    let c = get(&s, "/datasets/towers/count?filter=radio:in:LTE")
+        .await
+        .json();
+    assert_eq!(c["count"].as_u64().unwrap(), lte_total);
+    assert_eq!(c["total"], 20_000);
+    // bbox limits to New York (a quarter of the points).
+    let c = get(&s, "/datasets/towers/count?bbox=-75,40,-73,41.5")
+        .await
+        .json();
+    assert_eq!(c["count"], 5_000);
+    let t = get(
+        &s,
+        "/datasets/towers/histogram/created?bins=12&filter=created:2012-01-01..",
+    )
+    .await
+    .json();
+    assert_eq!(t["kind"], "temporal");
+    assert!(t["min"].as_f64().unwrap() > 1.2e12);
+    for (uri, needle) in [
+        ("/datasets/towers/histogram/range?bins=0", "bins"),
+        ("/datasets/towers/histogram/range?bins=5000", "bins"),
+        ("/datasets/towers/histogram/nope", "radio"),
+        ("/datasets/towers/histogram/range?bbox=1,2,3", "bbox"),
+        ("/datasets/towers/histogram/range?bbox=10,0,5,1", "bbox"),
+        ("/datasets/towers/count?filter=range:5..1", "malformed"),
+    ] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.error().contains(needle), "{uri}: {}", r.error());
+    }
+}
+
+#[tokio::test]
+async fn aggregate_points_legend() {
+    let s = server();
+    let r = get(
+        &s,
+        "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=20&height=10&format=json",
+    )
+    .await;
+    let j = r.json();
+    assert_eq!(
+        (j["width"].as_u64(), j["height"].as_u64()),
+        (Some(20), Some(10))
+    );
+    let total: u64 = j["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5_000);
+    let r = get(
+        &s,
+        "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=20&height=10&agg=count_cat:radio",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with(b"\x93NUMPY"));
+    let header = String::from_utf8_lossy(&r.body[10..80]).to_string();
+    assert!(header.contains("(10, 20, 4)"), "{header}");
+    assert_eq!(
+        get(
+            &s,
+            "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=99999"
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&s, "/datasets/towers/aggregate?width=10").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=4000&height=4000&format=json"
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let r = get(
+        &s,
+        "/datasets/towers/points?lon=-74&lat=40.7&z=6&radius_px=10&limit=3",
+    )
+    .await;
+    let pts = r.json()["points"].as_array().unwrap().clone();
+    assert_eq!(pts.len(), 3);
+    let d: Vec<f64> = pts
+        .iter()
+        .map(|p| p["distance_px"].as_f64().unwrap())
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "nearest first");
+    let a = &pts[0]["attributes"];
+    assert!(["GSM", "LTE", "NR", "UMTS"].contains(&a["radio"].as_str().unwrap()));
+    assert!(a["created"].as_f64().unwrap() > 1.2e12);
+    let r = get(
+        &s,
+        "/datasets/towers/points?lon=-74&lat=40.7&z=6&filter=radio:in:NR",
+    )
+    .await;
+    assert!(
+        r.json()["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["attributes"]["radio"] == "NR")
+    );
+    assert_eq!(
+        get(&s, "/datasets/towers/points?lon=-74").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&s, "/datasets/towers/points?lon=500&lat=0")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let l = get(&s, "/datasets/towers/legend?agg=count&cmap=viridis&z=8")
+        .await
+        .json();
+    assert_eq!(l["kind"], "continuous");
+    assert!(l["colors"].as_array().unwrap().len() >= 2);
+    assert!(l["max"].as_f64().unwrap() >= l["min"].as_f64().unwrap());
+    assert!(l["min"].as_f64().unwrap() >= 1.0);
+    let l = get(
+        &s,
+        "/datasets/towers/legend?agg=count_cat:radio&color_key=LTE:%23ff0000",
+    )
+    .await
+    .json();
+    assert_eq!(l["kind"], "categorical");
+    let lte = l["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"] == "LTE")
+        .unwrap()
+        .clone();
+    assert_eq!(lte["color"], "#ff0000");
+}
+
+#[tokio::test]
+async fn static_explorer_and_metrics() {
+    let s = server();
+    let r = get(&s, "/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&r.body).contains("/static/app.js"));
+    let r = get(&s, "/static/app.js").await;
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(
+        get(&s, "/static/../Cargo.toml").await.status,
+        StatusCode::NOT_FOUND
+    );
+    get(&s, NY_TILE).await;
+    get(&s, NY_TILE).await;
+    let m = String::from_utf8(get(&s, "/metrics").await.body).unwrap();
+    for needle in [
+        "pointillist_requests_total",
+        "pointillist_request_seconds",
+        "pointillist_tile_cache_total",
+        "pointillist_rows_scanned_total",
+        "pointillist_render_seconds",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}");
+    }
+}
+
+#[tokio::test]
+async fn overload_sheds_with_503() {
+    let s = server_with(|c| c.queue = 0);
+    let r = get(&s, "/datasets/towers/count").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.error().contains("overloaded"));
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests() {
+    let s = Arc::new(server());
+    let mut tasks = Vec::new();
+    for i in 0..48u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let uri = match i % 4 {
+                0 => format!(
+                    "/tiles/towers/8/75/96.png?how={}",
+                    ["log", "cbrt", "linear", "eq_hist"][(i / 4 % 4) as usize]
+                ),
+                1 => "/datasets/towers/histogram/range?bins=20".to_string(),
+                2 => format!("/tiles/towers/{}/0/0.png", i % 3),
+                _ => "/datasets/towers/count?filter=radio:in:GSM".to_string(),
+            };
+            let r = get(&s, &uri).await;
+            assert_eq!(r.status, StatusCode::OK, "{uri}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reload_swaps_datasets_under_load() {
+    let s = Arc::new(server());
+    // Requests keep flowing while a dataset is replaced and another added.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for t in 0..4 {
+        let (s, stop) = (s.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
+                let r = get(
+                    &s,
+                    &format!(
+                        "/tiles/towers/{}/0/0.png?scale=tile&how=log&spread={}",
+                        n % 4,
+                        t
+                    ),
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::OK);
+                let c = get(&s, "/datasets/towers/count").await.json()["count"]
+                    .as_u64()
+                    .unwrap();
+                assert!(
+                    c == 20_000 || c == 8_000,
+                    "count {c} is from one dataset or the other"
+                );
+                n += 1;
+            }
+            n
+        }));
+    }
+    let root = s.root.clone();
+    tokio::task::spawn_blocking(move || {
+        common::packed_towers(&root, "towers", 8_000, 2);
+        common::packed_towers(&root, "more", 1_000, 3);
+    })
+    .await
+    .unwrap();
+    let unauth = send(
+        &s,
+        Request::post("/admin/reload").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(unauth.status, StatusCode::UNAUTHORIZED);
+    let r = send(
+        &s,
+        Request::post("/admin/reload")
+            .header(header::AUTHORIZATION, "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["datasets"], serde_json::json!(["more", "towers"]));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        assert!(l.await.unwrap() >= 5);
+    }
+    assert_eq!(get(&s, "/datasets/towers").await.json()["rows"], 8_000);
+    assert_eq!(get(&s, "/datasets/more").await.json()["rows"], 1_000);
+}
+
+#[tokio::test]
+async fn reload_without_token_is_forbidden_and_corrupt_datasets_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    common::packed_towers(&root, "good", 2_000, 1);
+    let bad = common::packed_towers(&root, "bad", 2_000, 2);
+    std::fs::write(bad.join("data.arrow"), b"truncated").unwrap();
+    let state = AppState::new(ServerConfig {
+        datasets: vec![root],
+        ..ServerConfig::default()
+    });
+    {
+        let cat = state.catalog.load();
+        assert_eq!(cat.datasets.keys().collect::<Vec<_>>(), vec!["good"]);
+        assert_eq!(cat.errors.len(), 1);
+    }
+    let s = Srv {
+        _dir: dir,
+        state,
+        root: Default::default(),
+    };
+    let r = send(
+        &s,
+        Request::post("/admin/reload")
+            .header(header::AUTHORIZATION, "Bearer x")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn dataset_names_cannot_escape() {
+    use pointillist::server::valid_name;
+    for bad in ["..", "../x", "a/b", ".hidden", "", "a b", "x%2F.."] {
+        assert!(!valid_name(bad), "{bad}");
+    }
+    assert!(valid_name("towers-2024_v1.0"));
+}
