@@ -179,6 +179,22 @@ struct PackArgs {
     /// Fail on the first CSV row that does not parse (default: skip and count).
     #[arg(long)]
     strict: bool,
+    /// Finest precomputed overview level (zoom + log2 tile size, 8..=16;
+    /// 0 for none): count / count_cat tiles up to it are served from the
+    /// overview instead of the rows.
+    #[arg(long, default_value_t = pointillist::overview::DEFAULT_LEVEL,
+          value_parser = parse_overview_level)]
+    overview_level: u32,
+}
+
+fn parse_overview_level(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 0 || (pointillist::overview::MIN_LEVEL..=pointillist::overview::MAX_LEVEL).contains(&v)
+    {
+        Ok(v)
+    } else {
+        Err("expected 0 (no overview) or a level from 8 to 16".into())
+    }
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -308,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
             o.partition_rows = a.partition_rows;
             o.memory_limit = a.memory_limit;
             o.force = a.force;
+            o.overview_level = a.overview_level;
             o.progress = std::io::stderr().is_terminal();
             let r = pack::pack(&o).context("pack failed")?;
             println!(
@@ -361,6 +378,27 @@ fn format_info(ds: &Dataset, open_ms: f64) -> String {
         "data        {} bytes, format v{}, packed {}",
         m.data_bytes, m.version, m.created
     );
+    match &m.overview {
+        Some(ov) => {
+            let cats: Vec<&str> = ov.categorical.iter().map(|c| c.name.as_str()).collect();
+            let _ = writeln!(
+                o,
+                "overview    pixel levels {}..={} ({} cells at the finest), by category: {}; {} bytes",
+                ov.levels.first().map_or(0, |l| l.level),
+                ov.levels.last().map_or(0, |l| l.level),
+                ov.levels.last().map_or(0, |l| l.cells),
+                if cats.is_empty() {
+                    "-".to_string()
+                } else {
+                    cats.join(", ")
+                },
+                ov.bytes
+            );
+        }
+        None => {
+            let _ = writeln!(o, "overview    none");
+        }
+    }
     let _ = writeln!(o, "columns:");
     for c in &m.columns {
         let s = &c.stats;

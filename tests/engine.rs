@@ -25,7 +25,10 @@ struct Row {
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// Packed with the default overview.
     ds: Dataset,
+    /// The same rows packed without an overview: everything from the rows.
+    plain: Dataset,
     rows: Vec<Row>,
 }
 
@@ -95,6 +98,14 @@ fn fixture() -> &'static Fixture {
         o.partition_rows = 2_000;
         pack(&o).unwrap();
         let ds = Dataset::open(&out).unwrap();
+        assert!(ds.overview.is_some(), "packed with an overview by default");
+        let plain_out = dir.path().join("plain");
+        let mut o = PackOptions::new(vec![input.display().to_string()], &plain_out);
+        o.partition_rows = 2_000;
+        o.overview_level = 0;
+        pack(&o).unwrap();
+        let plain = Dataset::open(&plain_out).unwrap();
+        assert!(plain.overview.is_none());
         let rows = (0..n)
             .map(|i| {
                 let (mx, my) = geo::lnglat_to_meters(lon[i], lat[i]);
@@ -111,6 +122,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             _dir: dir,
             ds,
+            plain,
             rows,
         }
     })
@@ -398,5 +410,100 @@ fn zoom_stats_match_tiles() {
             .map(|&(v, n)| (v as u64, n))
             .collect();
         assert_eq!(got, expect, "zoom {z}");
+    }
+}
+
+#[test]
+fn overview_tiles_equal_row_aggregation() {
+    // Every tile the overview answers (z0..=4 at 256 px, z0..=3 at 512 px)
+    // must equal aggregating the rows, for each reduction and category
+    // filter it covers; and it must actually answer them (cells, not rows).
+    let fx = fixture();
+    let radio_in = |v: &[&str]| Filter::In {
+        column: "radio".into(),
+        values: v.iter().map(|s| s.to_string()).collect(),
+    };
+    let cases: Vec<(Agg, Vec<Filter>)> = vec![
+        (Agg::Count, vec![]),
+        (Agg::Any, vec![]),
+        (Agg::CountCat("radio".into()), vec![]),
+        (Agg::Count, vec![radio_in(&["LTE", "NR"])]),
+        (Agg::Any, vec![radio_in(&["GSM"])]),
+        (
+            Agg::CountCat("radio".into()),
+            vec![radio_in(&["UMTS", "LTE"])],
+        ),
+        (
+            Agg::Count,
+            vec![radio_in(&["UMTS", "LTE"]), radio_in(&["LTE", "GSM"])],
+        ),
+        (Agg::CountCat("radio".into()), vec![radio_in(&["nope"])]),
+    ];
+    let mut answered = 0;
+    for size in [256u32, 512] {
+        for z in 0..=(12 - size.trailing_zeros()) {
+            let n = 1u64 << z;
+            let tiles: Vec<(u64, u64)> = if z <= 2 {
+                (0..n).flat_map(|x| (0..n).map(move |y| (x, y))).collect()
+            } else {
+                // The tiles around the clusters (and an empty one).
+                [(-74.0, 40.7), (2.35, 48.85), (0.0, 0.0), (-150.0, -60.0)]
+                    .iter()
+                    .map(|&(lon, lat)| {
+                        let (mx, my) = geo::lnglat_to_meters(lon, lat);
+                        let (qx, qy) = geo::quantize(mx, my);
+                        ((qx as u64) >> (32 - z), (qy as u64) >> (32 - z))
+                    })
+                    .collect()
+            };
+            for (x, y) in tiles {
+                let v = View::tile(TileId::new(z, x, y).unwrap(), size).unwrap();
+                for (agg, f) in &cases {
+                    let a = aggregate(&fx.ds, &v, agg, f, None).unwrap();
+                    let b = aggregate(&fx.plain, &v, agg, f, None).unwrap();
+                    assert_eq!(a.grid, b.grid, "z{z}/{x}/{y}@{size} {agg:?} {f:?}");
+                    if a.rows_scanned < b.rows_scanned {
+                        answered += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(answered > 50, "the overview answered only {answered} tiles");
+    // Range filters and value reductions still read the rows.
+    let v = View::tile(TileId::new(0, 0, 0).unwrap(), 256).unwrap();
+    let f = vec![Filter::Range {
+        column: "val".into(),
+        min: 10.0,
+        max: 50.0,
+    }];
+    let a = aggregate(&fx.ds, &v, &Agg::Count, &f, None).unwrap();
+    assert_eq!(a.rows_scanned, fx.rows.len() as u64);
+}
+
+#[test]
+fn overview_zoom_stats_equal_row_scans() {
+    let fx = fixture();
+    let radio = Filter::In {
+        column: "radio".into(),
+        values: vec!["LTE".into(), "GSM".into()],
+    };
+    for z in 0u8..=16 {
+        for size in [256u32, 512] {
+            for (agg, f) in [
+                (Agg::Count, vec![]),
+                (Agg::Any, vec![]),
+                (Agg::CountCat("radio".into()), vec![]),
+                (Agg::Count, vec![radio.clone()]),
+                (Agg::CountCat("radio".into()), vec![radio.clone()]),
+            ] {
+                let zs = |ds| pointillist::raster::pyramid::zoom_stats(ds, z, size, &agg, &f, None);
+                assert_eq!(
+                    zs(&fx.ds).unwrap(),
+                    zs(&fx.plain).unwrap(),
+                    "z{z}@{size} {agg:?} {f:?}"
+                );
+            }
+        }
     }
 }

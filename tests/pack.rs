@@ -1895,3 +1895,87 @@ fn store_rejects_inconsistent_buffer_layouts() {
         );
     }
 }
+
+#[test]
+fn overview_is_written_and_damage_is_rejected() {
+    use pointillist::store::OVERVIEW_FILE;
+    let dir = tempfile::tempdir().unwrap();
+    let ds = packed(dir.path());
+    let m = Dataset::open(&ds).unwrap().manifest;
+    let ov = m.overview.clone().expect("packed with an overview");
+    assert_eq!(ov.levels.first().unwrap().level, 8);
+    assert_eq!(ov.levels.last().unwrap().level, 12);
+    assert_eq!(ov.counts.len(), 25, "a count distribution per level 8..=32");
+    // Every level's distribution accounts for every row exactly once.
+    let opened = Dataset::open(&ds).unwrap();
+    for level in 8..=32u32 {
+        let z = level - 8;
+        let stats = pointillist::raster::pyramid::zoom_stats(
+            &opened,
+            z.min(30) as u8,
+            256,
+            &pointillist::query::Agg::Count,
+            &[],
+            None,
+        )
+        .unwrap();
+        let total: f64 = stats.histogram.iter().map(|&(v, n)| v * n as f64).sum();
+        assert_eq!(total as u64, m.rows, "level {level}");
+    }
+    drop(opened);
+    let path = ds.join(OVERVIEW_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+
+    // Truncated.
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    let e = open_err(&ds);
+    assert!(
+        e.contains("overview.bin") && e.contains("manifest says"),
+        "{e}"
+    );
+    // Truncated, with a manifest that agrees on the size: arrays fall outside.
+    edit_manifest(&ds, |m| m.overview.as_mut().unwrap().bytes -= 8);
+    let e = open_err(&ds);
+    assert!(e.contains("outside the file"), "{e}");
+    std::fs::write(&path, &bytes).unwrap();
+    edit_manifest(&ds, |m| m.overview.as_mut().unwrap().bytes += 8);
+    Dataset::open(&ds).unwrap();
+    // Misaligned or out-of-range offsets, levels out of order, and a
+    // category count that does not match the schema.
+    type Edit = fn(&mut Manifest);
+    let cases: [(Edit, &str); 4] = [
+        (
+            |m| m.overview.as_mut().unwrap().levels[1].offset += 4,
+            "aligned",
+        ),
+        (
+            |m| m.overview.as_mut().unwrap().counts[3].offset = 1 << 40,
+            "outside the file",
+        ),
+        (
+            |m| m.overview.as_mut().unwrap().levels[0].level = 9,
+            "unexpected level",
+        ),
+        (
+            |m| {
+                let ov = m.overview.as_mut().unwrap();
+                ov.categorical.push(pointillist::store::OverviewColumn {
+                    name: "nope".into(),
+                    categories: 3,
+                })
+            },
+            "does not match the schema",
+        ),
+    ];
+    for (edit, want) in cases {
+        let good = std::fs::read(ds.join(MANIFEST_FILE)).unwrap();
+        edit_manifest(&ds, edit);
+        let e = open_err(&ds);
+        assert!(e.contains(want), "{want}: {e}");
+        std::fs::write(ds.join(MANIFEST_FILE), good).unwrap();
+    }
+    // Missing file.
+    std::fs::remove_file(&path).unwrap();
+    let e = open_err(&ds);
+    assert!(e.contains("overview.bin"), "{e}");
+}

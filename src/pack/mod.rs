@@ -86,6 +86,9 @@ pub struct PackOptions {
     pub force: bool,
     /// Draw progress bars (on a terminal).
     pub progress: bool,
+    /// Finest overview level (zoom + log2 tile size) to precompute; 0 for
+    /// no overview. See [`crate::overview`].
+    pub overview_level: u32,
 }
 
 impl PackOptions {
@@ -99,6 +102,7 @@ impl PackOptions {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             force: false,
             progress: false,
+            overview_level: crate::overview::DEFAULT_LEVEL,
         }
     }
 }
@@ -431,7 +435,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         runs.len()
     };
     bar.finish_and_clear();
-    let manifest = writer.finish(
+    let mut manifest = writer.finish(
         &name,
         dropped,
         files.iter().map(|f| f.display().to_string()).collect(),
@@ -440,6 +444,25 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
     let json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
     write_synced(&mpath, &json)?;
+    if opts.overview_level > 0 {
+        // The overview is computed from the written data, as a reader sees it.
+        let t = Instant::now();
+        let ds = crate::store::Dataset::open(&stage.path)
+            .map_err(|e| PackError::Options(format!("reopening the packed data: {e}")))?;
+        let info = crate::overview::build(&ds, &stage.path, opts.overview_level)
+            .map_err(io(&stage.path))?;
+        drop(ds);
+        tracing::info!(
+            levels = info.levels.len(),
+            cells = info.levels.last().map_or(0, |l| l.cells),
+            seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+            "overview"
+        );
+        manifest.overview = Some(info);
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
+        write_synced(&mpath, &json)?;
+    }
     sync_dir(&stage.path);
     commit(&mut stage, out, opts.force)?;
     let seconds = start.elapsed().as_secs_f64();

@@ -217,6 +217,7 @@ impl PartitionWriter {
             data_bytes,
             source,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            overview: None,
         })
     }
 }

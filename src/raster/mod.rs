@@ -224,10 +224,23 @@ impl Grid {
 pub struct Aggregate {
     /// The grid.
     pub grid: Grid,
-    /// Rows read (after key-range and partition pruning, before row filters).
+    /// Rows read (after key-range and partition pruning, before row filters);
+    /// for a tile answered from the overview, the overview cells read.
     pub rows_scanned: u64,
     /// Partitions skipped by zone maps.
     pub partitions_skipped: usize,
+}
+
+/// Whether every filter names a column of a kind it applies to, so that
+/// answering from the overview gives what the scan gives.
+fn filters_valid(m: &crate::store::Manifest, filters: &[Filter]) -> bool {
+    use crate::store::ColumnKind;
+    filters.iter().all(|f| {
+        m.column(f.column()).is_some_and(|c| match f {
+            Filter::In { .. } => c.kind == ColumnKind::Categorical,
+            Filter::Range { .. } => matches!(c.kind, ColumnKind::Numeric | ColumnKind::Temporal),
+        })
+    })
 }
 
 /// Per-task accumulator of one reduction.
@@ -301,6 +314,20 @@ pub fn aggregate(
     cancel: Option<&AtomicBool>,
 ) -> Result<Aggregate, QueryError> {
     agg.validate(&ds.manifest)?;
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(QueryError::Cancelled);
+    }
+    if let (View::Tile { tile, size }, Some(ov)) = (view, &ds.overview) {
+        if filters_valid(&ds.manifest, filters) {
+            if let Some((grid, cells)) = ov.tile(&ds.manifest, *tile, *size, agg, filters) {
+                return Ok(Aggregate {
+                    grid,
+                    rows_scanned: cells,
+                    partitions_skipped: 0,
+                });
+            }
+        }
+    }
     let spans = plan_rows(ds, &view.key_ranges(), CHUNK_ROWS);
     match *view {
         View::Tile { tile, size } => run(

@@ -175,6 +175,13 @@ pub fn zoom_stats(
 ) -> Result<ZoomStats, QueryError> {
     agg.validate(&ds.manifest)?;
     let level = (zoom as u32 + tile_size.trailing_zeros()).min(QBITS);
+    if let Some(ov) = &ds.overview {
+        if super::filters_valid(&ds.manifest, filters) {
+            if let Some(stats) = ov.zoom_stats(&ds.manifest, level, agg, filters) {
+                return Ok(stats);
+            }
+        }
+    }
     let shift = QBITS - level;
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
     let spans = all_rows(ds, super::CHUNK_ROWS * 4);

@@ -168,6 +168,61 @@ pub struct Manifest {
     pub source: Vec<String>,
     /// When it was packed (RFC 3339).
     pub created: String,
+    /// Precomputed overviews (low-zoom count grids and per-zoom count
+    /// distributions); absent in datasets packed without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overview: Option<OverviewInfo>,
+}
+
+/// Name of the overview file inside a packed dataset directory.
+pub const OVERVIEW_FILE: &str = "overview.bin";
+
+/// Layout of [`OVERVIEW_FILE`]: little-endian arrays at the given byte
+/// offsets (each 8-byte aligned). See [`crate::overview`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewInfo {
+    /// Size of the file in bytes, checked before mapping it.
+    pub bytes: u64,
+    /// Categorical columns whose per-category counts are kept, in order.
+    pub categorical: Vec<OverviewColumn>,
+    /// Cell grids, one per pixel level (zoom + log2 tile size), ascending.
+    pub levels: Vec<OverviewLevel>,
+    /// Distribution of points per non-empty cell, one per level 8..=32.
+    pub counts: Vec<OverviewCounts>,
+}
+
+/// A categorical column kept in the overview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewColumn {
+    /// Column name.
+    pub name: String,
+    /// Its number of categories.
+    pub categories: usize,
+}
+
+/// The non-empty cells of one level, in Hilbert order: arrays `key`, `x`,
+/// `y`, `count` (u32 × cells), then per categorical column u32 × cells ×
+/// categories (cell-major).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewLevel {
+    /// Pixel level: cells are `2^-level` of the world wide.
+    pub level: u32,
+    /// Non-empty cells.
+    pub cells: u64,
+    /// Byte offset of the first array.
+    pub offset: u64,
+}
+
+/// `(value, cells)` pairs of u64, ascending by value: how many non-empty
+/// cells of `level` hold exactly `value` points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewCounts {
+    /// Pixel level.
+    pub level: u32,
+    /// Distinct values.
+    pub values: u64,
+    /// Byte offset of the values array (the cell counts follow it).
+    pub offset: u64,
 }
 
 impl Manifest {

@@ -128,6 +128,8 @@ pub struct Dataset {
     pub schema: SchemaRef,
     /// Partitions in Hilbert order.
     pub partitions: Vec<Partition>,
+    /// Precomputed overviews, when the dataset was packed with them.
+    pub overview: Option<crate::overview::Overview>,
 }
 
 impl Dataset {
@@ -216,11 +218,13 @@ impl Dataset {
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Normal);
         let (schema, partitions) = decoded.map_err(corrupt)?;
+        let overview = crate::overview::Overview::open(&dir, &manifest)?;
         Ok(Dataset {
             dir,
             manifest,
             schema,
             partitions,
+            overview,
         })
     }
 
