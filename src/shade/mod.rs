@@ -538,15 +538,35 @@ pub fn shade_categorical(
         }
     };
     let mut blank_rgb: Option<[u8; 3]> = None;
+    // Integer totals repeat a lot: alpha is computed once per distinct total
+    // (0 = not yet computed, alpha + 1 otherwise).
+    let mut alpha_memo: Vec<u16> = if integer {
+        vec![0; 1 << 16]
+    } else {
+        Vec::new()
+    };
     for (px, &total) in grid.counts.chunks_exact(ncat).zip(&totals) {
         let rgb = if blank(px) {
-            *blank_rgb.get_or_insert_with(|| mix_colors(px, colors, baseline, explicit, &mut cdata))
+            *blank_rgb.get_or_insert_with(|| {
+                mix_colors(px, colors, baseline, explicit, &mut cdata, integer)
+            })
         } else {
-            mix_colors(px, colors, baseline, explicit, &mut cdata)
+            mix_colors(px, colors, baseline, explicit, &mut cdata, integer)
         };
         let empty = total.is_nan() || (integer && total == 0.0);
         let a = match norm {
-            Some(nm) if !empty => nm.alpha_for(nm.transform(total), opts.min_alpha, opts.alpha),
+            Some(nm) if !empty => {
+                let alpha = || nm.alpha_for(nm.transform(total), opts.min_alpha, opts.alpha);
+                match alpha_memo.get_mut(total as usize) {
+                    Some(m) if integer => {
+                        if *m == 0 {
+                            *m = alpha() as u16 + 1;
+                        }
+                        (*m - 1) as u8
+                    }
+                    _ => alpha(),
+                }
+            }
             _ => 0,
         };
         data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
@@ -565,6 +585,7 @@ fn mix_colors(
     baseline: f64,
     explicit: bool,
     cdata: &mut [f32],
+    integer: bool,
 ) -> [u8; 3] {
     for (c, &v) in cdata.iter_mut().zip(px) {
         *c = if v.is_nan() {
@@ -601,9 +622,21 @@ fn mix_colors(
     // correctly rounded sum differs in rare pixels whose ratio lands on an
     // integer (checked against Datashader on 220k float pixels).
     let mut rgb = [0f32; 3];
-    for (c, &d) in colors.iter().zip(cdata.iter()) {
-        for k in 0..3 {
-            rgb[k] = d.mul_add(f32::from(c[k]), rgb[k]);
+    if integer && baseline.fract() == 0.0 {
+        // Integer weights times 8-bit colours, summed: every intermediate
+        // is an integer below 2^53, so f64 arithmetic is exact and rounding
+        // it once to f32 gives the fused multiply-add's result, without
+        // `fmaf`'s software fallback on CPUs built for without FMA.
+        for (c, &d) in colors.iter().zip(cdata.iter()) {
+            for k in 0..3 {
+                rgb[k] = (f64::from(d) * f64::from(c[k]) + f64::from(rgb[k])) as f32;
+            }
+        }
+    } else {
+        for (c, &d) in colors.iter().zip(cdata.iter()) {
+            for k in 0..3 {
+                rgb[k] = d.mul_add(f32::from(c[k]), rgb[k]);
+            }
         }
     }
     rgb.map(|s| f32_to_u8(s / total))
