@@ -3,15 +3,20 @@
 # explorer's browser tests in headless Chromium against a real server.
 #   scripts/test.sh            # everything
 #   SKIP_BROWSER=1 scripts/test.sh   # Rust tests only
-#   BROWSER_RELEASE=1 BROWSER_ROWS=10000000 scripts/test.sh
+#   SKIP_RUST=1 BROWSER_RELEASE=1 BROWSER_ROWS=10000000 scripts/test.sh
 #                                    # latency figures: release server, 10M points
+#                                    # (SKIP_RUST=1: browser tests only)
 # Browser tests need Debian's chromium (installed here when running as root)
 # and Node.js with npm (playwright-core is installed from tests/browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (unit, property, integration)"
-cargo test --all-targets --locked
+if [ "${SKIP_RUST:-0}" = 1 ]; then
+  echo "Rust tests skipped (SKIP_RUST=1)"
+else
+  echo "== cargo test (unit, property, integration)"
+  cargo test --all-targets --locked
+fi
 
 if [ "${SKIP_BROWSER:-0}" = 1 ]; then
   echo "browser tests skipped (SKIP_BROWSER=1)"

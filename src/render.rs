@@ -115,25 +115,35 @@ pub fn shade_grid(
 ) -> Result<Rgba, ShadeError> {
     let mut opts = style.shade.clone();
     let mut img = match &grid.values {
-        GridValues::CatCount(_) | GridValues::CatFloat(_) => {
-            let counts: Vec<f64> = match &grid.values {
-                GridValues::CatCount(v) => v.iter().map(|&x| x as f64).collect(),
-                GridValues::CatFloat(v) => v.clone(),
-                _ => unreachable!(),
-            };
+        GridValues::CatCount(counts) => {
             let key = match &style.color_key {
                 Some(k) => k.clone(),
                 None => shade::default_color_key(grid.ncat()),
             };
-            if norm.is_some() && matches!(grid.values, GridValues::CatCount(_)) {
+            if norm.is_some() {
                 // A fixed baseline keeps colour mixing identical across tiles.
                 opts.color_baseline = Some(0.0);
             }
+            shade::shade_categorical_counts(
+                grid.width,
+                grid.height,
+                grid.ncat(),
+                counts,
+                &key,
+                &opts,
+                norm,
+            )?
+        }
+        GridValues::CatFloat(counts) => {
+            let key = match &style.color_key {
+                Some(k) => k.clone(),
+                None => shade::default_color_key(grid.ncat()),
+            };
             let g = CategoricalGrid {
                 width: grid.width,
                 height: grid.height,
                 ncat: grid.ncat(),
-                counts: &counts,
+                counts,
                 integer: is_integer(agg),
             };
             shade::shade_categorical(&g, &key, &opts, norm)?

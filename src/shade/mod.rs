@@ -578,6 +578,101 @@ pub fn shade_categorical(
     })
 }
 
+/// [`shade_categorical`] for integer counts, without widening the grid to
+/// `f64`: totals are exact integer sums, the per-image normalisation is
+/// built from the distinct totals, empty pixels share one colour and only
+/// non-empty pixels are mixed. The output is byte-identical to
+/// `shade_categorical` on the same counts as `f64` with `integer: true`.
+pub fn shade_categorical_counts(
+    width: usize,
+    height: usize,
+    ncat: usize,
+    counts: &[u32],
+    color_key: &[[u8; 3]],
+    opts: &ShadeOptions,
+    norm: Option<&Normalization>,
+) -> Result<Rgba, ShadeError> {
+    let expected = width * height * ncat;
+    if counts.len() != expected {
+        return Err(ShadeError::ShapeMismatch {
+            expected,
+            got: counts.len(),
+        });
+    }
+    if ncat == 0 {
+        return Ok(Rgba::new(width, height));
+    }
+    if color_key.len() < ncat {
+        return Err(ShadeError::InsufficientColors {
+            got: color_key.len(),
+            need: ncat,
+        });
+    }
+    let colors = &color_key[..ncat];
+    let explicit = opts.color_baseline.is_some();
+    let baseline = opts
+        .color_baseline
+        .unwrap_or_else(|| counts.iter().copied().min().map_or(f64::NAN, f64::from));
+    let totals: Vec<u64> = counts
+        .chunks_exact(ncat)
+        .map(|px| px.iter().map(|&c| u64::from(c)).sum())
+        .collect();
+    let owned;
+    let norm = match norm {
+        Some(nm) => {
+            check_how(nm, opts)?;
+            Some(nm)
+        }
+        None => {
+            let mut tally: std::collections::BTreeMap<u64, u64> = Default::default();
+            for &t in &totals {
+                *tally.entry(t).or_default() += 1;
+            }
+            let pairs: Vec<(f64, u64)> = tally.into_iter().map(|(t, n)| (t as f64, n)).collect();
+            owned = Normalization::from_category_totals_with_empty(&pairs, true, false, opts)?;
+            owned.as_ref()
+        }
+    };
+    let mut px64 = vec![0f64; ncat];
+    let mut cdata = vec![0f32; ncat];
+    let blank_rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
+    let blank = [blank_rgb[0], blank_rgb[1], blank_rgb[2], 0];
+    let mut alpha_memo: Vec<u16> = vec![0; 1 << 16];
+    let mut data = Vec::with_capacity(width * height * 4);
+    for (px, &total) in counts.chunks_exact(ncat).zip(&totals) {
+        if total == 0 {
+            data.extend_from_slice(&blank);
+            continue;
+        }
+        for (d, &c) in px64.iter_mut().zip(px) {
+            *d = f64::from(c);
+        }
+        let rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
+        let a = match norm {
+            Some(nm) => {
+                let t = total as f64;
+                let alpha = || nm.alpha_for(nm.transform(t), opts.min_alpha, opts.alpha);
+                match alpha_memo.get_mut(total as usize) {
+                    Some(m) => {
+                        if *m == 0 {
+                            *m = alpha() as u16 + 1;
+                        }
+                        (*m - 1) as u8
+                    }
+                    None => alpha(),
+                }
+            }
+            None => 0,
+        };
+        data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
+    }
+    Ok(Rgba {
+        width,
+        height,
+        data,
+    })
+}
+
 /// One pixel of `_colorize`'s colour mixing, in `float32` like Datashader.
 fn mix_colors(
     px: &[f64],

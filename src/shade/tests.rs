@@ -101,6 +101,15 @@ mod reference {
                     shade_categorical(&grid, &key, &opts, n.as_ref()).unwrap(),
                     img
                 );
+                // Integer grids: the u32 fast path gives the same bytes.
+                if grid.integer && counts.iter().all(|&v| v >= 0.0 && v.fract() == 0.0) {
+                    let u: Vec<u32> = counts.iter().map(|&v| v as u32).collect();
+                    for nm in [None, n.as_ref()] {
+                        let fast =
+                            shade_categorical_counts(w, h, grid.ncat, &u, &key, &opts, nm).unwrap();
+                        assert_eq!(fast, img, "u32 path, norm given: {}", nm.is_some());
+                    }
+                }
                 img
             }
             "spread" => spread(&image(c), c["px"].as_u64().unwrap() as u32, shape(c)),
@@ -478,6 +487,57 @@ mod hand {
             shade_categorical(&grid, &key[..1], &opts(How::Linear), None),
             Err(ShadeError::InsufficientColors { got: 1, need: 2 })
         ));
+    }
+
+    #[test]
+    fn categorical_u32_path_equals_f64_path() {
+        // Random integer grids (mostly empty, some large totals), every
+        // `how`, per-image and given normalisations, implicit and explicit
+        // baselines: the u32 path must give the f64 path's bytes.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for case in 0..60 {
+            let (w, h, ncat) = (
+                1 + rnd(40) as usize,
+                1 + rnd(30) as usize,
+                1 + rnd(7) as usize,
+            );
+            let counts: Vec<u32> = (0..w * h * ncat)
+                .map(|_| match rnd(10) {
+                    0..=5 => 0,
+                    6..=8 => rnd(20) as u32,
+                    _ => rnd(200_000) as u32,
+                })
+                .collect();
+            let f: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+            let grid = CategoricalGrid {
+                width: w,
+                height: h,
+                ncat,
+                counts: &f,
+                integer: true,
+            };
+            let key = default_color_key(ncat);
+            for how in [How::Linear, How::Log, How::Cbrt, How::EqHist] {
+                let mut o = opts(how);
+                if case % 3 == 0 {
+                    o.color_baseline = Some(0.0);
+                }
+                let slow = shade_categorical(&grid, &key, &o, None).unwrap();
+                let fast = shade_categorical_counts(w, h, ncat, &counts, &key, &o, None).unwrap();
+                assert_eq!(fast, slow, "case {case} {how:?}");
+                let n = Normalization::from_categorical_grid(&grid, &o).unwrap();
+                let slow = shade_categorical(&grid, &key, &o, n.as_ref()).unwrap();
+                let fast =
+                    shade_categorical_counts(w, h, ncat, &counts, &key, &o, n.as_ref()).unwrap();
+                assert_eq!(fast, slow, "case {case} {how:?} with a normalisation");
+            }
+        }
     }
 
     fn image(px: &[[u8; 4]], w: usize) -> Rgba {
