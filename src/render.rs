@@ -114,12 +114,13 @@ pub fn shade_grid(
     norm: Option<&Normalization>,
 ) -> Result<Rgba, ShadeError> {
     let mut opts = style.shade.clone();
+    let color_key = || match &style.color_key {
+        Some(k) => k.clone(),
+        None => shade::default_color_key(grid.ncat()),
+    };
     let mut img = match &grid.values {
         GridValues::CatCount(counts) => {
-            let key = match &style.color_key {
-                Some(k) => k.clone(),
-                None => shade::default_color_key(grid.ncat()),
-            };
+            let key = color_key();
             if norm.is_some() {
                 // A fixed baseline keeps colour mixing identical across tiles.
                 opts.color_baseline = Some(0.0);
@@ -135,10 +136,7 @@ pub fn shade_grid(
             )?
         }
         GridValues::CatFloat(counts) => {
-            let key = match &style.color_key {
-                Some(k) => k.clone(),
-                None => shade::default_color_key(grid.ncat()),
-            };
+            let key = color_key();
             let g = CategoricalGrid {
                 width: grid.width,
                 height: grid.height,

@@ -24,18 +24,18 @@
 
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter};
-use crate::raster::pyramid::ZoomStats;
+use crate::raster::pyramid::{Tally, ZoomStats};
 use crate::raster::{Grid, GridValues};
 use crate::store::column::CatColumn;
 use crate::store::{
-    Dataset, Manifest, OVERVIEW_FILE, OverviewColumn, OverviewCounts, OverviewInfo, OverviewLevel,
-    StoreError,
+    Dataset, Manifest, Mapping, OVERVIEW_FILE, OverviewColumn, OverviewCounts, OverviewInfo,
+    OverviewLevel, StoreError,
 };
 use arrow_buffer::{Buffer, ScalarBuffer};
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The finest pixel level an overview may keep (cell coordinates and keys
 /// must fit in u32).
@@ -46,9 +46,6 @@ pub const MIN_LEVEL: u32 = 8;
 pub const MAX_CATEGORIES: usize = 64;
 /// Default finest level: 256-pixel tiles up to z4, 512-pixel tiles up to z3.
 pub const DEFAULT_LEVEL: u32 = 12;
-
-/// Counts below this are tallied in a vector, larger ones in a map.
-const DENSE: usize = 4096;
 
 /// One level's cells, mapped.
 #[derive(Debug, Clone)]
@@ -71,14 +68,6 @@ pub struct Overview {
     counts: Vec<(ScalarBuffer<u64>, ScalarBuffer<u64>)>,
 }
 
-struct Mapping(memmap2::Mmap);
-
-impl AsRef<[u8]> for Mapping {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 impl Overview {
     /// Map the overview file of the dataset in `dir`, checking every array
     /// against the manifest's layout before use.
@@ -91,23 +80,7 @@ impl Overview {
             path: path.clone(),
             message,
         };
-        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| StoreError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if len != info.bytes {
-            return Err(corrupt(format!(
-                "file is {len} bytes, manifest says {}",
-                info.bytes
-            )));
-        }
+        let (file, len) = crate::store::open_sized(&path, info.bytes)?;
         let buffer = if len == 0 {
             Buffer::from_vec(Vec::<u64>::new())
         } else {
@@ -119,7 +92,7 @@ impl Overview {
                 path: path.clone(),
                 source,
             })?;
-            Buffer::from(bytes::Bytes::from_owner(Mapping(mmap)))
+            Buffer::from(bytes::Bytes::from_owner(Mapping(Arc::new(mmap))))
         };
         for c in &info.categorical {
             let ok = m
@@ -341,16 +314,18 @@ impl Overview {
             // Per-category totals do not depend on which column `count_cat`
             // splits by, so a count plan over the filter's column serves all.
             let plan = self.plan(m, level, &Agg::Count, filters)?;
-            let mut tally: HashMap<u32, u64> = HashMap::new();
+            let mut tally = Tally::default();
             for i in 0..plan.level.key.len() {
                 let v = plan.value(i);
                 if v > 0 {
-                    *tally.entry(v).or_default() += 1;
+                    tally.add(u64::from(v));
                 }
             }
-            let mut h: Vec<(f64, u64)> = tally.into_iter().map(|(v, k)| (v as f64, k)).collect();
-            h.sort_by(|a, b| a.0.total_cmp(&b.0));
-            h
+            tally
+                .sorted()
+                .into_iter()
+                .map(|(v, k)| (v as f64, k))
+                .collect()
         };
         let pixels = histogram.iter().map(|h| h.1).sum();
         if matches!(agg, Agg::Any) {
@@ -505,53 +480,6 @@ impl Cells {
     }
 }
 
-/// Tally of run lengths (points per non-empty pixel) at one level.
-#[derive(Default, Clone)]
-struct Tally {
-    dense: Vec<u64>,
-    sparse: HashMap<u64, u64>,
-}
-
-impl Tally {
-    #[inline]
-    fn add(&mut self, n: u64) {
-        if (n as usize) < DENSE {
-            if self.dense.is_empty() {
-                self.dense = vec![0; DENSE];
-            }
-            self.dense[n as usize] += 1;
-        } else {
-            *self.sparse.entry(n).or_default() += 1;
-        }
-    }
-
-    fn extend(&mut self, o: Tally) {
-        if self.dense.is_empty() {
-            self.dense = o.dense;
-        } else if !o.dense.is_empty() {
-            for (a, b) in self.dense.iter_mut().zip(o.dense) {
-                *a += b;
-            }
-        }
-        for (k, n) in o.sparse {
-            *self.sparse.entry(k).or_default() += n;
-        }
-    }
-
-    fn sorted(self) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, &n)| (k as u64, n))
-            .chain(self.sparse)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-}
-
 const NLEVELS: usize = (QBITS - MIN_LEVEL + 1) as usize;
 
 /// Per-partition run lengths at every level 8..=32. The first and last run
@@ -651,11 +579,10 @@ fn count_distributions(ds: &Dataset) -> Vec<Vec<(u64, u64)>> {
             if let Some((_, n)) = carry {
                 tally.add(n);
             }
-            let mut tally_inner = tally;
             for p in &pieces {
-                tally_inner.extend(p.inner[l].clone());
+                tally.extend(&p.inner[l]);
             }
-            tally_inner.sorted()
+            tally.sorted()
         })
         .collect()
 }

@@ -440,29 +440,26 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         dropped,
         files.iter().map(|f| f.display().to_string()).collect(),
     )?;
-    let mpath = stage.path.join(MANIFEST_FILE);
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
-    write_synced(&mpath, &json)?;
     if opts.overview_level > 0 {
         // The overview is computed from the written data, as a reader sees it.
         let t = Instant::now();
-        let ds = crate::store::Dataset::open(&stage.path)
+        let ds = crate::store::Dataset::open_with_manifest(&stage.path, manifest)
             .map_err(|e| PackError::Options(format!("reopening the packed data: {e}")))?;
         let info = crate::overview::build(&ds, &stage.path, opts.overview_level)
             .map_err(io(&stage.path))?;
-        drop(ds);
         tracing::info!(
             levels = info.levels.len(),
             cells = info.levels.last().map_or(0, |l| l.cells),
             seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
             "overview"
         );
+        manifest = ds.manifest;
         manifest.overview = Some(info);
-        let json =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
-        write_synced(&mpath, &json)?;
     }
+    let mpath = stage.path.join(MANIFEST_FILE);
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| PackError::Options(e.to_string()))?;
+    write_synced(&mpath, &json)?;
     sync_dir(&stage.path);
     commit(&mut stage, out, opts.force)?;
     let seconds = start.elapsed().as_secs_f64();

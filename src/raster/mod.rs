@@ -231,18 +231,6 @@ pub struct Aggregate {
     pub partitions_skipped: usize,
 }
 
-/// Whether every filter names a column of a kind it applies to, so that
-/// answering from the overview gives what the scan gives.
-fn filters_valid(m: &crate::store::Manifest, filters: &[Filter]) -> bool {
-    use crate::store::ColumnKind;
-    filters.iter().all(|f| {
-        m.column(f.column()).is_some_and(|c| match f {
-            Filter::In { .. } => c.kind == ColumnKind::Categorical,
-            Filter::Range { .. } => matches!(c.kind, ColumnKind::Numeric | ColumnKind::Temporal),
-        })
-    })
-}
-
 /// Per-task accumulator of one reduction.
 #[derive(Clone)]
 enum State {
@@ -318,14 +306,12 @@ pub fn aggregate(
         return Err(QueryError::Cancelled);
     }
     if let (View::Tile { tile, size }, Some(ov)) = (view, &ds.overview) {
-        if filters_valid(&ds.manifest, filters) {
-            if let Some((grid, cells)) = ov.tile(&ds.manifest, *tile, *size, agg, filters) {
-                return Ok(Aggregate {
-                    grid,
-                    rows_scanned: cells,
-                    partitions_skipped: 0,
-                });
-            }
+        if let Some((grid, cells)) = ov.tile(&ds.manifest, *tile, *size, agg, filters) {
+            return Ok(Aggregate {
+                grid,
+                rows_scanned: cells,
+                partitions_skipped: 0,
+            });
         }
     }
     let spans = plan_rows(ds, &view.key_ranges(), CHUNK_ROWS);

@@ -112,31 +112,71 @@ impl Run {
     }
 }
 
-/// Pixel values seen. Counts below [`DENSE_COUNTS`] are tallied in a vector
-/// (most pixels hold few points, and a hash insert per pixel dominated deep
-/// zooms); larger ones in a map.
-#[derive(Default)]
-struct Values {
+/// How many times each non-negative integer was seen. Values below
+/// [`DENSE_COUNTS`] are tallied in a vector (most pixels hold few points, and
+/// a hash insert per pixel dominated deep zooms); larger ones in a map.
+#[derive(Default, Clone)]
+pub(crate) struct Tally {
     dense: Vec<u64>,
     sparse: HashMap<u64, u64>,
-    floats: Vec<f64>,
 }
 
 const DENSE_COUNTS: usize = 1 << 16;
+
+impl Tally {
+    /// Count one more `k`.
+    #[inline]
+    pub(crate) fn add(&mut self, k: u64) {
+        if (k as usize) < DENSE_COUNTS {
+            if self.dense.len() <= k as usize {
+                self.dense.resize(k as usize + 1, 0);
+            }
+            self.dense[k as usize] += 1;
+        } else {
+            *self.sparse.entry(k).or_default() += 1;
+        }
+    }
+
+    /// Add another tally's counts.
+    pub(crate) fn extend(&mut self, o: &Tally) {
+        if self.dense.len() < o.dense.len() {
+            self.dense.resize(o.dense.len(), 0);
+        }
+        for (a, b) in self.dense.iter_mut().zip(&o.dense) {
+            *a += b;
+        }
+        for (&k, &n) in &o.sparse {
+            *self.sparse.entry(k).or_default() += n;
+        }
+    }
+
+    /// `(value, times)` for every value seen, ascending.
+    pub(crate) fn sorted(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, &n)| (k as u64, n))
+            .chain(self.sparse.iter().map(|(&k, &n)| (k, n)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Pixel values seen: integer values tallied, float values kept.
+#[derive(Default)]
+struct Values {
+    counts: Tally,
+    floats: Vec<f64>,
+}
 
 impl Values {
     fn push(&mut self, agg: &Agg, run: &Run, integer: bool) {
         if let Some(v) = value(agg, &run.acc, run.rows) {
             if integer {
-                let k = v as u64;
-                if (k as usize) < DENSE_COUNTS {
-                    if self.dense.len() <= k as usize {
-                        self.dense.resize(k as usize + 1, 0);
-                    }
-                    self.dense[k as usize] += 1;
-                } else {
-                    *self.sparse.entry(k).or_default() += 1;
-                }
+                self.counts.add(v as u64);
             } else if v.is_finite() {
                 self.floats.push(v);
             }
@@ -144,15 +184,7 @@ impl Values {
     }
 
     fn extend(&mut self, o: Values) {
-        if self.dense.len() < o.dense.len() {
-            self.dense.resize(o.dense.len(), 0);
-        }
-        for (a, b) in self.dense.iter_mut().zip(&o.dense) {
-            *a += b;
-        }
-        for (k, n) in o.sparse {
-            *self.sparse.entry(k).or_default() += n;
-        }
+        self.counts.extend(&o.counts);
         self.floats.extend(o.floats);
     }
 }
@@ -175,12 +207,12 @@ pub fn zoom_stats(
 ) -> Result<ZoomStats, QueryError> {
     agg.validate(&ds.manifest)?;
     let level = (zoom as u32 + tile_size.trailing_zeros()).min(QBITS);
-    if let Some(ov) = &ds.overview {
-        if super::filters_valid(&ds.manifest, filters) {
-            if let Some(stats) = ov.zoom_stats(&ds.manifest, level, agg, filters) {
-                return Ok(stats);
-            }
-        }
+    if let Some(stats) = ds
+        .overview
+        .as_ref()
+        .and_then(|ov| ov.zoom_stats(&ds.manifest, level, agg, filters))
+    {
+        return Ok(stats);
     }
     let shift = QBITS - level;
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
@@ -288,15 +320,12 @@ pub fn zoom_stats(
         values.push(agg, &c, integer);
     }
     let (histogram, pixels) = if integer {
-        let mut h: Vec<(f64, u64)> = values
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, &n)| (k as f64, n))
-            .chain(values.sparse.into_iter().map(|(k, n)| (k as f64, n)))
+        let h: Vec<(f64, u64)> = values
+            .counts
+            .sorted()
+            .into_iter()
+            .map(|(k, n)| (k as f64, n))
             .collect();
-        h.sort_by(|a, b| a.0.total_cmp(&b.0));
         let pixels = h.iter().map(|x| x.1).sum();
         (h, pixels)
     } else {

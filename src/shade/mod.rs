@@ -223,14 +223,57 @@ pub struct CategoricalGrid<'a> {
 
 impl CategoricalGrid<'_> {
     fn check(&self) -> Result<(), ShadeError> {
-        let expected = self.width * self.height * self.ncat;
-        if self.counts.len() != expected {
-            return Err(ShadeError::ShapeMismatch {
-                expected,
-                got: self.counts.len(),
-            });
+        check_categorical_shape(self.width, self.height, self.ncat, self.counts.len())
+    }
+}
+
+fn check_categorical_shape(
+    width: usize,
+    height: usize,
+    ncat: usize,
+    got: usize,
+) -> Result<(), ShadeError> {
+    let expected = width * height * ncat;
+    if got != expected {
+        return Err(ShadeError::ShapeMismatch { expected, got });
+    }
+    Ok(())
+}
+
+/// The first `ncat` colours of a colour key, or an error when it is short.
+fn category_colors(color_key: &[[u8; 3]], ncat: usize) -> Result<&[[u8; 3]], ShadeError> {
+    color_key.get(..ncat).ok_or(ShadeError::InsufficientColors {
+        got: color_key.len(),
+        need: ncat,
+    })
+}
+
+/// Alpha from a categorical pixel total, computed once per distinct integer
+/// total below 2^16 (totals repeat a lot); float totals are not memoized.
+struct AlphaMemo(Vec<u16>);
+
+impl AlphaMemo {
+    fn new(integer: bool) -> AlphaMemo {
+        AlphaMemo(if integer {
+            vec![0; 1 << 16]
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// `nm`'s alpha for `total` (0 in the memo = not yet computed, else
+    /// alpha + 1).
+    fn alpha(&mut self, total: f64, nm: &Normalization, opts: &ShadeOptions) -> u8 {
+        let compute = || nm.alpha_for(nm.transform(total), opts.min_alpha, opts.alpha);
+        match self.0.get_mut(total as usize) {
+            Some(m) => {
+                if *m == 0 {
+                    *m = u16::from(compute()) + 1;
+                }
+                (*m - 1) as u8
+            }
+            None => compute(),
         }
-        Ok(())
     }
 }
 
@@ -502,13 +545,7 @@ pub fn shade_categorical(
     if ncat == 0 {
         return Ok(Rgba::new(w, h));
     }
-    if color_key.len() < ncat {
-        return Err(ShadeError::InsufficientColors {
-            got: color_key.len(),
-            need: ncat,
-        });
-    }
-    let colors = &color_key[..ncat];
+    let colors = category_colors(color_key, ncat)?;
     let explicit = opts.color_baseline.is_some();
     let baseline = opts.color_baseline.unwrap_or_else(|| nan_min(grid.counts));
 
@@ -538,13 +575,7 @@ pub fn shade_categorical(
         }
     };
     let mut blank_rgb: Option<[u8; 3]> = None;
-    // Integer totals repeat a lot: alpha is computed once per distinct total
-    // (0 = not yet computed, alpha + 1 otherwise).
-    let mut alpha_memo: Vec<u16> = if integer {
-        vec![0; 1 << 16]
-    } else {
-        Vec::new()
-    };
+    let mut alpha_memo = AlphaMemo::new(integer);
     for (px, &total) in grid.counts.chunks_exact(ncat).zip(&totals) {
         let rgb = if blank(px) {
             *blank_rgb.get_or_insert_with(|| {
@@ -555,18 +586,7 @@ pub fn shade_categorical(
         };
         let empty = total.is_nan() || (integer && total == 0.0);
         let a = match norm {
-            Some(nm) if !empty => {
-                let alpha = || nm.alpha_for(nm.transform(total), opts.min_alpha, opts.alpha);
-                match alpha_memo.get_mut(total as usize) {
-                    Some(m) if integer => {
-                        if *m == 0 {
-                            *m = alpha() as u16 + 1;
-                        }
-                        (*m - 1) as u8
-                    }
-                    _ => alpha(),
-                }
-            }
+            Some(nm) if !empty => alpha_memo.alpha(total, nm, opts),
             _ => 0,
         };
         data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
@@ -592,23 +612,11 @@ pub fn shade_categorical_counts(
     opts: &ShadeOptions,
     norm: Option<&Normalization>,
 ) -> Result<Rgba, ShadeError> {
-    let expected = width * height * ncat;
-    if counts.len() != expected {
-        return Err(ShadeError::ShapeMismatch {
-            expected,
-            got: counts.len(),
-        });
-    }
+    check_categorical_shape(width, height, ncat, counts.len())?;
     if ncat == 0 {
         return Ok(Rgba::new(width, height));
     }
-    if color_key.len() < ncat {
-        return Err(ShadeError::InsufficientColors {
-            got: color_key.len(),
-            need: ncat,
-        });
-    }
-    let colors = &color_key[..ncat];
+    let colors = category_colors(color_key, ncat)?;
     let explicit = opts.color_baseline.is_some();
     let baseline = opts
         .color_baseline
@@ -655,7 +663,7 @@ pub fn shade_categorical_counts(
     let mut cdata = vec![0f32; ncat];
     let blank_rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
     let blank = [blank_rgb[0], blank_rgb[1], blank_rgb[2], 0];
-    let mut alpha_memo: Vec<u16> = vec![0; 1 << 16];
+    let mut alpha_memo = AlphaMemo::new(true);
     let mut data = Vec::with_capacity(width * height * 4);
     for (px, &total) in counts.chunks_exact(ncat).zip(&totals) {
         if total == 0 {
@@ -667,19 +675,7 @@ pub fn shade_categorical_counts(
         }
         let rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
         let a = match norm {
-            Some(nm) => {
-                let t = total as f64;
-                let alpha = || nm.alpha_for(nm.transform(t), opts.min_alpha, opts.alpha);
-                match alpha_memo.get_mut(total as usize) {
-                    Some(m) => {
-                        if *m == 0 {
-                            *m = alpha() as u16 + 1;
-                        }
-                        (*m - 1) as u8
-                    }
-                    None => alpha(),
-                }
-            }
+            Some(nm) => alpha_memo.alpha(total as f64, nm, opts),
             None => 0,
         };
         data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);

@@ -156,6 +156,17 @@ impl Dataset {
                 path: mpath.clone(),
                 message: e.to_string(),
             })?;
+        Dataset::open_with_manifest(dir, manifest)
+    }
+
+    /// [`Dataset::open`] with the manifest already in hand (as `pack` has it
+    /// before writing it): the same checks, without reading `manifest.json`.
+    pub fn open_with_manifest(
+        dir: impl AsRef<Path>,
+        manifest: Manifest,
+    ) -> Result<Dataset, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let mpath = dir.join(MANIFEST_FILE);
         if manifest.format != "pointillist-packed" || manifest.version != FORMAT_VERSION {
             return Err(StoreError::Manifest {
                 path: mpath,
@@ -174,25 +185,7 @@ impl Dataset {
             path: dpath.clone(),
             message,
         };
-        let file = std::fs::File::open(&dpath).map_err(|source| StoreError::Io {
-            path: dpath.clone(),
-            source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| StoreError::Io {
-                path: dpath.clone(),
-                source,
-            })?
-            .len();
-        // A mapping of a file shorter than what we touch raises SIGBUS, so the
-        // size is checked before mapping, against what the manifest recorded.
-        if len != manifest.data_bytes {
-            return Err(corrupt(format!(
-                "file is {len} bytes, manifest says {}",
-                manifest.data_bytes
-            )));
-        }
+        let (file, len) = open_sized(&dpath, manifest.data_bytes)?;
         if len < (ARROW_MAGIC_PADDED.len() + 10) as u64 {
             return Err(corrupt("file too short for an Arrow IPC file".into()));
         }
@@ -280,12 +273,32 @@ impl Dataset {
 }
 
 /// The mapped data file, owner of every buffer decoded from it.
-struct Mapping(Arc<memmap2::Mmap>);
+/// A shared mapping as the owner of Arrow buffers.
+pub(crate) struct Mapping(pub(crate) Arc<memmap2::Mmap>);
 
 impl AsRef<[u8]> for Mapping {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+/// Open a file that must be exactly `expected` bytes long. A mapping of a
+/// file shorter than what we touch raises SIGBUS, so every mapped file's
+/// size is checked before mapping, against what the manifest recorded.
+pub(crate) fn open_sized(path: &Path, expected: u64) -> Result<(std::fs::File, u64), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len != expected {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("file is {len} bytes, manifest says {expected}"),
+        });
+    }
+    Ok((file, len))
 }
 
 /// The first 8 bytes of an Arrow IPC file.
