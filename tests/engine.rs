@@ -336,10 +336,13 @@ proptest! {
         }
         let others: Vec<Filter> = f.iter().filter(|x| x.column() != "val").cloned().collect();
         let Histogram::Numeric { counts, min, max, .. } = histogram(&fx.ds, "val", bins, Some(&bbox), &f, None).unwrap() else { panic!() };
+        // numpy's rule: edge i = min + i·width, the last edge is max; a value
+        // lies in the last bin whose lower edge it reaches.
         let width = (max - min) / bins as f64;
+        let edges: Vec<f64> = (0..bins).map(|i| min + i as f64 * width).collect();
         let mut expect = vec![0u64; bins];
-        for r in fx.rows.iter().filter(|r| inside(r) && passes(r, &others) && !r.val.is_nan()) {
-            expect[(((r.val - min) / width) as usize).min(bins - 1)] += 1;
+        for r in fx.rows.iter().filter(|r| inside(r) && passes(r, &others) && r.val >= min && r.val <= max) {
+            expect[edges.partition_point(|&e| e <= r.val) - 1] += 1;
         }
         prop_assert_eq!(counts, expect);
     }

@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most bins a numeric histogram may have.
 pub const MAX_BINS: usize = 1000;
-const CHUNK: usize = 1 << 16;
+/// Rows per task: the row mask (one byte a row) stays in L1/L2.
+const CHUNK: usize = 1 << 14;
 /// Copies of the bins a numeric histogram rotates over.
-const LANES: usize = 4;
+const LANES: usize = 8;
 
 /// A histogram of one column.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -33,7 +34,8 @@ pub enum Histogram {
         /// `(label, rows)` in dictionary order.
         categories: Vec<(String, u64)>,
     },
-    /// Equal-width bins over the column's full range.
+    /// Equal-width bins over the column's full range, with numpy's edge rule
+    /// (`edge[i] <= v < edge[i + 1]`; the maximum lies in the last bin).
     Numeric {
         /// Column.
         column: String,
@@ -147,29 +149,30 @@ pub fn histogram(
             .spans
             .par_iter()
             .try_fold(
-                || (vec![0u64; ncat], Vec::new()),
+                || (vec![0u64; (ncat + 1) * LANES], Vec::new()),
                 |(mut acc, mut mask), span| {
                     check_cancel(cancel)?;
                     let part = &ds.partitions[span.partition];
                     if sel.mask(part, span, &mut mask) {
                         if let Some(col) = part.column(column).and_then(CatColumn::new) {
-                            for (i, &m) in mask.iter().enumerate() {
-                                if let (true, Some(k)) = (m, col.get(span.rows.start + i)) {
-                                    if k < ncat {
-                                        acc[k] += 1;
-                                    }
-                                }
+                            and_valid(col.nulls, span.rows.start, &mut mask);
+                            // Rows that fail, and codes outside the dictionary
+                            // (a damaged file), land in a spare last slot.
+                            let lane = ncat + 1;
+                            for (i, (&m, &k)) in
+                                mask.iter().zip(&col.codes[span.rows.clone()]).enumerate()
+                            {
+                                let k = k as u16 as usize;
+                                let slot = if m & (k < ncat) { k } else { ncat };
+                                acc[(i % LANES) * lane + slot] += 1;
                             }
                         }
                     }
                     Ok((acc, mask))
                 },
             )
-            .map(|r| r.map(|(a, _)| a))
-            .try_reduce(
-                || vec![0u64; ncat],
-                |a, b| Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect()),
-            )?;
+            .map(|r| r.map(|(a, _)| fold_lanes(&a, ncat + 1)))
+            .try_reduce(|| vec![0u64; ncat], |a, b| Ok(add(a, &b)))?;
         return Ok(Histogram::Categorical {
             column: column.to_string(),
             total: counts.iter().sum(),
@@ -182,71 +185,206 @@ pub fn histogram(
         )));
     }
     let (min, max) = (info.stats.min.unwrap_or(0.0), info.stats.max.unwrap_or(0.0));
-    let width = if max > min {
-        (max - min) / bins as f64
-    } else {
-        1.0
-    };
+    let integer = ds
+        .partitions
+        .first()
+        .and_then(|p| p.column(column))
+        .and_then(NumColumn::new)
+        .is_some_and(|c| with_num_slice!(c.values, |s| is_integer(s)));
+    let binner = Binner::new(min, max, bins, integer);
     let counts = sel
         .spans
         .par_iter()
         .try_fold(
-            || (vec![0u64; bins * LANES], Vec::new()),
+            || (vec![0u64; (bins + 1) * LANES], Vec::new()),
             |(mut acc, mut mask), span| {
                 check_cancel(cancel)?;
                 let part = &ds.partitions[span.partition];
                 if sel.mask(part, span, &mut mask) {
                     if let Some(col) = part.column(column).and_then(NumColumn::new) {
-                        let r = span.rows.clone();
-                        let last = (bins - 1) as f64;
-                        if let Some(n) = col.nulls {
-                            for (i, m) in mask.iter_mut().enumerate() {
-                                *m &= n.is_valid(r.start + i);
-                            }
-                        }
-                        // Branch-free: every row adds 0 or 1, rotating over
-                        // LANES copies of the bins so consecutive rows in one
-                        // bin do not wait on each other's stores.
+                        and_valid(col.nulls, span.rows.start, &mut mask);
                         with_num_slice!(col.values, |s| {
-                            for (i, (&m, v)) in mask.iter().zip(&s[r.clone()]).enumerate() {
-                                let v = v.as_f64();
-                                let keep = m & (v >= min) & (v <= max);
-                                let b = ((v - min) / width).clamp(0.0, last) as usize;
-                                acc[(i % LANES) * bins + b] += keep as u64;
-                            }
+                            binner.count(&s[span.rows.clone()], &mask, &mut acc)
                         });
                     }
                 }
                 Ok((acc, mask))
             },
         )
-        .map(|r| {
-            r.map(|(a, _)| {
-                let mut out = vec![0u64; bins];
-                for lane in a.chunks_exact(bins) {
-                    for (o, x) in out.iter_mut().zip(lane) {
-                        *o += x;
-                    }
-                }
-                out
-            })
-        })
-        .try_reduce(
-            || vec![0u64; bins],
-            |a, b| Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect()),
-        )?;
+        .map(|r| r.map(|(a, _)| fold_lanes(&a, bins + 1)))
+        .try_reduce(|| vec![0u64; bins], |a, b| Ok(add(a, &b)))?;
     Ok(Histogram::Numeric {
         column: column.to_string(),
         temporal: info.kind == ColumnKind::Temporal,
         total: counts.iter().sum(),
         min,
-        max: if max > min {
-            max
-        } else {
-            min + width * bins as f64
-        },
+        max: binner.edges[bins],
         counts,
     })
+}
+
+fn is_integer<T: AsF64>(_: &[T]) -> bool {
+    T::INTEGER
+}
+
+/// Clear the mask where the column is null.
+fn and_valid(nulls: Option<&arrow_buffer::NullBuffer>, start: usize, mask: &mut [bool]) {
+    if let Some(n) = nulls {
+        for (i, m) in mask.iter_mut().enumerate() {
+            *m &= n.is_valid(start + i);
+        }
+    }
+}
+
+/// Sum `LANES` copies of `width` slots, dropping each copy's spare last slot.
+fn fold_lanes(acc: &[u64], width: usize) -> Vec<u64> {
+    let mut out = vec![0u64; width - 1];
+    for lane in acc.chunks_exact(width) {
+        for (o, x) in out.iter_mut().zip(lane) {
+            *o += x;
+        }
+    }
+    out
+}
+
+fn add(mut a: Vec<u64>, b: &[u64]) -> Vec<u64> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+/// Largest integer span binned through a lookup table (64K entries of u16).
+const LUT_SPAN: i64 = 1 << 16;
+
+/// Equal-width bins over `min..=max` with numpy's edge rule: edge `i` is
+/// `min + i * (max - min) / bins` (the last edge is `max` itself); a value
+/// lies in bin `i` when `edge[i] <= v < edge[i + 1]`, and `max` in the last.
+struct Binner {
+    min: f64,
+    max: f64,
+    bins: usize,
+    /// `bins / (max - min)`: a first guess that the edges then correct.
+    norm: f64,
+    edges: Vec<f64>,
+    /// For integer columns spanning fewer than [`LUT_SPAN`] values: the bin of
+    /// `min + d` at `d`, built with [`Binner::bin`] so both paths agree.
+    lut: Option<Vec<u16>>,
+    /// For other integer columns: integer edges, so no row converts to f64.
+    wide: Option<WideInts>,
+}
+
+/// Integer binning relative to `base` (the minimum): a fixed-point guess
+/// `d · mul / 2⁶⁴`, then the integer edges `ceil(edge[i]) - base` decide —
+/// for an integer `v`, `v >= edge` exactly when `v >= ceil(edge)`.
+struct WideInts {
+    base: i64,
+    span: u64,
+    mul: u64,
+    edges: Vec<u64>,
+}
+
+impl Binner {
+    fn new(min: f64, max: f64, bins: usize, integer: bool) -> Binner {
+        // A constant column gets unit-wide bins, as numpy does for min == max.
+        let (min, max) = if max > min {
+            (min, max)
+        } else {
+            (min, min + bins as f64)
+        };
+        let width = (max - min) / bins as f64;
+        let mut edges: Vec<f64> = (0..=bins).map(|i| min + i as f64 * width).collect();
+        edges[bins] = max;
+        let mut b = Binner {
+            min,
+            max,
+            bins,
+            norm: bins as f64 / (max - min),
+            edges,
+            lut: None,
+            wide: None,
+        };
+        // Integer stats beyond 2^53 are not exact in f64: those bin in f64.
+        let exact =
+            min.fract() == 0.0 && max.fract() == 0.0 && min.abs().max(max.abs()) < 2f64.powi(53);
+        if integer && exact && max - min >= LUT_SPAN as f64 {
+            let (base, span) = (min as i64, (max - min) as u64);
+            let mut edges: Vec<u64> = b.edges[..bins]
+                .iter()
+                .map(|e| (e.ceil() as i64 - base).max(0) as u64)
+                .collect();
+            edges.push(u64::MAX);
+            b.wide = Some(WideInts {
+                base,
+                span,
+                mul: (((bins as u128) << 64) / (span as u128 + 1)) as u64,
+                edges,
+            });
+        } else if integer && exact {
+            let base = min as i64;
+            b.lut = Some(
+                (0..=(max - min) as i64)
+                    .map(|d| b.bin((base + d) as f64) as u16)
+                    .collect(),
+            );
+        }
+        b
+    }
+
+    /// Bin of `v`, or `bins` when it lies outside `min..=max` (or is NaN).
+    #[inline(always)]
+    fn bin(&self, v: f64) -> usize {
+        let last = self.bins - 1;
+        let mut b = (((v - self.min) * self.norm) as usize).min(last);
+        // The product may land one bin off near an edge: the edges decide.
+        if v < self.edges[b] && b > 0 {
+            b -= 1;
+        } else if v >= self.edges[b + 1] && b < last {
+            b += 1;
+        }
+        if (v >= self.min) & (v <= self.max) {
+            b
+        } else {
+            self.bins
+        }
+    }
+
+    /// Count the masked values of `s` into `acc`: `LANES` copies of `bins + 1`
+    /// slots, the last one for rows that do not count.
+    fn count<T: AsF64>(&self, s: &[T], mask: &[bool], acc: &mut [u64]) {
+        let lane = self.bins + 1;
+        // Rows rotate over LANES copies of the bins so consecutive rows in
+        // one bin do not wait on each other's stores.
+        if let (true, Some(lut)) = (T::INTEGER, &self.lut) {
+            let base = self.min as i64;
+            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
+                let d = v.as_i64().wrapping_sub(base) as u64 as usize;
+                let b = lut.get(d).copied().unwrap_or(self.bins as u16) as usize;
+                acc[(i % LANES) * lane + if m { b } else { self.bins }] += 1;
+            }
+        } else if let (true, Some(w)) = (T::INTEGER, &self.wide) {
+            let last = self.bins - 1;
+            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
+                let d = v.as_i64().wrapping_sub(w.base) as u64;
+                // span ≥ LUT_SPAN > bins, so the guess is at most one bin low.
+                let mut b = ((d as u128 * w.mul as u128) >> 64) as usize;
+                b = b.min(last);
+                if d >= w.edges[b + 1] {
+                    b += 1;
+                }
+                if b > 0 && d < w.edges[b] {
+                    b -= 1;
+                }
+                let keep = m & (d <= w.span);
+                acc[(i % LANES) * lane + if keep { b } else { self.bins }] += 1;
+            }
+        } else {
+            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
+                let b = self.bin(v.as_f64());
+                acc[(i % LANES) * lane + if m { b } else { self.bins }] += 1;
+            }
+        }
+    }
 }
 
 /// Rows in `bbox` passing every filter.
@@ -274,4 +412,71 @@ pub fn count(
         )
         .map(|r| r.map(|(n, _)| n))
         .try_reduce(|| 0, |a, b| Ok(a + b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// numpy's rule, spelled out: the last bin whose lower edge `v` reaches.
+    fn reference(b: &Binner, v: f64) -> Option<usize> {
+        (v >= b.min && v <= b.max).then(|| b.edges[..b.bins].partition_point(|&e| e <= v) - 1)
+    }
+
+    fn counted<T: AsF64>(b: &Binner, values: &[T]) -> Vec<u64> {
+        let mut acc = vec![0u64; (b.bins + 1) * LANES];
+        b.count(values, &vec![true; values.len()], &mut acc);
+        fold_lanes(&acc, b.bins + 1)
+    }
+
+    fn expected(b: &Binner, values: impl Iterator<Item = f64>) -> Vec<u64> {
+        let mut out = vec![0u64; b.bins];
+        for v in values {
+            if let Some(i) = reference(b, v) {
+                out[i] += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn float_bins_follow_the_edges(min in -1e6f64..1e6, w in 1e-3f64..1e6, bins in 1usize..200, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
+            let b = Binner::new(min, min + w, bins, false);
+            // Values exactly on edges as well as between them.
+            let mut values: Vec<f64> = xs.iter().map(|x| min + x * w).collect();
+            values.extend(b.edges.iter().copied());
+            values.push(f64::NAN);
+            prop_assert_eq!(counted(&b, &values), expected(&b, values.iter().copied()));
+        }
+
+        #[test]
+        fn small_integer_spans_use_a_table(min in -70_000i64..70_000, span in 0i64..60_000, bins in 1usize..200, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
+            let b = Binner::new(min as f64, (min + span) as f64, bins, true);
+            prop_assert!(b.lut.is_some());
+            let values: Vec<i32> = xs.iter().map(|x| (min as f64 + x * span as f64).round() as i32).collect();
+            prop_assert_eq!(counted(&b, &values), expected(&b, values.iter().map(|&v| v as f64)));
+        }
+
+        #[test]
+        fn wide_integer_spans_use_integer_edges(min in -(1i64 << 50)..(1i64 << 50), span in (1i64 << 16)..(1i64 << 51), bins in 1usize..1000, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
+            let b = Binner::new(min as f64, (min + span) as f64, bins, true);
+            prop_assert!(b.wide.is_some());
+            let mut values: Vec<i64> = xs.iter().map(|x| (min as f64 + x * span as f64) as i64).collect();
+            // Each edge's integer neighbours.
+            for e in &b.edges {
+                values.extend([e.floor() as i64, e.ceil() as i64, e.ceil() as i64 + 1]);
+            }
+            values.extend([i64::MIN, i64::MAX]);
+            prop_assert_eq!(counted(&b, &values), expected(&b, values.iter().map(|&v| v as f64)));
+        }
+    }
+
+    #[test]
+    fn constant_columns_get_unit_bins() {
+        let b = Binner::new(5.0, 5.0, 4, true);
+        assert_eq!(b.edges, vec![5.0, 6.0, 7.0, 8.0, 9.0]);
+        assert_eq!(counted(&b, &[5i32, 5, 6, 10]), vec![2, 1, 0, 0]);
+    }
 }

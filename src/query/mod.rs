@@ -351,17 +351,25 @@ impl RowPred<'_> {
             RowPred::Range(c, lo, hi) => {
                 let (lo, hi) = (*lo, *hi);
                 crate::with_num_slice!(c.values, |s| {
-                    for (m, v) in mask.iter_mut().zip(&s[rows.clone()]) {
-                        let v = crate::store::column::AsF64::as_f64(*v);
-                        *m &= (v >= lo) & (v <= hi);
-                    }
+                    crate::store::column::AsF64::and_in_range(&s[rows.clone()], lo, hi, mask)
                 });
                 c.nulls
             }
             RowPred::In(c, set) => {
-                for (m, &k) in mask.iter_mut().zip(&c.codes[rows.clone()]) {
-                    // Negative codes wrap to huge indices and fail the lookup.
-                    *m &= set.get(k as u16 as usize).copied().unwrap_or(false);
+                let codes = &c.codes[rows.clone()];
+                if set.len() <= 256 {
+                    // A fixed table and a masked index: no bounds check per row.
+                    let mut table = [false; 256];
+                    table[..set.len()].copy_from_slice(set);
+                    for (m, &k) in mask.iter_mut().zip(codes) {
+                        // Negative codes wrap to huge values and fail the range test.
+                        let k = k as u16 as usize;
+                        *m &= (k < 256) & table[k & 255];
+                    }
+                } else {
+                    for (m, &k) in mask.iter_mut().zip(codes) {
+                        *m &= set.get(k as u16 as usize).copied().unwrap_or(false);
+                    }
                 }
                 c.nulls
             }

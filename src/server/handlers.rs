@@ -236,13 +236,14 @@ fn histogram_json(h: Histogram) -> Value {
             counts,
         } => {
             let scale = if temporal { 1e-3 } else { 1.0 };
-            let width = (max - min) / counts.len() as f64;
+            let n = counts.len();
+            let width = (max - min) / n as f64;
+            // The edges the counts used: the last one is max itself.
+            let edge = |i: usize| if i == n { max } else { min + width * i as f64 };
             let bins: Vec<Value> = counts
                 .iter()
                 .enumerate()
-                .map(|(i, c)| {
-                    json!({"lo": (min + width * i as f64) * scale, "hi": (min + width * (i + 1) as f64) * scale, "count": c})
-                })
+                .map(|(i, c)| json!({"lo": edge(i) * scale, "hi": edge(i + 1) * scale, "count": c}))
                 .collect();
             json!({
                 "column": column,

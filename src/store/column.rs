@@ -8,14 +8,53 @@ use arrow_schema::DataType;
 
 /// Values readable as `f64`, implemented for every primitive a column may hold.
 pub trait AsF64: Copy + Send + Sync + 'static {
+    /// Whether the type is an integer (values are exact in `i64`).
+    const INTEGER: bool;
     /// The value as `f64`.
     fn as_f64(self) -> f64;
+    /// The value as `i64` (saturating for floats and huge `u64`).
+    fn as_i64(self) -> i64;
+    /// Clear each `mask[i]` whose `s[i]` lies outside `lo..=hi`.
+    ///
+    /// Integers compare natively against `ceil(lo)..=floor(hi)` — the same
+    /// rows as comparing in `f64`, for every value `f64` holds exactly — so
+    /// the loop needs no per-row int-to-float conversion and vectorizes.
+    fn and_in_range(s: &[Self], lo: f64, hi: f64, mask: &mut [bool]);
 }
 
-macro_rules! impl_as_f64 {
-    ($($t:ty),*) => { $(impl AsF64 for $t { #[inline(always)] fn as_f64(self) -> f64 { self as f64 } })* };
+macro_rules! impl_as_f64_int {
+    ($($t:ty),*) => { $(impl AsF64 for $t {
+        const INTEGER: bool = true;
+        #[inline(always)] fn as_f64(self) -> f64 { self as f64 }
+        #[inline(always)] fn as_i64(self) -> i64 { self as i64 }
+        fn and_in_range(s: &[Self], lo: f64, hi: f64, mask: &mut [bool]) {
+            if lo > <$t>::MAX as f64 || hi < <$t>::MIN as f64 || lo > hi {
+                mask.fill(false);
+                return;
+            }
+            // Float-to-int casts saturate, so open bounds (±inf) clamp to the type.
+            let (lo, hi) = (lo.ceil() as $t, hi.floor() as $t);
+            for (m, &v) in mask.iter_mut().zip(s) {
+                *m &= (v >= lo) & (v <= hi);
+            }
+        }
+    })* };
 }
-impl_as_f64!(f64, f32, i64, i32, i16, i8, u64, u32, u16, u8);
+macro_rules! impl_as_f64_float {
+    ($($t:ty),*) => { $(impl AsF64 for $t {
+        const INTEGER: bool = false;
+        #[inline(always)] fn as_f64(self) -> f64 { self as f64 }
+        #[inline(always)] fn as_i64(self) -> i64 { self as i64 }
+        fn and_in_range(s: &[Self], lo: f64, hi: f64, mask: &mut [bool]) {
+            for (m, &v) in mask.iter_mut().zip(s) {
+                let v = v as f64;
+                *m &= (v >= lo) & (v <= hi);
+            }
+        }
+    })* };
+}
+impl_as_f64_int!(i64, i32, i16, i8, u64, u32, u16, u8);
+impl_as_f64_float!(f64, f32);
 
 /// A numeric (or temporal) column's values as a typed slice plus its validity.
 #[derive(Clone, Copy, Debug)]
@@ -145,5 +184,50 @@ impl<'a> CatColumn<'a> {
         // A negative code becomes a large usize and fails the same test.
         let c = self.codes[i] as u16 as usize;
         (c < self.categories).then_some(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AsF64;
+    use proptest::prelude::*;
+
+    fn check<T: AsF64 + std::fmt::Debug>(
+        values: &[T],
+        lo: f64,
+        hi: f64,
+    ) -> Result<(), TestCaseError> {
+        let mut mask = vec![true; values.len()];
+        T::and_in_range(values, lo, hi, &mut mask);
+        for (v, m) in values.iter().zip(&mask) {
+            let f = v.as_f64();
+            prop_assert_eq!(*m, f >= lo && f <= hi, "{:?} in {}..={}", v, lo, hi);
+        }
+        Ok(())
+    }
+
+    fn bound() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            -1e5f64..1e5,
+            (-40_000i32..40_000).prop_map(f64::from),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e300),
+            Just(-1e300),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn native_integer_ranges_match_f64(xs in prop::collection::vec(any::<i32>(), 0..64), small in prop::collection::vec(-300i32..300, 0..64), lo in bound(), hi in bound()) {
+            check(&xs, lo, hi)?;
+            let as_i8: Vec<i8> = small.iter().map(|&v| v.clamp(-128, 127) as i8).collect();
+            let as_u16: Vec<u16> = small.iter().map(|&v| v.unsigned_abs() as u16).collect();
+            let as_i64: Vec<i64> = small.iter().map(|&v| v as i64 * 1_000_003).collect();
+            check(&as_i8, lo, hi)?;
+            check(&as_u16, lo, hi)?;
+            check(&as_i64, lo, hi)?;
+            check(&small.iter().map(|&v| v as f32 / 3.0).collect::<Vec<_>>(), lo, hi)?;
+        }
     }
 }
