@@ -417,6 +417,62 @@ fn zoom_stats_match_tiles() {
 }
 
 #[test]
+fn row_scan_zoom_stats_match_tiles() {
+    // Without an overview every zoom's distribution comes from the row scan:
+    // it must hold exactly the non-empty pixel values of all the zoom's tiles.
+    let fx = fixture();
+    let range = Filter::Range {
+        column: "val".into(),
+        min: 20.0,
+        max: 70.0,
+    };
+    let radio = Filter::In {
+        column: "radio".into(),
+        values: vec!["LTE".into()],
+    };
+    for z in [0u8, 2, 3] {
+        for (agg, f) in [
+            (Agg::Count, vec![]),
+            (Agg::Count, vec![range.clone()]),
+            (Agg::Any, vec![radio.clone()]),
+            (Agg::CountCat("radio".into()), vec![range.clone()]),
+            (Agg::Sum("val".into()), vec![]),
+            (Agg::Mean("val".into()), vec![radio.clone()]),
+            (Agg::Min("val".into()), vec![range.clone()]),
+            (Agg::Max("val".into()), vec![]),
+            (Agg::Std("val".into()), vec![range.clone(), radio.clone()]),
+            (Agg::Var("val".into()), vec![]),
+        ] {
+            let stats = pointillist::raster::pyramid::zoom_stats(&fx.plain, z, 256, &agg, &f, None)
+                .unwrap();
+            let mut got: Vec<f64> = stats
+                .histogram
+                .iter()
+                .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+                .collect();
+            let mut expect = Vec::new();
+            let n = 1u64 << z;
+            for x in 0..n {
+                for y in 0..n {
+                    let v = View::tile(TileId::new(z as u32, x, y).unwrap(), 256).unwrap();
+                    let a = aggregate(&fx.plain, &v, &agg, &f, None).unwrap();
+                    let vals = a.grid.scalar_f64();
+                    let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+                    expect.extend(
+                        vals.into_iter()
+                            .filter(|v| if integer { *v > 0.0 } else { !v.is_nan() }),
+                    );
+                }
+            }
+            got.sort_by(f64::total_cmp);
+            expect.sort_by(f64::total_cmp);
+            same(&got, &expect).unwrap_or_else(|e| panic!("z{z} {agg:?} {f:?}: {e}"));
+            assert_eq!(stats.pixels as usize, expect.len());
+        }
+    }
+}
+
+#[test]
 fn overview_tiles_equal_row_aggregation() {
     // Every tile the overview answers (z0..=4 at 256 px, z0..=3 at 512 px)
     // must equal aggregating the rows, for each reduction and category

@@ -287,6 +287,12 @@ impl Overview {
         Some((grid, (end - start) as u64))
     }
 
+    /// Non-empty pixels of `level` (8..=32) without filters.
+    pub fn pixels(&self, level: u32) -> Option<u64> {
+        let (_, k) = self.counts.get(level.checked_sub(MIN_LEVEL)? as usize)?;
+        Some(k.iter().sum())
+    }
+
     /// The distribution of pixel values over a whole zoom level, when the
     /// overview can answer it (see [`Overview::tile`]; without filters any
     /// level 8..=32 is answered).

@@ -10,7 +10,7 @@
 use crate::geo::QBITS;
 use crate::query::{Agg, Filter, QueryError, all_rows, bind_filters};
 use crate::store::Dataset;
-use crate::store::column::NumColumn;
+use crate::store::column::{AsF64, NumColumn};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,31 +37,46 @@ impl ZoomStats {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// A run's values as sums shifted by its first value: adding a row is a
+/// few adds (no division), and the variance stays exact for large values
+/// close together.
+#[derive(Clone, Copy, Debug)]
 struct Acc {
     n: u64,
+    shift: f64,
     sum: f64,
-    mean: f64,
-    m2: f64,
+    sq: f64,
     min: f64,
     max: f64,
 }
 
+impl Default for Acc {
+    fn default() -> Acc {
+        Acc::starting_at(0.0)
+    }
+}
+
 impl Acc {
-    #[inline]
-    fn add(&mut self, v: f64) {
-        if self.n == 0 {
-            self.min = v;
-            self.max = v;
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
+    fn starting_at(v: f64) -> Acc {
+        Acc {
+            n: 0,
+            shift: if v.is_finite() { v } else { 0.0 },
+            sum: 0.0,
+            sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
         }
-        self.n += 1;
-        self.sum += v;
-        let d = v - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (v - self.mean);
+    }
+
+    /// Add `v` when `ok`, branch-free.
+    #[inline(always)]
+    fn add_if(&mut self, v: f64, ok: bool) {
+        let d = if ok { v - self.shift } else { 0.0 };
+        self.n += ok as u64;
+        self.sum += d;
+        self.sq += d * d;
+        self.min = if ok { self.min.min(v) } else { self.min };
+        self.max = if ok { self.max.max(v) } else { self.max };
     }
 
     fn merge(&mut self, o: &Acc) {
@@ -72,14 +87,26 @@ impl Acc {
             *self = *o;
             return;
         }
-        let n = (self.n + o.n) as f64;
-        let d = o.mean - self.mean;
-        self.mean += d * o.n as f64 / n;
-        self.m2 += o.m2 + d * d * self.n as f64 * o.n as f64 / n;
+        // Re-shift the other run's sums to this run's shift.
+        let (k, on) = (o.shift - self.shift, o.n as f64);
+        self.sq += o.sq + 2.0 * k * o.sum + on * k * k;
+        self.sum += o.sum + on * k;
         self.n += o.n;
-        self.sum += o.sum;
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
+    }
+
+    fn total(&self) -> f64 {
+        self.shift * self.n as f64 + self.sum
+    }
+
+    fn mean(&self) -> f64 {
+        self.shift + self.sum / self.n as f64
+    }
+
+    fn var(&self) -> f64 {
+        let n = self.n as f64;
+        ((self.sq - self.sum * self.sum / n) / n).max(0.0)
     }
 }
 
@@ -89,18 +116,19 @@ fn value(agg: &Agg, a: &Acc, rows: u64) -> Option<f64> {
         Agg::Count | Agg::CountCat(_) => (rows > 0).then_some(rows as f64),
         Agg::Any => (rows > 0).then_some(1.0),
         _ if a.n == 0 => None,
-        Agg::Sum(_) | Agg::CatSum(..) => Some(a.sum),
-        Agg::Mean(_) | Agg::CatMean(..) => Some(a.mean),
+        Agg::Sum(_) | Agg::CatSum(..) => Some(a.total()),
+        Agg::Mean(_) | Agg::CatMean(..) => Some(a.mean()),
         Agg::Min(_) => Some(a.min),
         Agg::Max(_) => Some(a.max),
-        Agg::Std(_) => Some((a.m2 / a.n as f64).sqrt()),
-        Agg::Var(_) => Some(a.m2 / a.n as f64),
+        Agg::Std(_) => Some(a.var().sqrt()),
+        Agg::Var(_) => Some(a.var()),
     }
 }
 
 #[derive(Clone, Copy)]
 struct Run {
-    pixel: (u32, u32),
+    /// Pixel column in the high half, row in the low half.
+    pixel: u64,
     rows: u64,
     acc: Acc,
 }
@@ -127,13 +155,25 @@ impl Tally {
     /// Count one more `k`.
     #[inline]
     pub(crate) fn add(&mut self, k: u64) {
+        match self.dense.get_mut(k as usize) {
+            Some(n) => *n += 1,
+            None => self.add_n(k, 1),
+        }
+    }
+
+    /// Count `n` more `k`.
+    #[inline(never)]
+    pub(crate) fn add_n(&mut self, k: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         if (k as usize) < DENSE_COUNTS {
             if self.dense.len() <= k as usize {
                 self.dense.resize(k as usize + 1, 0);
             }
-            self.dense[k as usize] += 1;
+            self.dense[k as usize] += n;
         } else {
-            *self.sparse.entry(k).or_default() += 1;
+            *self.sparse.entry(k).or_default() += n;
         }
     }
 
@@ -165,20 +205,147 @@ impl Tally {
     }
 }
 
-/// Pixel values seen: integer values tallied, float values kept.
+/// Runs of rows per pixel, for count, any and count_cat, tallied straight
+/// into the piece. Masked-out rows add nothing (a run of only those leaves
+/// its pixel empty), so the only data-dependent branch is the pixel change.
+fn scan_counts(
+    len: usize,
+    pixel: impl Fn(usize) -> u64,
+    mask: Option<&[bool]>,
+    any: bool,
+    piece: &mut Piece,
+) {
+    if len == 0 {
+        return;
+    }
+    let keep = |i: usize| mask.is_none_or(|m| m[i]) as u64;
+    let run = |pixel: u64, rows: u64| Run {
+        pixel,
+        rows,
+        acc: Acc::default(),
+    };
+    // The first run may continue in the span before: it is stitched later.
+    let mut cur = pixel(0);
+    let mut rows = 0u64;
+    let mut i = 0;
+    while i < len && pixel(i) == cur {
+        rows += keep(i);
+        i += 1;
+    }
+    piece.first = Some(run(cur, rows));
+    if i == len {
+        return;
+    }
+    let tally = &mut piece.inner.counts;
+    // Deep zooms are mostly pixels of one point: counting those in a
+    // register spares a chain of increments on one memory slot.
+    let mut ones = 0u64;
+    cur = pixel(i);
+    rows = 0;
+    for i in i..len {
+        let p = pixel(i);
+        if p != cur {
+            if rows == 1 || (any && rows > 1) {
+                ones += 1;
+            } else if rows > 1 {
+                tally.add(rows);
+            }
+            cur = p;
+            rows = 0;
+        }
+        rows += keep(i);
+    }
+    tally.add_n(1, ones);
+    // So may the last, in the span after.
+    piece.last = Some(run(cur, rows));
+}
+
+/// Runs of rows per pixel with a value column, pushed straight into the
+/// piece (its first and last runs kept for stitching, as in [`scan_counts`]).
+fn scan_values<T: AsF64>(
+    values: &[T],
+    pixel: impl Fn(usize) -> u64,
+    mask: Option<&[bool]>,
+    agg: &Agg,
+    piece: &mut Piece,
+) {
+    let Some(first) = values.first() else {
+        return;
+    };
+    let mut cur = Run {
+        pixel: pixel(0),
+        rows: 0,
+        acc: Acc::starting_at(first.as_f64()),
+    };
+    let mut started = false;
+    for (i, v) in values.iter().enumerate() {
+        let v = v.as_f64();
+        let p = pixel(i);
+        if p != cur.pixel {
+            if started {
+                piece.inner.push(agg, &cur, false);
+            } else {
+                piece.first = Some(cur);
+                started = true;
+            }
+            cur = Run {
+                pixel: p,
+                rows: 0,
+                acc: Acc::starting_at(v),
+            };
+        }
+        let keep = mask.is_none_or(|m| m[i]);
+        cur.rows += keep as u64;
+        cur.acc.add_if(v, keep & !v.is_nan());
+    }
+    if started {
+        piece.last = Some(cur);
+    } else {
+        piece.first = Some(cur);
+    }
+}
+
+/// Pixel values seen: integer values tallied, float values kept — all of
+/// them, or at deep zooms those of a deterministic sample of pixels.
 #[derive(Default)]
 struct Values {
     counts: Tally,
     floats: Vec<f64>,
+    /// Non-empty pixels with a float value, sampled or not.
+    float_pixels: u64,
+    /// Keep the values of pixels whose 32-bit hash lies below this: one in
+    /// `stride` (by pixel, so the sample does not depend on how rows split).
+    threshold: u64,
 }
 
 impl Values {
+    fn new(stride: u64) -> Values {
+        Values {
+            threshold: if stride <= 1 {
+                u64::MAX
+            } else {
+                (1u64 << 32) / stride
+            },
+            ..Values::default()
+        }
+    }
+
+    #[inline(always)]
     fn push(&mut self, agg: &Agg, run: &Run, integer: bool) {
-        if let Some(v) = value(agg, &run.acc, run.rows) {
-            if integer {
-                self.counts.add(v as u64);
-            } else if v.is_finite() {
-                self.floats.push(v);
+        if integer {
+            // Counts stay integers: no round trip through f64 per pixel.
+            if run.rows > 0 {
+                let any = matches!(agg, Agg::Any);
+                self.counts.add(if any { 1 } else { run.rows });
+            }
+        } else if run.acc.n > 0 {
+            // Every value aggregation has a value once a row counted.
+            self.float_pixels += 1;
+            let h = run.pixel.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+            if h < self.threshold {
+                if let Some(v) = value(agg, &run.acc, run.rows).filter(|v| v.is_finite()) {
+                    self.floats.push(v);
+                }
             }
         }
     }
@@ -186,6 +353,7 @@ impl Values {
     fn extend(&mut self, o: Values) {
         self.counts.extend(&o.counts);
         self.floats.extend(o.floats);
+        self.float_pixels += o.float_pixels;
     }
 }
 
@@ -215,7 +383,21 @@ pub fn zoom_stats(
         return Ok(stats);
     }
     let shift = QBITS - level;
+    debug_assert!(shift < 32);
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+    // Float values are sampled once a zoom could hold more than
+    // MAX_FLOAT_VALUES pixels (bounded by the unfiltered pixel count the
+    // overview knows, else by the rows), rather than collected and thinned.
+    let stride = if integer {
+        1
+    } else {
+        let bound = ds
+            .overview
+            .as_ref()
+            .and_then(|ov| ov.pixels(level))
+            .unwrap_or(ds.manifest.rows);
+        bound.div_ceil(MAX_FLOAT_VALUES as u64)
+    };
     let spans = all_rows(ds, super::CHUNK_ROWS * 4);
     let bound: Vec<_> = ds
         .partitions
@@ -231,69 +413,47 @@ pub fn zoom_stats(
             let mut piece = Piece {
                 first: None,
                 last: None,
-                inner: Values::default(),
+                inner: Values::new(stride),
             };
             let Some(f) = bound[span.partition].as_ref() else {
                 return Ok(piece);
             };
             let part = &ds.partitions[span.partition];
+            let r = span.rows.clone();
             let num = agg
                 .value_column()
                 .and_then(|c| part.column(c))
                 .and_then(NumColumn::new);
-            let (qx, qy) = (part.qx(), part.qy());
-            let filtered = !f.is_empty();
+            // One mask for filters and the value column's nulls; `None` when
+            // every row counts.
             let mut mask = Vec::new();
-            if filtered {
-                f.mask(span.rows.clone(), &mut mask);
-            }
-            let mut cur = Run {
-                pixel: (0, 0),
-                rows: 0,
-                acc: Acc::default(),
-            };
-            let mut have = false;
-            let r = span.rows.clone();
-            for (i, (&x, &y)) in qx[r.clone()].iter().zip(&qy[r.clone()]).enumerate() {
-                let row = r.start + i;
-                if filtered && !mask[i] {
-                    continue;
-                }
-                let pixel = ((x as u64 >> shift) as u32, (y as u64 >> shift) as u32);
-                if !have || pixel != cur.pixel {
-                    if have {
-                        if piece.first.is_none() {
-                            piece.first = Some(cur);
-                        } else {
-                            piece.inner.push(agg, &cur, integer);
-                        }
-                    }
-                    cur = Run {
-                        pixel,
-                        rows: 0,
-                        acc: Acc::default(),
-                    };
-                    have = true;
-                }
-                cur.rows += 1;
-                if let Some(c) = &num {
-                    let v = c.get(row);
-                    if !v.is_nan() {
-                        cur.acc.add(v);
+            let nulls = num.as_ref().and_then(|c| c.nulls);
+            let masked = !f.is_empty() || nulls.is_some();
+            if masked {
+                f.mask(r.clone(), &mut mask);
+                if let Some(n) = nulls {
+                    for (i, m) in mask.iter_mut().enumerate() {
+                        *m &= n.is_valid(r.start + i);
                     }
                 }
             }
-            let cur = have.then_some(cur);
-            if piece.first.is_none() {
-                piece.first = cur;
-            } else {
-                piece.last = cur;
+            let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
+            let pixel = |i: usize| ((qx[i] >> shift) as u64) << 32 | (qy[i] >> shift) as u64;
+            let mask = masked.then_some(&mask[..]);
+            match &num {
+                None => {
+                    let any = matches!(agg, Agg::Any);
+                    scan_counts(qx.len(), pixel, mask, any, &mut piece)
+                }
+                Some(c) => crate::with_num_slice!(c.values, |s| {
+                    scan_values(&s[r.clone()], pixel, mask, agg, &mut piece)
+                }),
             }
             Ok(piece)
         })
         .collect::<Result<_, _>>()?;
     // Stitch runs that cross span boundaries, in row order.
-    let mut values = Values::default();
+    let mut values = Values::new(stride);
     let mut carry: Option<Run> = None;
     for p in pieces {
         let Some(first) = p.first else { continue };
@@ -329,7 +489,7 @@ pub fn zoom_stats(
         let pixels = h.iter().map(|x| x.1).sum();
         (h, pixels)
     } else {
-        let pixels = values.floats.len() as u64;
+        let pixels = values.float_pixels;
         let mut v = values.floats;
         // Subsample (by a fixed stride, so deterministically) before sorting:
         // deep zooms have tens of millions of pixels, and eq_hist uses 65,536
@@ -353,4 +513,43 @@ pub fn zoom_stats(
         integer,
         pixels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_sums_merge_like_one_run() {
+        let values: Vec<f64> = (0..200)
+            .map(|i| 1e9 + (i * 37 % 101) as f64 * 0.25)
+            .collect();
+        let whole = {
+            let mut a = Acc::starting_at(values[0]);
+            values.iter().for_each(|&v| a.add_if(v, true));
+            a
+        };
+        for cut in [1, 50, 199] {
+            let mut a = Acc::starting_at(values[0]);
+            let mut b = Acc::starting_at(values[cut] - 7.0);
+            values[..cut].iter().for_each(|&v| a.add_if(v, true));
+            values[cut..].iter().for_each(|&v| b.add_if(v, v > 0.0));
+            b.add_if(f64::NAN, false);
+            a.merge(&b);
+            assert_eq!(a.n, whole.n);
+            assert!((a.total() - whole.total()).abs() < 1e-3);
+            assert!((a.mean() - whole.mean()).abs() < 1e-9);
+            assert!(
+                (a.var() - whole.var()).abs() < 1e-6 * whole.var(),
+                "{} {}",
+                a.var(),
+                whole.var()
+            );
+            assert_eq!((a.min, a.max), (whole.min, whole.max));
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        assert!((whole.var() - var).abs() < 1e-6 * var);
+    }
 }
