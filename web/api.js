@@ -24,7 +24,7 @@ export function renderPairs(state, meta) {
 
 /** Absolute tile URL template ({z}/{x}/{y} left for MapLibre to fill in). */
 export function tileUrlTemplate(state, meta) {
-  return `${location.origin}/tiles/${enc(state.dataset)}/{z}/{x}/{y}.png?${query(renderPairs(state, meta))}`;
+  return `${location.origin}/tiles/${enc(state.dataset)}/{z}/{x}/{y}@2x.png?${query(renderPairs(state, meta))}`;
 }
 
 let inFlight = 0;

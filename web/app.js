@@ -321,8 +321,8 @@ function addPointsLayer() {
   const b = app.meta.bounds;
   const bounds = b && b.length === 4 && b.every(Number.isFinite) ? [Math.max(-180, b[0]), Math.max(-LAT_MAX, b[1]), Math.min(180, b[2]), Math.min(LAT_MAX, b[3])] : undefined;
   app.tileUrl = tileUrlTemplate(app.state, app.meta);
-  map.addSource('points', { type: 'raster', tiles: [app.tileUrl], tileSize: 256, bounds, attribution: 'Pointillist' });
-  map.addLayer({ id: 'points', type: 'raster', source: 'points', paint: { 'raster-fade-duration': 120 } });
+  map.addSource('points', { type: 'raster', tiles: [app.tileUrl], tileSize: 512, bounds, attribution: 'Pointillist' });
+  map.addLayer({ id: 'points', type: 'raster', source: 'points', paint: { 'raster-fade-duration': 0 } });
   if (!app.usingOnlineBasemap) {
     // Faint country borders above the points keep the geography readable.
     map.addLayer({
