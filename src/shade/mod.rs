@@ -664,16 +664,43 @@ pub fn shade_categorical_counts(
     let blank_rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
     let blank = [blank_rgb[0], blank_rgb[1], blank_rgb[2], 0];
     let mut alpha_memo = AlphaMemo::new(true);
+    // Pixels repeat the same few count vectors (one point of one category,
+    // …): a direct-mapped memo of the mix, keyed by the exact counts, so
+    // results are those of mixing every pixel.
+    const MEMO: usize = 1 << 12;
+    let mut memo: Vec<([u32; 8], [u8; 3])> = if ncat <= 8 {
+        vec![([u32::MAX; 8], [0; 3]); MEMO]
+    } else {
+        Vec::new()
+    };
     let mut data = Vec::with_capacity(width * height * 4);
     for (px, &total) in counts.chunks_exact(ncat).zip(&totals) {
         if total == 0 {
             data.extend_from_slice(&blank);
             continue;
         }
-        for (d, &c) in px64.iter_mut().zip(px) {
-            *d = f64::from(c);
+        let mut key = [0u32; 8];
+        let mut slot = 0;
+        if !memo.is_empty() {
+            key[..ncat].copy_from_slice(px);
+            let h = key.iter().fold(0u64, |h, &c| {
+                (h ^ u64::from(c)).wrapping_mul(0x100_0000_01B3)
+            });
+            slot = (h >> 20) as usize % MEMO;
         }
-        let rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
+        let rgb = match memo.get(slot) {
+            Some((k, rgb)) if *k == key => *rgb,
+            _ => {
+                for (d, &c) in px64.iter_mut().zip(px) {
+                    *d = f64::from(c);
+                }
+                let rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
+                if let Some(m) = memo.get_mut(slot) {
+                    *m = (key, rgb);
+                }
+                rgb
+            }
+        };
         let a = match norm {
             Some(nm) => alpha_memo.alpha(total as f64, nm, opts),
             None => 0,
