@@ -311,7 +311,8 @@ fn scan_values<T: AsF64>(
 struct Values {
     counts: Tally,
     floats: Vec<f64>,
-    /// Non-empty pixels with a float value, sampled or not.
+    /// Non-empty pixels with a float value, sampled or not (an infinite
+    /// value, kept out of the sample, still counts as a pixel).
     float_pixels: u64,
     /// Keep the values of pixels whose 32-bit hash lies below this: one in
     /// `stride` (by pixel, so the sample does not depend on how rows split).
