@@ -5,7 +5,8 @@
 //! through an enum per filter.
 
 use super::{
-    BoundFilters, Filter, QueryError, RowSpan, all_rows, bind_filters, plan_rows, require,
+    BoundFilters, Filter, QueryError, RowSpan, all_rows, and_valid, bind_filters, plan_rows,
+    require,
 };
 use crate::geo::MercatorBox;
 use crate::store::column::{AsF64, CatColumn, NumColumn};
@@ -225,15 +226,6 @@ pub fn histogram(
 
 fn is_integer<T: AsF64>(_: &[T]) -> bool {
     T::INTEGER
-}
-
-/// Clear the mask where the column is null.
-fn and_valid(nulls: Option<&arrow_buffer::NullBuffer>, start: usize, mask: &mut [bool]) {
-    if let Some(n) = nulls {
-        for (i, m) in mask.iter_mut().enumerate() {
-            *m &= n.is_valid(start + i);
-        }
-    }
 }
 
 /// Sum `LANES` copies of `width` slots, dropping each copy's spare last slot.

@@ -374,10 +374,15 @@ impl RowPred<'_> {
                 c.nulls
             }
         };
-        if let Some(n) = nulls {
-            for (i, m) in mask.iter_mut().enumerate() {
-                *m &= n.is_valid(rows.start + i);
-            }
+        and_valid(nulls, rows.start, mask);
+    }
+}
+
+/// Clear `mask[i]` where row `start + i` is null.
+pub fn and_valid(nulls: Option<&arrow_buffer::NullBuffer>, start: usize, mask: &mut [bool]) {
+    if let Some(n) = nulls {
+        for (i, m) in mask.iter_mut().enumerate() {
+            *m &= n.is_valid(start + i);
         }
     }
 }

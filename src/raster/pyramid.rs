@@ -432,11 +432,7 @@ pub fn zoom_stats(
             let masked = !f.is_empty() || nulls.is_some();
             if masked {
                 f.mask(r.clone(), &mut mask);
-                if let Some(n) = nulls {
-                    for (i, m) in mask.iter_mut().enumerate() {
-                        *m &= n.is_valid(r.start + i);
-                    }
-                }
+                crate::query::and_valid(nulls, r.start, &mut mask);
             }
             let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
             let pixel = |i: usize| ((qx[i] >> shift) as u64) << 32 | (qy[i] >> shift) as u64;

@@ -632,29 +632,16 @@ pub fn shade_categorical_counts(
             Some(nm)
         }
         None => {
-            // Distinct totals with their pixel counts, ascending: a dense
-            // tally for the common small totals, a sort for the rest.
-            let mut dense = vec![0u64; 1 << 12];
-            let mut large: Vec<u64> = Vec::new();
+            // Distinct totals with their pixel counts, ascending.
+            let mut tally = crate::raster::pyramid::Tally::default();
             for &t in &totals {
-                match dense.get_mut(t as usize) {
-                    Some(n) => *n += 1,
-                    None => large.push(t),
-                }
+                tally.add(t);
             }
-            large.sort_unstable();
-            let mut pairs: Vec<(f64, u64)> = dense
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n > 0)
-                .map(|(t, &n)| (t as f64, n))
+            let pairs: Vec<(f64, u64)> = tally
+                .sorted()
+                .into_iter()
+                .map(|(t, n)| (t as f64, n))
                 .collect();
-            for t in large {
-                match pairs.last_mut() {
-                    Some(last) if last.0 == t as f64 => last.1 += 1,
-                    _ => pairs.push((t as f64, 1)),
-                }
-            }
             owned = Normalization::from_category_totals_with_empty(&pairs, true, false, opts)?;
             owned.as_ref()
         }
