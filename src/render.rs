@@ -178,13 +178,30 @@ pub fn render(
     norm: Option<&Normalization>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Rendered, RenderError> {
+    check_style(style)?;
+    let aggregate = aggregate(ds, view, agg, filters, cancel)?;
+    shade_aggregate(aggregate, agg, style, norm)
+}
+
+fn check_style(style: &Style) -> Result<(), RenderError> {
     if style.shade.how == How::EqHist && style.shade.span.is_some() {
         return Err(QueryError::BadView(
             "span is not allowed with how=eq_hist (as in Datashader)".into(),
         )
         .into());
     }
-    let aggregate = aggregate(ds, view, agg, filters, cancel)?;
+    Ok(())
+}
+
+/// Shade an aggregate computed elsewhere (e.g. from
+/// [`crate::raster::cells::QueryCells`]), as [`render`] shades its own.
+pub fn shade_aggregate(
+    aggregate: Aggregate,
+    agg: &Agg,
+    style: &Style,
+    norm: Option<&Normalization>,
+) -> Result<Rendered, RenderError> {
+    check_style(style)?;
     let image = shade_grid(&aggregate.grid, agg, style, norm)?;
     Ok(Rendered { aggregate, image })
 }

@@ -236,6 +236,21 @@ fn engine(view: &View, agg: &Agg, filters: &[Filter]) -> Vec<f64> {
     }
 }
 
+fn val_range(min: f64, max: f64) -> Filter {
+    Filter::Range {
+        column: "val".into(),
+        min,
+        max,
+    }
+}
+
+fn radio_in(v: &[&str]) -> Filter {
+    Filter::In {
+        column: "radio".into(),
+        values: v.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 fn same(a: &[f64], b: &[f64]) -> Result<(), String> {
     if a.len() != b.len() {
         return Err(format!("lengths {} vs {}", a.len(), b.len()));
@@ -421,15 +436,7 @@ fn row_scan_zoom_stats_match_tiles() {
     // Without an overview every zoom's distribution comes from the row scan:
     // it must hold exactly the non-empty pixel values of all the zoom's tiles.
     let fx = fixture();
-    let range = Filter::Range {
-        column: "val".into(),
-        min: 20.0,
-        max: 70.0,
-    };
-    let radio = Filter::In {
-        column: "radio".into(),
-        values: vec!["LTE".into()],
-    };
+    let (range, radio) = (val_range(20.0, 70.0), radio_in(&["LTE"]));
     for z in [0u8, 2, 3] {
         for (agg, f) in [
             (Agg::Count, vec![]),
@@ -473,15 +480,92 @@ fn row_scan_zoom_stats_match_tiles() {
 }
 
 #[test]
+fn query_cells_equal_row_aggregation() {
+    // Cells of a query answer every tile and zoom scale of pixel level
+    // 8..=12: each must equal aggregating the rows (floats up to summation
+    // order), for reductions and filters the overview does not cover.
+    use pointillist::raster::cells::{CELL_LEVEL, QueryCells};
+    let fx = fixture();
+    let (range, radio) = (val_range(20.0, 70.0), radio_in(&["LTE", "NR"]));
+    let cases: Vec<(Agg, Vec<Filter>)> = vec![
+        (Agg::Count, vec![range.clone()]),
+        (Agg::Any, vec![range.clone(), radio.clone()]),
+        (Agg::CountCat("radio".into()), vec![range.clone()]),
+        (Agg::Sum("val".into()), vec![]),
+        (Agg::Mean("val".into()), vec![radio.clone()]),
+        (Agg::Min("val".into()), vec![range.clone()]),
+        (Agg::Max("val".into()), vec![]),
+        (Agg::Std("val".into()), vec![range.clone(), radio.clone()]),
+        (Agg::Var("val".into()), vec![]),
+    ];
+    for (agg, f) in &cases {
+        assert!(QueryCells::wanted_for_tile(&fx.ds, CELL_LEVEL, agg, f));
+        assert!(!QueryCells::wanted_for_tile(&fx.ds, CELL_LEVEL + 1, agg, f));
+        let cells = QueryCells::compute(&fx.ds, agg, f, None).unwrap();
+        assert!(!cells.is_empty(), "{agg:?} {f:?}");
+        for (size, zmax) in [(256u32, 4u32), (512, 3)] {
+            for z in 0..=zmax {
+                let level = z + size.trailing_zeros();
+                let n = 1u64 << z;
+                for x in 0..n {
+                    for y in 0..n {
+                        let tile = TileId::new(z, x, y).unwrap();
+                        let (grid, _) = cells.tile(tile, size).expect("level within cells");
+                        let rows =
+                            aggregate(&fx.plain, &View::tile(tile, size).unwrap(), agg, f, None)
+                                .unwrap()
+                                .grid;
+                        assert_eq!(grid.categories, rows.categories);
+                        match (&grid.values, &rows.values) {
+                            (GridValues::Float(a), GridValues::Float(b)) => same(a, b),
+                            (a, b) if a == b => Ok(()),
+                            _ => Err("grids differ".to_string()),
+                        }
+                        .unwrap_or_else(|e| panic!("{agg:?} {f:?} {z}/{x}/{y}@{size}: {e}"));
+                    }
+                }
+                let from_cells = cells.zoom_stats(&fx.plain, level).unwrap();
+                let from_rows = pointillist::raster::pyramid::zoom_stats(
+                    &fx.plain, z as u8, size, agg, f, None,
+                )
+                .unwrap();
+                assert_eq!(from_cells.pixels, from_rows.pixels, "{agg:?} {f:?} z{z}");
+                assert_eq!(from_cells.integer, from_rows.integer);
+                let flat = |s: &pointillist::raster::pyramid::ZoomStats| -> Vec<f64> {
+                    s.histogram
+                        .iter()
+                        .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+                        .collect()
+                };
+                same(&flat(&from_cells), &flat(&from_rows))
+                    .unwrap_or_else(|e| panic!("zoom stats {agg:?} {f:?} z{z}@{size}: {e}"));
+            }
+        }
+        // Finer than the cells: the rows answer.
+        assert!(cells.tile(TileId::new(5, 0, 0).unwrap(), 256).is_none());
+        assert!(cells.zoom_stats(&fx.plain, CELL_LEVEL + 1).is_none());
+    }
+    // What the overview answers is left to it.
+    assert!(!QueryCells::wanted_for_tile(&fx.ds, 10, &Agg::Count, &[]));
+    assert!(!QueryCells::wanted_for_zoom(
+        &fx.ds,
+        10,
+        &Agg::Count,
+        std::slice::from_ref(&radio)
+    ));
+    assert!(QueryCells::wanted_for_zoom(&fx.plain, 10, &Agg::Count, &[]));
+    assert!(!QueryCells::supports(
+        &fx.ds,
+        &Agg::CatMean("radio".into(), "val".into())
+    ));
+}
+
+#[test]
 fn overview_tiles_equal_row_aggregation() {
     // Every tile the overview answers (z0..=4 at 256 px, z0..=3 at 512 px)
     // must equal aggregating the rows, for each reduction and category
     // filter it covers; and it must actually answer them (cells, not rows).
     let fx = fixture();
-    let radio_in = |v: &[&str]| Filter::In {
-        column: "radio".into(),
-        values: v.iter().map(|s| s.to_string()).collect(),
-    };
     let cases: Vec<(Agg, Vec<Filter>)> = vec![
         (Agg::Count, vec![]),
         (Agg::Any, vec![]),

@@ -238,6 +238,66 @@ async fn seamless_tiles_share_one_scale() {
 }
 
 #[tokio::test]
+async fn low_zoom_queries_answered_from_query_cells() {
+    // Filtered and value queries at z <= 4 come from one pass of query
+    // cells; they must draw what aggregating the rows draws.
+    let cells = server();
+    let rows = server_with(|c| c.cells_mb = 0);
+    let queries = [
+        "agg=count&how=eq_hist&filter=range:0..2000",
+        "agg=count_cat:radio&filter=range:500..",
+        "agg=count&how=log&filter=radio:in:LTE,NR&filter=range:100..",
+        "agg=max:range&how=linear&cmap=bgy",
+        "agg=mean:range&how=linear&cmap=bgy&filter=radio:in:GSM",
+    ];
+    for q in queries {
+        for (z, x, file) in [
+            (0, 0, "0.png"),
+            (1, 1, "0@2x.png"),
+            (2, 2, "1.png"),
+            (3, 4, "2@2x.png"),
+            (4, 8, "5.png"),
+        ] {
+            let uri = format!("/tiles/towers/{z}/{x}/{file}?{q}");
+            let a = get(&cells, &uri).await;
+            let b = get(&rows, &uri).await;
+            assert_eq!(a.status, StatusCode::OK, "{uri}");
+            assert_eq!(b.status, StatusCode::OK, "{uri}");
+            let (pa, pb) = (decode_png(&a.body).2, decode_png(&b.body).2);
+            assert_eq!(pa.len(), pb.len());
+            if q.contains("mean") {
+                // Float sums added in another order may round a colour
+                // index differently at a boundary; nothing more.
+                let differ = pa
+                    .chunks(4)
+                    .zip(pb.chunks(4))
+                    .filter(|(p, r)| p != r)
+                    .count();
+                assert!(
+                    differ * 1000 <= pa.len() / 4,
+                    "{uri}: {differ} pixels differ"
+                );
+                assert_eq!(opaque_pixels(&pa), opaque_pixels(&pb), "{uri}");
+            } else {
+                assert!(pa == pb, "{uri}: the cells draw another image");
+            }
+        }
+    }
+    assert_eq!(cells.state.query_cells_cached().await, queries.len() as u64);
+    assert_eq!(rows.state.query_cells_cached().await, 0);
+    // Finer zooms and what the overview answers need no cells.
+    let fresh = server();
+    for uri in [
+        "/tiles/towers/5/9/12.png?agg=count&filter=range:0..2000",
+        "/tiles/towers/2/1/1.png?agg=count",
+        "/tiles/towers/2/1/1.png?agg=count_cat:radio&filter=radio:in:LTE",
+    ] {
+        assert_eq!(get(&fresh, uri).await.status, StatusCode::OK, "{uri}");
+    }
+    assert_eq!(fresh.state.query_cells_cached().await, 0);
+}
+
+#[tokio::test]
 async fn tile_bad_input() {
     let s = server();
     for (uri, status, needle) in [

@@ -205,6 +205,34 @@ impl Overview {
         })
     }
 
+    /// Whether [`Overview::tile`] answers tiles of pixel `level` for this query.
+    pub fn answers_tiles(&self, m: &Manifest, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
+        self.plan(m, level, agg, filters).is_some()
+    }
+
+    /// Whether [`Overview::zoom_stats`] answers pixel `level` for this query.
+    pub fn answers_zoom_stats(
+        &self,
+        m: &Manifest,
+        level: u32,
+        agg: &Agg,
+        filters: &[Filter],
+    ) -> bool {
+        let column_ok = match agg {
+            Agg::Count | Agg::Any => true,
+            Agg::CountCat(c) => m.column(c).is_some(),
+            _ => false,
+        };
+        column_ok
+            && if filters.is_empty() {
+                level
+                    .checked_sub(MIN_LEVEL)
+                    .is_some_and(|i| (i as usize) < self.counts.len())
+            } else {
+                self.plan(m, level, &Agg::Count, filters).is_some()
+            }
+    }
+
     /// The grid of a tile, when the overview can answer it: a pixel level
     /// within the kept levels, `count`, `any` or `count_cat` of a kept
     /// column, and no filters other than category sets on one kept column

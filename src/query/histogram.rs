@@ -4,10 +4,7 @@
 //! tight, monomorphized loops the compiler vectorizes — rather than row by row
 //! through an enum per filter.
 
-use super::{
-    BoundFilters, Filter, QueryError, RowSpan, all_rows, and_valid, bind_filters, plan_rows,
-    require,
-};
+use super::{BoundFilters, Filter, QueryError, RowSpan, all_rows, and_valid, plan_rows, require};
 use crate::geo::MercatorBox;
 use crate::store::column::{AsF64, CatColumn, NumColumn};
 use crate::store::{ColumnKind, Dataset, Partition};
@@ -83,11 +80,7 @@ impl<'a> Selection<'a> {
             },
             None => (all_rows(ds, CHUNK), None),
         };
-        let bound = ds
-            .partitions
-            .iter()
-            .map(|p| bind_filters(&ds.manifest, p, &filters))
-            .collect();
+        let bound = super::bind_all(ds, &filters);
         Selection { spans, qbox, bound }
     }
 

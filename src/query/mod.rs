@@ -404,6 +404,24 @@ impl BoundFilters<'_> {
         self.0.is_empty()
     }
 
+    /// Fill `mask` for `rows` with the rows that pass every filter and have
+    /// a value (`nulls`: the value column's nulls). Returns false, leaving
+    /// `mask` alone, when every row counts.
+    pub fn mask_valid(
+        &self,
+        rows: Range<usize>,
+        nulls: Option<&arrow_buffer::NullBuffer>,
+        mask: &mut Vec<bool>,
+    ) -> bool {
+        if self.is_empty() && nulls.is_none() {
+            return false;
+        }
+        let start = rows.start;
+        self.mask(rows, mask);
+        and_valid(nulls, start, mask);
+        true
+    }
+
     /// Fill `mask` with whether each row of `rows` passes every filter,
     /// evaluating one filter (one column) at a time.
     pub fn mask(&self, rows: Range<usize>, mask: &mut Vec<bool>) {
@@ -413,6 +431,14 @@ impl BoundFilters<'_> {
             p.apply(rows.clone(), mask);
         }
     }
+}
+
+/// [`bind_filters`] for every partition of a dataset, in order.
+pub fn bind_all<'a>(ds: &'a Dataset, filters: &[Filter]) -> Vec<Option<BoundFilters<'a>>> {
+    ds.partitions
+        .iter()
+        .map(|p| bind_filters(&ds.manifest, p, filters))
+        .collect()
 }
 
 /// Bind filters to a partition, or `None` when its zone maps exclude them.

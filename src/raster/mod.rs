@@ -15,11 +15,12 @@
 //!
 //! Grids are stored top row first (north up), as images are.
 
+pub mod cells;
 pub mod npy;
 pub mod pyramid;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};
-use crate::query::{Agg, BoundFilters, Filter, QueryError, RowSpan, View, bind_filters, plan_rows};
+use crate::query::{Agg, BoundFilters, Filter, QueryError, RowSpan, View, plan_rows};
 use crate::store::column::{CatColumn, NumColumn};
 use crate::store::{Dataset, Partition};
 use rayon::prelude::*;
@@ -379,11 +380,7 @@ fn run<B: Binner>(
         }
     };
     // Partitions excluded by zone maps are dropped before any row is read.
-    let bound: Vec<Option<BoundFilters>> = ds
-        .partitions
-        .iter()
-        .map(|p| bind_filters(&ds.manifest, p, filters))
-        .collect();
+    let bound = crate::query::bind_all(ds, filters);
     let skipped = bound.iter().filter(|b| b.is_none()).count();
     let spans: Vec<&RowSpan> = spans
         .iter()
@@ -473,6 +470,20 @@ impl<B: Binner> Points<'_, B> {
     }
 }
 
+/// The column `agg` reduces, as numbers.
+pub(crate) fn value_column<'a>(part: &'a Partition, agg: &Agg) -> Option<NumColumn<'a>> {
+    agg.value_column()
+        .and_then(|c| part.column(c))
+        .and_then(NumColumn::new)
+}
+
+/// The column `agg` splits by, as category codes.
+pub(crate) fn category_column<'a>(part: &'a Partition, agg: &Agg) -> Option<CatColumn<'a>> {
+    agg.category_column()
+        .and_then(|c| part.column(c))
+        .and_then(CatColumn::new)
+}
+
 fn kernel<B: Binner>(
     st: &mut State,
     pts: &Points<B>,
@@ -480,15 +491,7 @@ fn kernel<B: Binner>(
     agg: &Agg,
     ncat: usize,
 ) {
-    let part = pts.part;
-    let num = agg
-        .value_column()
-        .and_then(|c| part.column(c))
-        .and_then(NumColumn::new);
-    let cat = agg
-        .category_column()
-        .and_then(|c| part.column(c))
-        .and_then(CatColumn::new);
+    let (num, cat) = (value_column(pts.part, agg), category_column(pts.part, agg));
     // The cell of a row: its pixel, or pixel × category for categorical grids.
     let cell = |px: usize, row: usize| -> Option<usize> {
         match &cat {

@@ -8,9 +8,9 @@
 //! tile of the zoom, so adjacent tiles share one colour scale.
 
 use crate::geo::QBITS;
-use crate::query::{Agg, Filter, QueryError, all_rows, bind_filters};
+use crate::query::{Agg, Filter, QueryError, all_rows};
 use crate::store::Dataset;
-use crate::store::column::{AsF64, NumColumn};
+use crate::store::column::AsF64;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,8 +41,8 @@ impl ZoomStats {
 /// few adds (no division), and the variance stays exact for large values
 /// close together.
 #[derive(Clone, Copy, Debug)]
-struct Acc {
-    n: u64,
+pub(crate) struct Acc {
+    pub(crate) n: u64,
     shift: f64,
     sum: f64,
     sq: f64,
@@ -57,7 +57,7 @@ impl Default for Acc {
 }
 
 impl Acc {
-    fn starting_at(v: f64) -> Acc {
+    pub(crate) fn starting_at(v: f64) -> Acc {
         Acc {
             n: 0,
             shift: if v.is_finite() { v } else { 0.0 },
@@ -70,7 +70,7 @@ impl Acc {
 
     /// Add `v` when `ok`, branch-free.
     #[inline(always)]
-    fn add_if(&mut self, v: f64, ok: bool) {
+    pub(crate) fn add_if(&mut self, v: f64, ok: bool) {
         let d = if ok { v - self.shift } else { 0.0 };
         self.n += ok as u64;
         self.sum += d;
@@ -79,7 +79,7 @@ impl Acc {
         self.max = if ok { self.max.max(v) } else { self.max };
     }
 
-    fn merge(&mut self, o: &Acc) {
+    pub(crate) fn merge(&mut self, o: &Acc) {
         if o.n == 0 {
             return;
         }
@@ -111,7 +111,7 @@ impl Acc {
 }
 
 /// The pixel value a run closes with; `None` when the pixel stays empty.
-fn value(agg: &Agg, a: &Acc, rows: u64) -> Option<f64> {
+pub(crate) fn value(agg: &Agg, a: &Acc, rows: u64) -> Option<f64> {
     match agg {
         Agg::Count | Agg::CountCat(_) => (rows > 0).then_some(rows as f64),
         Agg::Any => (rows > 0).then_some(1.0),
@@ -126,11 +126,11 @@ fn value(agg: &Agg, a: &Acc, rows: u64) -> Option<f64> {
 }
 
 #[derive(Clone, Copy)]
-struct Run {
+pub(crate) struct Run {
     /// Pixel column in the high half, row in the low half.
-    pixel: u64,
-    rows: u64,
-    acc: Acc,
+    pub(crate) pixel: u64,
+    pub(crate) rows: u64,
+    pub(crate) acc: Acc,
 }
 
 impl Run {
@@ -308,7 +308,7 @@ fn scan_values<T: AsF64>(
 /// Pixel values seen: integer values tallied, float values kept — all of
 /// them, or at deep zooms those of a deterministic sample of pixels.
 #[derive(Default)]
-struct Values {
+pub(crate) struct Values {
     counts: Tally,
     floats: Vec<f64>,
     /// Non-empty pixels with a float value, sampled or not (an infinite
@@ -320,7 +320,7 @@ struct Values {
 }
 
 impl Values {
-    fn new(stride: u64) -> Values {
+    pub(crate) fn new(stride: u64) -> Values {
         Values {
             threshold: if stride <= 1 {
                 u64::MAX
@@ -332,7 +332,7 @@ impl Values {
     }
 
     #[inline(always)]
-    fn push(&mut self, agg: &Agg, run: &Run, integer: bool) {
+    pub(crate) fn push(&mut self, agg: &Agg, run: &Run, integer: bool) {
         if integer {
             // Counts stay integers: no round trip through f64 per pixel.
             if run.rows > 0 {
@@ -386,25 +386,9 @@ pub fn zoom_stats(
     let shift = QBITS - level;
     debug_assert!(shift < 32);
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
-    // Float values are sampled once a zoom could hold more than
-    // MAX_FLOAT_VALUES pixels (bounded by the unfiltered pixel count the
-    // overview knows, else by the rows), rather than collected and thinned.
-    let stride = if integer {
-        1
-    } else {
-        let bound = ds
-            .overview
-            .as_ref()
-            .and_then(|ov| ov.pixels(level))
-            .unwrap_or(ds.manifest.rows);
-        bound.div_ceil(MAX_FLOAT_VALUES as u64)
-    };
+    let stride = float_stride(ds, level, integer);
     let spans = all_rows(ds, super::CHUNK_ROWS * 4);
-    let bound: Vec<_> = ds
-        .partitions
-        .iter()
-        .map(|p| bind_filters(&ds.manifest, p, filters))
-        .collect();
+    let bound = crate::query::bind_all(ds, filters);
     let pieces: Vec<Piece> = spans
         .par_iter()
         .map(|span| {
@@ -421,19 +405,11 @@ pub fn zoom_stats(
             };
             let part = &ds.partitions[span.partition];
             let r = span.rows.clone();
-            let num = agg
-                .value_column()
-                .and_then(|c| part.column(c))
-                .and_then(NumColumn::new);
+            let num = super::value_column(part, agg);
             // One mask for filters and the value column's nulls; `None` when
             // every row counts.
             let mut mask = Vec::new();
-            let nulls = num.as_ref().and_then(|c| c.nulls);
-            let masked = !f.is_empty() || nulls.is_some();
-            if masked {
-                f.mask(r.clone(), &mut mask);
-                crate::query::and_valid(nulls, r.start, &mut mask);
-            }
+            let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
             let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
             let pixel = |i: usize| ((qx[i] >> shift) as u64) << 32 | (qy[i] >> shift) as u64;
             let mask = masked.then_some(&mask[..]);
@@ -476,40 +452,63 @@ pub fn zoom_stats(
     if let Some(c) = carry {
         values.push(agg, &c, integer);
     }
-    let (histogram, pixels) = if integer {
-        let h: Vec<(f64, u64)> = values
-            .counts
-            .sorted()
-            .into_iter()
-            .map(|(k, n)| (k as f64, n))
-            .collect();
-        let pixels = h.iter().map(|x| x.1).sum();
-        (h, pixels)
-    } else {
-        let pixels = values.float_pixels;
-        let mut v = values.floats;
-        // Subsample (by a fixed stride, so deterministically) before sorting:
-        // deep zooms have tens of millions of pixels, and eq_hist uses 65,536
-        // bins anyway.
-        if v.len() > MAX_FLOAT_VALUES {
-            let stride = v.len().div_ceil(MAX_FLOAT_VALUES);
-            v = v.into_iter().step_by(stride).collect();
-        }
-        v.sort_by(f64::total_cmp);
-        let mut h: Vec<(f64, u64)> = Vec::new();
-        for x in v {
-            match h.last_mut() {
-                Some(last) if last.0 == x => last.1 += 1,
-                _ => h.push((x, 1)),
+    Ok(values.finish(integer))
+}
+
+impl Values {
+    /// The distribution of the pixel values pushed.
+    pub(crate) fn finish(self, integer: bool) -> ZoomStats {
+        let (histogram, pixels) = if integer {
+            let h: Vec<(f64, u64)> = self
+                .counts
+                .sorted()
+                .into_iter()
+                .map(|(k, n)| (k as f64, n))
+                .collect();
+            let pixels = h.iter().map(|x| x.1).sum();
+            (h, pixels)
+        } else {
+            let pixels = self.float_pixels;
+            let mut v = self.floats;
+            // Subsample (by a fixed stride, so deterministically) before sorting:
+            // deep zooms have tens of millions of pixels, and eq_hist uses 65,536
+            // bins anyway.
+            if v.len() > MAX_FLOAT_VALUES {
+                let stride = v.len().div_ceil(MAX_FLOAT_VALUES);
+                v = v.into_iter().step_by(stride).collect();
             }
+            v.sort_by(f64::total_cmp);
+            let mut h: Vec<(f64, u64)> = Vec::new();
+            for x in v {
+                match h.last_mut() {
+                    Some(last) if last.0 == x => last.1 += 1,
+                    _ => h.push((x, 1)),
+                }
+            }
+            (h, pixels)
+        };
+        ZoomStats {
+            histogram,
+            integer,
+            pixels,
         }
-        (h, pixels)
-    };
-    Ok(ZoomStats {
-        histogram,
-        integer,
-        pixels,
-    })
+    }
+}
+
+/// One in how many pixels' float values a zoom stats pass keeps: values are
+/// sampled once a zoom could hold more than `MAX_FLOAT_VALUES` pixels
+/// (bounded by the unfiltered pixel count the overview knows, else by the
+/// rows), rather than collected and thinned.
+pub(crate) fn float_stride(ds: &Dataset, level: u32, integer: bool) -> u64 {
+    if integer {
+        return 1;
+    }
+    let bound = ds
+        .overview
+        .as_ref()
+        .and_then(|ov| ov.pixels(level))
+        .unwrap_or(ds.manifest.rows);
+    bound.div_ceil(MAX_FLOAT_VALUES as u64)
 }
 
 #[cfg(test)]

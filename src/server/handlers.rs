@@ -5,6 +5,7 @@ use super::{ApiError, AppState, CachedTile, Catalog};
 use crate::geo::{self, TileId};
 use crate::query::histogram::{Histogram, MAX_BINS};
 use crate::query::{Agg, Filter, View, bind_filters, plan_rows};
+use crate::raster::cells::QueryCells;
 use crate::raster::npy;
 use crate::raster::pyramid::ZoomStats;
 use crate::render::{self, Scale};
@@ -518,16 +519,65 @@ async fn zoom_stats(
     let key = zoom_key(entry, z, size, agg, filters, &entry.dataset.manifest);
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
+    let level = z as u32 + size.trailing_zeros();
+    let from_cells =
+        state.config.cells_mb > 0 && QueryCells::wanted_for_zoom(&e.dataset, level, &a, &f);
     state
         .zoom
         .try_get_with(key, async move {
             let t = Instant::now();
-            let r = st
-                .compute(deadline, move |cancel| {
+            let r = if from_cells {
+                let cells = query_cells(&st, &e, &a, &f, deadline).await?;
+                st.compute(deadline, move |_| {
+                    cells
+                        .zoom_stats(&e.dataset, level)
+                        .ok_or_else(|| ApiError::internal("zoom level finer than the cells"))
+                })
+                .await??
+            } else {
+                st.compute(deadline, move |cancel| {
                     crate::raster::pyramid::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
-                .await??;
+                .await??
+            };
             metrics::histogram!("pointillist_zoom_stats_seconds").record(t.elapsed().as_secs_f64());
+            Ok::<_, ApiError>(Arc::new(r))
+        })
+        .await
+        .map_err(|e: Arc<ApiError>| (*e).clone())
+}
+
+/// The cells of a query, from the cache or one pass over the rows (requests
+/// for the same query while it runs wait for that pass).
+async fn query_cells(
+    state: &Arc<AppState>,
+    entry: &Arc<super::Entry>,
+    agg: &Agg,
+    filters: &[Filter],
+    deadline: Instant,
+) -> Result<Arc<QueryCells>, ApiError> {
+    let m = &entry.dataset.manifest;
+    let f: Vec<String> = filters.iter().map(|f| f.to_text(m)).collect();
+    let key = format!(
+        "{}|{}|{}|{}",
+        entry.generation,
+        m.name,
+        agg.to_text(),
+        f.join("&")
+    );
+    let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
+    let st = state.clone();
+    state
+        .cells
+        .try_get_with(key, async move {
+            let t = Instant::now();
+            let r = st
+                .compute(deadline, move |cancel| {
+                    QueryCells::compute(&e.dataset, &a, &f, Some(cancel))
+                })
+                .await??;
+            metrics::histogram!("pointillist_query_cells_seconds")
+                .record(t.elapsed().as_secs_f64());
             Ok::<_, ApiError>(Arc::new(r))
         })
         .await
@@ -671,6 +721,14 @@ pub async fn tile(
         let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
+            let level = tile.z as u32 + size.trailing_zeros();
+            let cells = if state.config.cells_mb > 0
+                && QueryCells::wanted_for_tile(&entry.dataset, level, &agg, &filters)
+            {
+                Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
+            } else {
+                None
+            };
             let norm = if style.scale == Scale::Zoom {
                 let stats = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, dl).await?;
                 render::zoom_normalization(&stats, &agg, &style)?
@@ -679,15 +737,28 @@ pub async fn tile(
             };
             let (png, rows) = state
                 .compute(dl, move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
-                    let r = render::render(
-                        &entry.dataset,
-                        &view,
-                        &agg,
-                        &filters,
-                        &style,
-                        norm.as_ref(),
-                        Some(cancel),
-                    )?;
+                    let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
+                    let r = match from_cells {
+                        Some((grid, read)) => render::shade_aggregate(
+                            crate::raster::Aggregate {
+                                grid,
+                                rows_scanned: read,
+                                partitions_skipped: 0,
+                            },
+                            &agg,
+                            &style,
+                            norm.as_ref(),
+                        )?,
+                        None => render::render(
+                            &entry.dataset,
+                            &view,
+                            &agg,
+                            &filters,
+                            &style,
+                            norm.as_ref(),
+                            Some(cancel),
+                        )?,
+                    };
                     let png = crate::shade::encode_png(&r.image)?;
                     Ok((png, r.aggregate.rows_scanned))
                 })

@@ -15,6 +15,7 @@ mod params;
 pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;
 
+use crate::raster::cells::QueryCells;
 use crate::raster::pyramid::ZoomStats;
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -51,6 +52,10 @@ pub struct ServerConfig {
     pub datasets: Vec<PathBuf>,
     /// Tile cache size in MiB (0 disables the cache).
     pub cache_mb: u64,
+    /// Query-cell cache size in MiB: each filtered or value query's cells
+    /// answer its tiles and colour scales up to pixel level 12 (0 disables
+    /// them; those tiles are then aggregated from the rows).
+    pub cells_mb: u64,
     /// Renders running at once (default: rayon threads).
     pub max_renders: usize,
     /// Requests allowed to wait for a render slot before shedding load.
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".parse().expect("valid address"),
             datasets: Vec::new(),
             cache_mb: 256,
+            cells_mb: 256,
             max_renders: rayon::current_num_threads().max(1),
             queue: 256,
             timeout_ms: 10_000,
@@ -108,6 +114,7 @@ pub struct AppState {
     pub catalog: ArcSwap<Catalog>,
     tiles: moka::future::Cache<String, Arc<CachedTile>>,
     zoom: moka::future::Cache<String, Arc<ZoomStats>>,
+    cells: moka::future::Cache<String, Arc<QueryCells>>,
     limiter: Arc<Semaphore>,
     waiting: AtomicUsize,
     metrics: PrometheusHandle,
@@ -154,17 +161,31 @@ impl AppState {
             })
             .time_to_idle(Duration::from_secs(600))
             .build();
+        let cells = moka::future::Cache::builder()
+            .max_capacity(config.cells_mb * 1024 * 1024)
+            .weigher(|k: &String, v: &Arc<QueryCells>| {
+                (k.len() + v.bytes()).min(u32::MAX as usize) as u32
+            })
+            .time_to_idle(Duration::from_secs(600))
+            .build();
         let max_renders = config.max_renders.max(1);
         Arc::new(AppState {
             config,
             catalog: ArcSwap::from_pointee(catalog),
             tiles,
             zoom,
+            cells,
             limiter: Arc::new(Semaphore::new(max_renders)),
             waiting: AtomicUsize::new(0),
             metrics: metrics_handle(),
             reload: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Queries whose cells are cached (after the cache's pending upkeep).
+    pub async fn query_cells_cached(&self) -> u64 {
+        self.cells.run_pending_tasks().await;
+        self.cells.entry_count()
     }
 
     /// Look up a dataset by name (404 listing the served ones).
@@ -338,6 +359,7 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     let cat = state.catalog.load();
     metrics::gauge!("pointillist_datasets").set(cat.datasets.len() as f64);
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
+    metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

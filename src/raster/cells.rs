@@ -1,0 +1,462 @@
+//! Query cells: one query (aggregation and filters) aggregated over the whole
+//! map at one pixel level, from one pass over the rows.
+//!
+//! The pack-time overview answers low-zoom tiles and seamless colour scales
+//! for plain counts. Any other query — a range filter, a mean — would read
+//! every row of a low-zoom tile, and every row again for each zoom's colour
+//! scale. Rows are sorted along the Hilbert curve, so one pass that closes a
+//! cell whenever the row's level-[`CELL_LEVEL`] cell changes yields every
+//! non-empty cell, in curve order. A pixel of any coarser level is one
+//! contiguous run of those cells, so a tile or a zoom's pixel distribution
+//! merges whole cells instead of rows: the same counts as aggregating the
+//! rows, and the same float values up to the order their sums are added in.
+//! The server computes them once per query and keeps them in a bounded cache.
+
+use super::pyramid::{Acc, Run, Values, float_stride, value};
+use super::{Grid, GridValues};
+use crate::geo::{QBITS, TileId};
+use crate::query::{Agg, Filter, QueryError, all_rows};
+use crate::store::Dataset;
+use crate::store::column::AsF64;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The pixel level cells are computed at: 256-pixel tiles up to z4 and
+/// 512-pixel tiles up to z3 (the overview's default finest level).
+pub const CELL_LEVEL: u32 = 12;
+
+/// Categorical columns with more categories than this are aggregated from
+/// the rows (a cell holds one count per category).
+pub const MAX_CELL_CATEGORIES: usize = 64;
+
+/// Per-cell values.
+#[derive(Clone, Debug)]
+enum CellValues {
+    /// Rows per cell (count, any).
+    Count(Vec<u32>),
+    /// Rows per cell and category, cell-major.
+    Cat(usize, Vec<u32>),
+    /// Value sums, extremes and moments per cell.
+    Acc(Vec<Acc>),
+}
+
+impl CellValues {
+    fn empty_like(&self) -> CellValues {
+        match self {
+            CellValues::Count(_) => CellValues::Count(Vec::new()),
+            CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::new()),
+            CellValues::Acc(_) => CellValues::Acc(Vec::new()),
+        }
+    }
+}
+
+/// Non-empty cells of one query at [`CELL_LEVEL`], in Hilbert order.
+#[derive(Clone, Debug)]
+pub struct QueryCells {
+    agg: Agg,
+    categories: Vec<String>,
+    /// Hilbert key of each cell at the cell level.
+    keys: Vec<u32>,
+    x: Vec<u32>,
+    y: Vec<u32>,
+    values: CellValues,
+    /// Rows that passed the filters.
+    rows: u64,
+}
+
+/// Cells of one span of rows; the first and last may continue in the
+/// neighbouring spans.
+struct Piece {
+    x: Vec<u32>,
+    y: Vec<u32>,
+    values: CellValues,
+    rows: u64,
+}
+
+impl Piece {
+    /// Append `o`, merging its first cell into our last when they are one.
+    fn append(&mut self, o: Piece) {
+        self.rows += o.rows;
+        let mut skip = 0;
+        if let (Some(&lx), Some(&ly), Some(&fx), Some(&fy)) =
+            (self.x.last(), self.y.last(), o.x.first(), o.y.first())
+        {
+            if (lx, ly) == (fx, fy) {
+                skip = 1;
+                match (&mut self.values, &o.values) {
+                    (CellValues::Count(a), CellValues::Count(b)) => {
+                        *a.last_mut().expect("a cell") += b[0]
+                    }
+                    (CellValues::Cat(k, a), CellValues::Cat(_, b)) => {
+                        let n = a.len();
+                        for (d, s) in a[n - *k..].iter_mut().zip(&b[..*k]) {
+                            *d += s;
+                        }
+                    }
+                    (CellValues::Acc(a), CellValues::Acc(b)) => {
+                        a.last_mut().expect("a cell").merge(&b[0])
+                    }
+                    _ => unreachable!("pieces of one query have one shape"),
+                }
+            }
+        }
+        self.x.extend_from_slice(&o.x[skip..]);
+        self.y.extend_from_slice(&o.y[skip..]);
+        match (&mut self.values, o.values) {
+            (CellValues::Count(a), CellValues::Count(b)) => a.extend_from_slice(&b[skip..]),
+            (CellValues::Cat(k, a), CellValues::Cat(_, b)) => a.extend_from_slice(&b[skip * *k..]),
+            (CellValues::Acc(a), CellValues::Acc(b)) => a.extend_from_slice(&b[skip..]),
+            _ => unreachable!("pieces of one query have one shape"),
+        }
+    }
+}
+
+impl QueryCells {
+    /// Whether cells can hold `agg`: counts, `any`, `count_cat` of a column
+    /// with at most [`MAX_CELL_CATEGORIES`] categories, and the single-value
+    /// reductions (sum, mean, min, max, std, var). Per-category value
+    /// reductions (`by:CAT:sum:COL`) are aggregated from the rows.
+    pub fn supports(ds: &Dataset, agg: &Agg) -> bool {
+        match agg {
+            Agg::Count | Agg::Any => true,
+            Agg::CountCat(c) => ds.manifest.column(c).is_some_and(|c| {
+                !c.categories.is_empty() && c.categories.len() <= MAX_CELL_CATEGORIES
+            }),
+            Agg::Sum(_) | Agg::Mean(_) | Agg::Min(_) | Agg::Max(_) | Agg::Std(_) | Agg::Var(_) => {
+                true
+            }
+            Agg::CatSum(..) | Agg::CatMean(..) => false,
+        }
+    }
+
+    /// Whether cells should answer tiles of pixel `level` for this query:
+    /// a level no finer than [`CELL_LEVEL`], an aggregation cells hold, and
+    /// one the pack-time overview does not answer already.
+    pub fn wanted_for_tile(ds: &Dataset, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
+        level <= CELL_LEVEL
+            && Self::supports(ds, agg)
+            && !ds
+                .overview
+                .as_ref()
+                .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters))
+    }
+
+    /// Whether cells should answer the colour scale of pixel `level` (as
+    /// [`QueryCells::wanted_for_tile`], for [`crate::raster::pyramid::zoom_stats`]).
+    pub fn wanted_for_zoom(ds: &Dataset, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
+        level <= CELL_LEVEL
+            && Self::supports(ds, agg)
+            && !ds
+                .overview
+                .as_ref()
+                .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters))
+    }
+
+    /// Aggregate every row that passes `filters` into cells (one parallel
+    /// pass). `cancel` is polled between spans of rows.
+    pub fn compute(
+        ds: &Dataset,
+        agg: &Agg,
+        filters: &[Filter],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<QueryCells, QueryError> {
+        agg.validate(&ds.manifest)?;
+        if !Self::supports(ds, agg) {
+            return Err(QueryError::BadView(format!(
+                "{} is aggregated from the rows, not from cells",
+                agg.to_text()
+            )));
+        }
+        let categories: Vec<String> = agg
+            .category_column()
+            .and_then(|c| ds.manifest.column(c))
+            .map(|c| c.categories.clone())
+            .unwrap_or_default();
+        let ncat = categories.len();
+        let shape = match agg {
+            Agg::Count | Agg::Any => CellValues::Count(Vec::new()),
+            Agg::CountCat(_) => CellValues::Cat(ncat, Vec::new()),
+            _ => CellValues::Acc(Vec::new()),
+        };
+        let shift = QBITS - CELL_LEVEL;
+        let spans = all_rows(ds, super::CHUNK_ROWS * 4);
+        let bound = crate::query::bind_all(ds, filters);
+        let pieces: Vec<Piece> = spans
+            .par_iter()
+            .map(|span| {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(QueryError::Cancelled);
+                }
+                let mut piece = Piece {
+                    x: Vec::new(),
+                    y: Vec::new(),
+                    values: shape.empty_like(),
+                    rows: 0,
+                };
+                let Some(f) = bound[span.partition].as_ref() else {
+                    return Ok(piece);
+                };
+                let part = &ds.partitions[span.partition];
+                let r = span.rows.clone();
+                let (num, cat) = (
+                    super::value_column(part, agg),
+                    super::category_column(part, agg),
+                );
+                let mut mask = Vec::new();
+                let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
+                let keep = |i: usize| !masked || mask[i];
+                let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
+                // Open a cell for row `i` unless it is the current one.
+                let open = |piece: &mut Piece, i: usize| -> bool {
+                    let (x, y) = (qx[i] >> shift, qy[i] >> shift);
+                    let new = piece.x.last() != Some(&x) || piece.y.last() != Some(&y);
+                    if new {
+                        piece.x.push(x);
+                        piece.y.push(y);
+                    }
+                    piece.rows += 1;
+                    new
+                };
+                match &mut piece.values {
+                    CellValues::Count(_) => {
+                        for i in 0..qx.len() {
+                            if keep(i) {
+                                let new = open(&mut piece, i);
+                                let CellValues::Count(c) = &mut piece.values else {
+                                    unreachable!()
+                                };
+                                if new {
+                                    c.push(0);
+                                }
+                                *c.last_mut().expect("a cell") += 1;
+                            }
+                        }
+                    }
+                    CellValues::Cat(k, _) => {
+                        let k = *k;
+                        for i in 0..qx.len() {
+                            // Rows without a known category count nowhere, as
+                            // in the row kernel.
+                            let Some(code) = cat
+                                .as_ref()
+                                .and_then(|c| c.get(r.start + i))
+                                .filter(|&c| c < k)
+                            else {
+                                continue;
+                            };
+                            if keep(i) {
+                                let new = open(&mut piece, i);
+                                let CellValues::Cat(_, c) = &mut piece.values else {
+                                    unreachable!()
+                                };
+                                if new {
+                                    c.resize(c.len() + k, 0);
+                                }
+                                let at = c.len() - k + code;
+                                c[at] += 1;
+                            }
+                        }
+                    }
+                    CellValues::Acc(_) => {
+                        let Some(col) = num else {
+                            return Ok(piece);
+                        };
+                        crate::with_num_slice!(col.values, |s| {
+                            let s = &s[r.clone()];
+                            for (i, v) in s.iter().enumerate() {
+                                let v = v.as_f64();
+                                if keep(i) && !v.is_nan() {
+                                    let new = open(&mut piece, i);
+                                    let CellValues::Acc(a) = &mut piece.values else {
+                                        unreachable!()
+                                    };
+                                    if new {
+                                        a.push(Acc::starting_at(v));
+                                    }
+                                    a.last_mut().expect("a cell").add_if(v, true);
+                                }
+                            }
+                        })
+                    }
+                }
+                Ok(piece)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut all = Piece {
+            x: Vec::new(),
+            y: Vec::new(),
+            values: shape,
+            rows: 0,
+        };
+        for p in pieces {
+            all.append(p);
+        }
+        let s = QBITS - CELL_LEVEL;
+        let keys = all
+            .x
+            .iter()
+            .zip(&all.y)
+            .map(|(&x, &y)| (crate::geo::hilbert(x << s, y << s) >> (2 * s)) as u32)
+            .collect();
+        Ok(QueryCells {
+            agg: agg.clone(),
+            categories,
+            keys,
+            x: all.x,
+            y: all.y,
+            values: all.values,
+            rows: all.rows,
+        })
+    }
+
+    /// Non-empty cells.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no row passed the filters.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Rows that passed the filters (with a value, for value reductions).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Approximate heap bytes, for cache accounting.
+    pub fn bytes(&self) -> usize {
+        let per = match &self.values {
+            CellValues::Count(_) => 4,
+            CellValues::Cat(k, _) => 4 * k,
+            CellValues::Acc(_) => std::mem::size_of::<Acc>(),
+        };
+        self.len() * (12 + per) + 128
+    }
+
+    /// Runs of cells with the same pixel at `level` (no finer than the cell
+    /// level) among cells `range`: `f(pixel x, pixel y, first, end)`.
+    fn runs(
+        &self,
+        level: u32,
+        range: std::ops::Range<usize>,
+        mut f: impl FnMut(u32, u32, usize, usize),
+    ) {
+        let d = CELL_LEVEL - level;
+        let mut i = range.start;
+        while i < range.end {
+            let (px, py) = (self.x[i] >> d, self.y[i] >> d);
+            let mut j = i + 1;
+            while j < range.end && self.x[j] >> d == px && self.y[j] >> d == py {
+                j += 1;
+            }
+            f(px, py, i, j);
+            i = j;
+        }
+    }
+
+    /// The merged values of cells `i..j`: rows and value accumulator.
+    fn merged(&self, i: usize, j: usize) -> Run {
+        let mut run = Run {
+            pixel: 0,
+            rows: 0,
+            acc: Acc::starting_at(0.0),
+        };
+        match &self.values {
+            CellValues::Count(c) => run.rows = c[i..j].iter().map(|&n| n as u64).sum(),
+            CellValues::Cat(k, c) => run.rows = c[i * k..j * k].iter().map(|&n| n as u64).sum(),
+            CellValues::Acc(a) => {
+                run.acc = a[i];
+                for o in &a[i + 1..j] {
+                    run.acc.merge(o);
+                }
+                run.rows = run.acc.n;
+            }
+        }
+        run
+    }
+
+    /// The grid of a `size`-pixel tile, whose pixel level must be no finer
+    /// than the cell level (`None` otherwise), and the cells it read.
+    pub fn tile(&self, tile: TileId, size: u32) -> Option<(Grid, u64)> {
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let level = tile.z as u32 + size.trailing_zeros();
+        if level > CELL_LEVEL {
+            return None;
+        }
+        let (lo, hi) = tile.key_range();
+        let s = 2 * (QBITS - CELL_LEVEL);
+        let (klo, khi) = ((lo >> s) as u32, (hi >> s) as u32);
+        let start = self.keys.partition_point(|&k| k < klo);
+        let end = self.keys.partition_point(|&k| k <= khi).max(start);
+        let size = size as usize;
+        let mask = size - 1;
+        let sh = level - tile.z as u32;
+        let (x0, y0) = ((tile.x as usize) << sh, (tile.y as usize) << sh);
+        let pixel = |px: u32, py: u32| {
+            ((py as usize).wrapping_sub(y0) & mask) * size + ((px as usize).wrapping_sub(x0) & mask)
+        };
+        let values = match &self.values {
+            CellValues::Count(_) => {
+                let mut g = vec![0u32; size * size];
+                self.runs(level, start..end, |px, py, i, j| {
+                    g[pixel(px, py)] = self.merged(i, j).rows as u32;
+                });
+                if matches!(self.agg, Agg::Any) {
+                    GridValues::Any(g.into_iter().map(|c| c > 0).collect())
+                } else {
+                    GridValues::Count(g)
+                }
+            }
+            CellValues::Cat(k, c) => {
+                let k = *k;
+                let mut g = vec![0u32; size * size * k];
+                self.runs(level, start..end, |px, py, i, j| {
+                    let p = pixel(px, py) * k;
+                    for cell in i..j {
+                        for (d, s) in g[p..p + k].iter_mut().zip(&c[cell * k..(cell + 1) * k]) {
+                            *d += s;
+                        }
+                    }
+                });
+                GridValues::CatCount(g)
+            }
+            CellValues::Acc(_) => {
+                let mut g = vec![f64::NAN; size * size];
+                self.runs(level, start..end, |px, py, i, j| {
+                    let run = self.merged(i, j);
+                    if let Some(v) = value(&self.agg, &run.acc, run.rows) {
+                        g[pixel(px, py)] = v;
+                    }
+                });
+                GridValues::Float(g)
+            }
+        };
+        let grid = Grid {
+            width: size,
+            height: size,
+            categories: self.categories.clone(),
+            values,
+        };
+        Some((grid, (end - start) as u64))
+    }
+
+    /// The distribution of pixel values over the whole map at pixel `level`
+    /// (no finer than the cell level; `None` otherwise), as
+    /// [`crate::raster::pyramid::zoom_stats`] computes it from the rows.
+    pub fn zoom_stats(&self, ds: &Dataset, level: u32) -> Option<super::pyramid::ZoomStats> {
+        if level > CELL_LEVEL {
+            return None;
+        }
+        let integer = matches!(self.agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+        let mut values = Values::new(float_stride(ds, level, integer));
+        self.runs(level, 0..self.len(), |px, py, i, j| {
+            let mut run = self.merged(i, j);
+            run.pixel = (px as u64) << 32 | py as u64;
+            values.push(&self.agg, &run, integer);
+        });
+        Some(values.finish(integer))
+    }
+}
