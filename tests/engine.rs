@@ -6,6 +6,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pointillist::geo::{self, MercatorBox, TileId};
 use pointillist::pack::{PackOptions, pack};
 use pointillist::query::histogram::{Histogram, count, histogram};
+use pointillist::query::masks::FilterBits;
 use pointillist::query::{Agg, Filter, View};
 use pointillist::raster::{GridValues, aggregate};
 use pointillist::store::Dataset;
@@ -341,16 +342,29 @@ proptest! {
         let bbox = MercatorBox::from_lnglat(-80.0, 30.0, 10.0, 55.0);
         let (x0, x1, y0, y1) = bbox.qbounds().unwrap();
         let inside = |r: &Row| r.qx >= x0 && r.qx <= x1 && r.qy >= y0 && r.qy <= y1;
-        let n = count(&fx.ds, Some(&bbox), &f, None).unwrap();
+        let n = count(&fx.ds, Some(&bbox), &f, &[], None).unwrap();
         prop_assert_eq!(n, fx.rows.iter().filter(|r| inside(r) && passes(r, &f)).count() as u64);
+        // The same filters as bitsets (all of them, or every other one) give
+        // the same answers.
+        let bits: Vec<Arc<FilterBits>> = f.iter().map(|x| Arc::new(FilterBits::compute(&fx.ds, x, None).unwrap())).collect();
+        let odd: Vec<Filter> = f.iter().skip(1).step_by(2).cloned().collect();
+        let even: Vec<Arc<FilterBits>> = bits.iter().step_by(2).cloned().collect();
+        prop_assert_eq!(count(&fx.ds, Some(&bbox), &[], &bits, None).unwrap(), n);
+        prop_assert_eq!(count(&fx.ds, Some(&bbox), &odd, &even, None).unwrap(), n);
         // The radio histogram ignores radio filters.
         let others: Vec<Filter> = f.iter().filter(|x| x.column() != "radio").cloned().collect();
-        let Histogram::Categorical { categories, .. } = histogram(&fx.ds, "radio", bins, Some(&bbox), &f, None).unwrap() else { panic!() };
+        let h = histogram(&fx.ds, "radio", bins, Some(&bbox), &f, &[], None).unwrap();
+        prop_assert_eq!(&histogram(&fx.ds, "radio", bins, Some(&bbox), &[], &bits, None).unwrap(), &h);
+        prop_assert_eq!(&histogram(&fx.ds, "radio", bins, Some(&bbox), &odd, &even, None).unwrap(), &h);
+        let Histogram::Categorical { categories, .. } = h else { panic!() };
         for (k, (_, c)) in categories.iter().enumerate() {
             prop_assert_eq!(*c, fx.rows.iter().filter(|r| inside(r) && r.cat == k && passes(r, &others)).count() as u64);
         }
         let others: Vec<Filter> = f.iter().filter(|x| x.column() != "val").cloned().collect();
-        let Histogram::Numeric { counts, min, max, .. } = histogram(&fx.ds, "val", bins, Some(&bbox), &f, None).unwrap() else { panic!() };
+        let h = histogram(&fx.ds, "val", bins, Some(&bbox), &f, &[], None).unwrap();
+        prop_assert_eq!(&histogram(&fx.ds, "val", bins, Some(&bbox), &[], &bits, None).unwrap(), &h);
+        prop_assert_eq!(&histogram(&fx.ds, "val", bins, None, &[], &bits, None).unwrap(), &histogram(&fx.ds, "val", bins, None, &f, &[], None).unwrap());
+        let Histogram::Numeric { counts, min, max, .. } = h else { panic!() };
         // numpy's rule: edge i = min + i·width, the last edge is max; a value
         // lies in the last bin whose lower edge it reaches.
         let width = (max - min) / bins as f64;

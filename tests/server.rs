@@ -298,6 +298,43 @@ async fn low_zoom_queries_answered_from_query_cells() {
 }
 
 #[tokio::test]
+async fn histograms_and_counts_from_filter_bitsets() {
+    // With the bitset cache on, each filter is evaluated once and reused;
+    // the answers are those of testing the rows.
+    let bits = server();
+    let rows = server_with(|c| c.masks_mb = 0);
+    let f1 = "filter=radio:in:LTE,NR&filter=range:100..3000";
+    let f2 = "filter=radio:in:LTE,NR&filter=range:100..3000&filter=created:2015-01-01..";
+    let bbox = "bbox=-20,30,40,60";
+    for uri in [
+        format!("/datasets/towers/histogram/range?bins=30&{f1}"),
+        format!("/datasets/towers/histogram/radio?{f1}"),
+        format!("/datasets/towers/histogram/created?bins=12&{f2}&{bbox}"),
+        format!("/datasets/towers/histogram/range?bins=30&{f2}"),
+        format!("/datasets/towers/count?{f2}"),
+        format!("/datasets/towers/count?{f1}&{bbox}"),
+    ] {
+        let (a, b) = (get(&bits, &uri).await, get(&rows, &uri).await);
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        assert_eq!(a.json(), b.json(), "{uri}");
+    }
+    // radio, range and created: one bitset each, however often used.
+    assert_eq!(bits.state.filter_bits_cached().await, 3);
+    assert_eq!(rows.state.filter_bits_cached().await, 0);
+    let n = get(&bits, &format!("/datasets/towers/count?{f2}"))
+        .await
+        .json()["count"]
+        .as_u64()
+        .unwrap();
+    assert!(n > 0);
+}
+
+#[tokio::test]
 async fn tile_bad_input() {
     let s = server();
     for (uri, status, needle) in [

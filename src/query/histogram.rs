@@ -1,21 +1,25 @@
 //! Linked (crossfilter) histograms and counts.
 //!
-//! Filters are evaluated a column at a time into a row mask over each chunk —
-//! tight, monomorphized loops the compiler vectorizes — rather than row by row
-//! through an enum per filter.
+//! The rows a request selects are one bit a row per chunk: row filters are
+//! evaluated a column at a time (tight, monomorphized loops rather than an
+//! enum per row), cached filter bitsets ([`super::masks`]) and the value
+//! column's validity bitmap are ANDed a word at a time, and counting skips
+//! words with no selected row.
 
-use super::{BoundFilters, Filter, QueryError, RowSpan, all_rows, and_valid, plan_rows, require};
+use super::masks::{FilterBits, PartBits, all_set, and_bools, and_shifted};
+use super::{BoundFilters, Filter, QueryError, RowSpan, all_rows, plan_rows, require};
 use crate::geo::MercatorBox;
 use crate::store::column::{AsF64, CatColumn, NumColumn};
 use crate::store::{ColumnKind, Dataset, Partition};
 use crate::with_num_slice;
 use rayon::prelude::*;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most bins a numeric histogram may have.
 pub const MAX_BINS: usize = 1000;
-/// Rows per task: the row mask (one byte a row) stays in L1/L2.
-const CHUNK: usize = 1 << 14;
+/// Rows per task: the per-row scratch (one byte a row) stays in L1/L2.
+pub(crate) const CHUNK: usize = 1 << 14;
 /// Copies of the bins a numeric histogram rotates over.
 const LANES: usize = 8;
 
@@ -56,6 +60,8 @@ struct Selection<'a> {
     qbox: Option<(u32, u32, u32, u32)>,
     /// Filters bound per partition; `None` where zone maps exclude it.
     bound: Vec<Option<BoundFilters<'a>>>,
+    /// Filters already evaluated into bitsets.
+    bits: Vec<&'a FilterBits>,
 }
 
 impl<'a> Selection<'a> {
@@ -63,8 +69,14 @@ impl<'a> Selection<'a> {
         ds: &'a Dataset,
         bbox: Option<&MercatorBox>,
         filters: &[Filter],
+        bits: &'a [Arc<FilterBits>],
         skip_column: Option<&str>,
     ) -> Self {
+        let bits = bits
+            .iter()
+            .map(|b| b.as_ref())
+            .filter(|b| Some(b.filter().column()) != skip_column)
+            .collect();
         let filters: Vec<Filter> = filters
             .iter()
             .filter(|f| Some(f.column()) != skip_column)
@@ -81,30 +93,106 @@ impl<'a> Selection<'a> {
             None => (all_rows(ds, CHUNK), None),
         };
         let bound = super::bind_all(ds, &filters);
-        Selection { spans, qbox, bound }
+        Selection {
+            spans,
+            qbox,
+            bound,
+            bits,
+        }
     }
 
-    /// Mask of selected rows of a span, or `false` if the partition is pruned.
-    fn mask(&self, part: &Partition, span: &RowSpan, mask: &mut Vec<bool>) -> bool {
+    /// The selected rows of a span, one bit a row (bit `j` of word `k` is
+    /// row `span.rows.start + 64k + j`), also dropping rows that are null in
+    /// `nulls`; `false` if the partition is pruned. `scratch` holds
+    /// per-row bools while row filters and the bbox are tested.
+    fn select(
+        &self,
+        part: &Partition,
+        span: &RowSpan,
+        nulls: Option<&arrow_buffer::NullBuffer>,
+        words: &mut Vec<u64>,
+        scratch: &mut Vec<bool>,
+    ) -> bool {
         let Some(f) = &self.bound[span.partition] else {
             return false;
         };
+        if self
+            .bits
+            .iter()
+            .any(|b| *b.part(span.partition) == PartBits::None)
+        {
+            return false;
+        }
         let r = span.rows.clone();
-        f.mask(r.clone(), mask);
+        all_set(r.len(), words);
+        if !f.is_empty() {
+            f.mask(r.clone(), scratch);
+            and_bools(scratch, words);
+        }
+        for b in &self.bits {
+            if let PartBits::Some(bits) = b.part(span.partition) {
+                and_shifted(bits, r.start, words);
+            }
+        }
+        if let Some(n) = nulls {
+            // Arrow's validity bitmap is already one bit a row.
+            let valid = n.inner().slice(r.start, r.len());
+            for (w, v) in words.iter_mut().zip(valid.bit_chunks().iter_padded()) {
+                *w &= v;
+            }
+        }
         if let Some((x0, x1, y0, y1)) = self.qbox {
             let b = &part.info.bounds.quantized;
             // Partitions wholly inside the box need no per-row test.
             if !(b[0] >= x0 && b[2] <= x1 && b[1] >= y0 && b[3] <= y1) {
-                for ((m, &x), &y) in mask
-                    .iter_mut()
-                    .zip(&part.qx()[r.clone()])
-                    .zip(&part.qy()[r])
-                {
-                    *m &= x >= x0 && x <= x1 && y >= y0 && y <= y1;
-                }
+                scratch.clear();
+                scratch.extend(
+                    part.qx()[r.clone()]
+                        .iter()
+                        .zip(&part.qy()[r])
+                        .map(|(&x, &y)| x >= x0 && x <= x1 && y >= y0 && y <= y1),
+                );
+                and_bools(scratch, words);
             }
         }
         true
+    }
+}
+
+/// Count the selected rows of `s` (`words`: one bit a row) into `acc`, which
+/// holds `LANES` copies of `lane` slots: a selected row adds one to slot
+/// `slot(value)` (`spare` for values outside the bins), others to `spare`.
+/// Rows rotate over the copies so consecutive rows in one slot do not wait
+/// on each other's stores; whole words go 8 rows at a time, so each row's
+/// copy is a constant, and words with no selected row are skipped.
+#[inline(always)]
+fn tally<T: Copy>(
+    s: &[T],
+    words: &[u64],
+    lane: usize,
+    spare: usize,
+    acc: &mut [u64],
+    slot: impl Fn(T) -> usize,
+) {
+    const { assert!(LANES == 8) };
+    let full = s.len() / 64;
+    for (k, (&w, vals)) in words.iter().zip(s.chunks_exact(64)).enumerate() {
+        debug_assert!(k < full);
+        if w == 0 {
+            continue;
+        }
+        for (c, rows) in vals.chunks_exact(8).enumerate() {
+            let bits = (w >> (c * 8)) as u8;
+            for (l, &v) in rows.iter().enumerate() {
+                let b = slot(v);
+                acc[l * lane + if (bits >> l) & 1 != 0 { b } else { spare }] += 1;
+            }
+        }
+    }
+    let w = words.get(full).copied().unwrap_or(0);
+    for (j, &v) in s[full * 64..].iter().enumerate() {
+        let b = slot(v);
+        acc[(j % LANES) * lane + if (w >> j) & 1 != 0 { b } else { spare }] += 1;
     }
 }
 
@@ -117,13 +205,15 @@ fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), QueryError> {
 }
 
 /// Histogram of `column` over the rows in `bbox` that pass every filter
-/// except those on `column` itself (crossfilter semantics).
+/// except those on `column` itself (crossfilter semantics). Filters come
+/// as rows to test (`filters`) or already evaluated (`bits`); both apply.
 pub fn histogram(
     ds: &Dataset,
     column: &str,
     bins: usize,
     bbox: Option<&MercatorBox>,
     filters: &[Filter],
+    bits: &[Arc<FilterBits>],
     cancel: Option<&AtomicBool>,
 ) -> Result<Histogram, QueryError> {
     let info = require(
@@ -136,36 +226,33 @@ pub fn histogram(
         ],
         "a histogram",
     )?;
-    let sel = Selection::new(ds, bbox, filters, Some(column));
+    let sel = Selection::new(ds, bbox, filters, bits, Some(column));
     if info.kind == ColumnKind::Categorical {
         let ncat = info.categories.len();
         let counts = sel
             .spans
             .par_iter()
             .try_fold(
-                || (vec![0u64; (ncat + 1) * LANES], Vec::new()),
-                |(mut acc, mut mask), span| {
+                || (vec![0u64; (ncat + 1) * LANES], Vec::new(), Vec::new()),
+                |(mut acc, mut words, mut scratch), span| {
                     check_cancel(cancel)?;
                     let part = &ds.partitions[span.partition];
-                    if sel.mask(part, span, &mut mask) {
-                        if let Some(col) = part.column(column).and_then(CatColumn::new) {
-                            and_valid(col.nulls, span.rows.start, &mut mask);
+                    if let Some(col) = part.column(column).and_then(CatColumn::new) {
+                        if sel.select(part, span, col.nulls, &mut words, &mut scratch) {
                             // Rows that fail, and codes outside the dictionary
                             // (a damaged file), land in a spare last slot.
                             let lane = ncat + 1;
-                            for (i, (&m, &k)) in
-                                mask.iter().zip(&col.codes[span.rows.clone()]).enumerate()
-                            {
+                            let codes = &col.codes[span.rows.clone()];
+                            tally(codes, &words, lane, ncat, &mut acc, |k| {
                                 let k = k as u16 as usize;
-                                let slot = if m & (k < ncat) { k } else { ncat };
-                                acc[(i % LANES) * lane + slot] += 1;
-                            }
+                                if k < ncat { k } else { ncat }
+                            });
                         }
                     }
-                    Ok((acc, mask))
+                    Ok((acc, words, scratch))
                 },
             )
-            .map(|r| r.map(|(a, _)| fold_lanes(&a, ncat + 1)))
+            .map(|r| r.map(|(a, ..)| fold_lanes(&a, ncat + 1)))
             .try_reduce(|| vec![0u64; ncat], |a, b| Ok(add(a, &b)))?;
         return Ok(Histogram::Categorical {
             column: column.to_string(),
@@ -190,22 +277,21 @@ pub fn histogram(
         .spans
         .par_iter()
         .try_fold(
-            || (vec![0u64; (bins + 1) * LANES], Vec::new()),
-            |(mut acc, mut mask), span| {
+            || (vec![0u64; (bins + 1) * LANES], Vec::new(), Vec::new()),
+            |(mut acc, mut words, mut scratch), span| {
                 check_cancel(cancel)?;
                 let part = &ds.partitions[span.partition];
-                if sel.mask(part, span, &mut mask) {
-                    if let Some(col) = part.column(column).and_then(NumColumn::new) {
-                        and_valid(col.nulls, span.rows.start, &mut mask);
+                if let Some(col) = part.column(column).and_then(NumColumn::new) {
+                    if sel.select(part, span, col.nulls, &mut words, &mut scratch) {
                         with_num_slice!(col.values, |s| {
-                            binner.count(&s[span.rows.clone()], &mask, &mut acc)
+                            binner.count(&s[span.rows.clone()], &words, &mut acc)
                         });
                     }
                 }
-                Ok((acc, mask))
+                Ok((acc, words, scratch))
             },
         )
-        .map(|r| r.map(|(a, _)| fold_lanes(&a, bins + 1)))
+        .map(|r| r.map(|(a, ..)| fold_lanes(&a, bins + 1)))
         .try_reduce(|| vec![0u64; bins], |a, b| Ok(add(a, &b)))?;
     Ok(Histogram::Numeric {
         column: column.to_string(),
@@ -239,8 +325,12 @@ fn add(mut a: Vec<u64>, b: &[u64]) -> Vec<u64> {
     a
 }
 
-/// Largest integer span binned through a lookup table (64K entries of u16).
+/// Largest integer span binned through a full lookup table (64K entries of
+/// u16; skewed columns keep their hot entries in L1, and one load beats a
+/// load and a compare).
 const LUT_SPAN: i64 = 1 << 16;
+/// Most entries of a wide integer column's block table (8 KB: stays in L1).
+const BLOCKS: u64 = 1 << 12;
 
 /// Equal-width bins over `min..=max` with numpy's edge rule: edge `i` is
 /// `min + i * (max - min) / bins` (the last edge is `max` itself); a value
@@ -266,7 +356,14 @@ struct WideInts {
     base: i64,
     span: u64,
     mul: u64,
+    /// First offset of each bin (the last entry is `u64::MAX`).
     edges: Vec<u64>,
+    /// The bin of offset `t << shift`, for every block of `1 << shift`
+    /// offsets, when no bin is narrower than a block (each block then holds
+    /// at most one edge, so a row is this bin or the next); empty otherwise.
+    /// At most [`BLOCKS`] entries, so it stays in L1.
+    blocks: Vec<u16>,
+    shift: u32,
 }
 
 impl Binner {
@@ -299,11 +396,28 @@ impl Binner {
                 .map(|e| (e.ceil() as i64 - base).max(0) as u64)
                 .collect();
             edges.push(u64::MAX);
+            let shift = (span + 1)
+                .div_ceil(BLOCKS)
+                .next_power_of_two()
+                .trailing_zeros();
+            let narrowest = (0..bins)
+                .map(|i| edges[i + 1].min(span + 1) - edges[i])
+                .min()
+                .unwrap_or(0);
+            let blocks = if narrowest >= 1 << shift {
+                (0..=span >> shift)
+                    .map(|t| (edges[..bins].partition_point(|&e| e <= t << shift) - 1) as u16)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             b.wide = Some(WideInts {
                 base,
                 span,
                 mul: (((bins as u128) << 64) / (span as u128 + 1)) as u64,
                 edges,
+                blocks,
+                shift,
             });
         } else if integer && exact {
             let base = min as i64;
@@ -334,22 +448,29 @@ impl Binner {
         }
     }
 
-    /// Count the masked values of `s` into `acc`: `LANES` copies of `bins + 1`
+    /// Count the selected values of `s` (`words`: one bit a row) into `acc`: `LANES` copies of `bins + 1`
     /// slots, the last one for rows that do not count.
-    fn count<T: AsF64>(&self, s: &[T], mask: &[bool], acc: &mut [u64]) {
+    fn count<T: AsF64>(&self, s: &[T], words: &[u64], acc: &mut [u64]) {
         let lane = self.bins + 1;
-        // Rows rotate over LANES copies of the bins so consecutive rows in
-        // one bin do not wait on each other's stores.
         if let (true, Some(lut)) = (T::INTEGER, &self.lut) {
             let base = self.min as i64;
-            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
+            tally(s, words, lane, self.bins, acc, |v| {
                 let d = v.as_i64().wrapping_sub(base) as u64 as usize;
-                let b = lut.get(d).copied().unwrap_or(self.bins as u16) as usize;
-                acc[(i % LANES) * lane + if m { b } else { self.bins }] += 1;
-            }
+                lut.get(d).copied().unwrap_or(self.bins as u16) as usize
+            });
         } else if let (true, Some(w)) = (T::INTEGER, &self.wide) {
+            if !w.blocks.is_empty() {
+                tally(s, words, lane, self.bins, acc, |v| {
+                    let d = v.as_i64().wrapping_sub(w.base) as u64;
+                    let t = (d >> w.shift) as usize;
+                    let b = w.blocks.get(t).copied().unwrap_or(0) as usize;
+                    let b = if d >= w.edges[b + 1] { b + 1 } else { b };
+                    if d <= w.span { b } else { self.bins }
+                });
+                return;
+            }
             let last = self.bins - 1;
-            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
+            tally(s, words, lane, self.bins, acc, |v| {
                 let d = v.as_i64().wrapping_sub(w.base) as u64;
                 // span ≥ LUT_SPAN > bins, so the guess is at most one bin low.
                 let mut b = ((d as u128 * w.mul as u128) >> 64) as usize;
@@ -360,14 +481,10 @@ impl Binner {
                 if b > 0 && d < w.edges[b] {
                     b -= 1;
                 }
-                let keep = m & (d <= w.span);
-                acc[(i % LANES) * lane + if keep { b } else { self.bins }] += 1;
-            }
+                if d <= w.span { b } else { self.bins }
+            });
         } else {
-            for (i, (&m, &v)) in mask.iter().zip(s).enumerate() {
-                let b = self.bin(v.as_f64());
-                acc[(i % LANES) * lane + if m { b } else { self.bins }] += 1;
-            }
+            tally(s, words, lane, self.bins, acc, |v| self.bin(v.as_f64()));
         }
     }
 }
@@ -377,25 +494,26 @@ pub fn count(
     ds: &Dataset,
     bbox: Option<&MercatorBox>,
     filters: &[Filter],
+    bits: &[Arc<FilterBits>],
     cancel: Option<&AtomicBool>,
 ) -> Result<u64, QueryError> {
-    let sel = Selection::new(ds, bbox, filters, None);
+    let sel = Selection::new(ds, bbox, filters, bits, None);
     sel.spans
         .par_iter()
         .try_fold(
-            || (0u64, Vec::new()),
-            |(n, mut mask), span| {
+            || (0u64, Vec::new(), Vec::new()),
+            |(n, mut words, mut scratch), span| {
                 check_cancel(cancel)?;
                 let part = &ds.partitions[span.partition];
-                let add = if sel.mask(part, span, &mut mask) {
-                    mask.iter().filter(|&&m| m).count() as u64
+                let add = if sel.select(part, span, None, &mut words, &mut scratch) {
+                    words.iter().map(|w| w.count_ones() as u64).sum()
                 } else {
                     0
                 };
-                Ok((n + add, mask))
+                Ok((n + add, words, scratch))
             },
         )
-        .map(|r| r.map(|(n, _)| n))
+        .map(|r| r.map(|(n, ..)| n))
         .try_reduce(|| 0, |a, b| Ok(a + b))
 }
 
@@ -411,7 +529,9 @@ mod tests {
 
     fn counted<T: AsF64>(b: &Binner, values: &[T]) -> Vec<u64> {
         let mut acc = vec![0u64; (b.bins + 1) * LANES];
-        b.count(values, &vec![true; values.len()], &mut acc);
+        let mut words = Vec::new();
+        super::super::masks::all_set(values.len(), &mut words);
+        b.count(values, &words, &mut acc);
         fold_lanes(&acc, b.bins + 1)
     }
 
@@ -437,7 +557,7 @@ mod tests {
         }
 
         #[test]
-        fn small_integer_spans_use_a_table(min in -70_000i64..70_000, span in 0i64..60_000, bins in 1usize..200, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
+        fn small_integer_spans_use_a_table(min in -70_000i64..70_000, span in 0i64..LUT_SPAN, bins in 1usize..200, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
             let b = Binner::new(min as f64, (min + span) as f64, bins, true);
             prop_assert!(b.lut.is_some());
             let values: Vec<i32> = xs.iter().map(|x| (min as f64 + x * span as f64).round() as i32).collect();
@@ -445,16 +565,21 @@ mod tests {
         }
 
         #[test]
-        fn wide_integer_spans_use_integer_edges(min in -(1i64 << 50)..(1i64 << 50), span in (1i64 << 16)..(1i64 << 51), bins in 1usize..1000, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
-            let b = Binner::new(min as f64, (min + span) as f64, bins, true);
-            prop_assert!(b.wide.is_some());
+        fn wide_integer_spans_use_integer_edges(min in -(1i64 << 50)..(1i64 << 50), log_span in 16u32..51, frac in 0.0f64..1.0, bins in 1usize..1000, xs in prop::collection::vec(-0.2f64..1.2, 1..300)) {
+            let span = (1i64 << log_span) + (frac * (1i64 << log_span) as f64) as i64;
+            let mut b = Binner::new(min as f64, (min + span) as f64, bins, true);
+            prop_assert!(b.wide.as_ref().is_some_and(|w| !w.blocks.is_empty()));
             let mut values: Vec<i64> = xs.iter().map(|x| (min as f64 + x * span as f64) as i64).collect();
             // Each edge's integer neighbours.
             for e in &b.edges {
                 values.extend([e.floor() as i64, e.ceil() as i64, e.ceil() as i64 + 1]);
             }
             values.extend([i64::MIN, i64::MAX]);
-            prop_assert_eq!(counted(&b, &values), expected(&b, values.iter().map(|&v| v as f64)));
+            let expect = expected(&b, values.iter().map(|&v| v as f64));
+            prop_assert_eq!(&counted(&b, &values), &expect);
+            // Without blocks: the multiply-and-correct path.
+            b.wide.as_mut().expect("wide").blocks.clear();
+            prop_assert_eq!(&counted(&b, &values), &expect);
         }
     }
 

@@ -2,6 +2,7 @@
 //! validated against a dataset, and planned into the row ranges to read.
 
 pub mod histogram;
+pub mod masks;
 
 use crate::geo::{MercatorBox, TileId, cover_key_ranges};
 use crate::store::column::{CatColumn, NumColumn};

@@ -4,6 +4,7 @@ use super::params::{Params, RENDER_PARAMS};
 use super::{ApiError, AppState, CachedTile, Catalog};
 use crate::geo::{self, TileId};
 use crate::query::histogram::{Histogram, MAX_BINS};
+use crate::query::masks::FilterBits;
 use crate::query::{Agg, Filter, View, bind_filters, plan_rows};
 use crate::raster::cells::QueryCells;
 use crate::raster::npy;
@@ -282,20 +283,62 @@ pub async fn histogram(
         "a histogram",
     )?;
     let t = Instant::now();
+    let dl = deadline(&state);
+    let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
     let h = state
-        .compute(deadline(&state), move |cancel| {
+        .compute(dl, move |cancel| {
             crate::query::histogram::histogram(
                 &entry.dataset,
                 &column,
                 bins,
                 bbox.as_ref(),
                 &filters,
+                &bits,
                 Some(cancel),
             )
         })
         .await??;
     metrics::histogram!("pointillist_histogram_seconds").record(t.elapsed().as_secs_f64());
     Ok(Json(histogram_json(h)))
+}
+
+/// Filters as cached bitsets (computed once per filter, a pass over its
+/// column; requests for one filter while it runs wait for that pass), except
+/// those on `skip` (a histogram's own column, which it ignores). With the
+/// bitset cache off, the filters are returned to be tested row by row.
+async fn filter_bits(
+    state: &Arc<AppState>,
+    entry: &Arc<super::Entry>,
+    filters: Vec<Filter>,
+    skip: Option<&str>,
+    deadline: Instant,
+) -> Result<(Vec<Filter>, Vec<Arc<FilterBits>>), ApiError> {
+    if state.config.masks_mb == 0 {
+        return Ok((filters, Vec::new()));
+    }
+    let m = &entry.dataset.manifest;
+    let mut bits = Vec::with_capacity(filters.len());
+    for f in filters.into_iter().filter(|f| Some(f.column()) != skip) {
+        let key = format!("{}|{}|{}", entry.generation, m.name, f.to_text(m));
+        let (e, st) = (entry.clone(), state.clone());
+        let b = state
+            .masks
+            .try_get_with(key, async move {
+                let t = Instant::now();
+                let r = st
+                    .compute(deadline, move |cancel| {
+                        FilterBits::compute(&e.dataset, &f, Some(cancel))
+                    })
+                    .await??;
+                metrics::histogram!("pointillist_filter_bits_seconds")
+                    .record(t.elapsed().as_secs_f64());
+                Ok::<_, ApiError>(Arc::new(r))
+            })
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+        bits.push(b);
+    }
+    Ok((Vec::new(), bits))
 }
 
 /// `GET /datasets/{name}/count`: rows in the bbox passing all filters.
@@ -311,9 +354,17 @@ pub async fn count(
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;
     let total = m.rows;
+    let dl = deadline(&state);
+    let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
     let n = state
-        .compute(deadline(&state), move |cancel| {
-            crate::query::histogram::count(&entry.dataset, bbox.as_ref(), &filters, Some(cancel))
+        .compute(dl, move |cancel| {
+            crate::query::histogram::count(
+                &entry.dataset,
+                bbox.as_ref(),
+                &filters,
+                &bits,
+                Some(cancel),
+            )
         })
         .await??;
     Ok(Json(json!({"count": n, "total": total})))

@@ -15,6 +15,7 @@ mod params;
 pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;
 
+use crate::query::masks::FilterBits;
 use crate::raster::cells::QueryCells;
 use crate::raster::pyramid::ZoomStats;
 use arc_swap::ArcSwap;
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     /// answer its tiles and colour scales up to pixel level 12 (0 disables
     /// them; those tiles are then aggregated from the rows).
     pub cells_mb: u64,
+    /// Filter bitset cache size in MiB: histograms and counts AND the
+    /// cached rows of each filter instead of re-reading its column (0
+    /// disables it).
+    pub masks_mb: u64,
     /// Renders running at once (default: rayon threads).
     pub max_renders: usize,
     /// Requests allowed to wait for a render slot before shedding load.
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             datasets: Vec::new(),
             cache_mb: 256,
             cells_mb: 256,
+            masks_mb: 128,
             max_renders: rayon::current_num_threads().max(1),
             queue: 256,
             timeout_ms: 10_000,
@@ -115,6 +121,7 @@ pub struct AppState {
     tiles: moka::future::Cache<String, Arc<CachedTile>>,
     zoom: moka::future::Cache<String, Arc<ZoomStats>>,
     cells: moka::future::Cache<String, Arc<QueryCells>>,
+    masks: moka::future::Cache<String, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
     waiting: AtomicUsize,
     metrics: PrometheusHandle,
@@ -139,6 +146,22 @@ fn metrics_handle() -> PrometheusHandle {
     .clone()
 }
 
+/// A cache of shared values bounded by bytes (key plus `bytes(value)`),
+/// optionally expiring entries unused for `idle`.
+fn bounded_cache<V: Send + Sync + 'static>(
+    bytes: u64,
+    idle: Option<Duration>,
+    size: fn(&V) -> usize,
+) -> moka::future::Cache<String, Arc<V>> {
+    let b = moka::future::Cache::builder()
+        .max_capacity(bytes)
+        .weigher(move |k: &String, v: &Arc<V>| (k.len() + size(v)).min(u32::MAX as usize) as u32);
+    match idle {
+        Some(d) => b.time_to_idle(d).build(),
+        None => b.build(),
+    }
+}
+
 impl AppState {
     /// Build the state and load the datasets (failures are reported and skipped).
     pub fn new(mut config: ServerConfig) -> Arc<AppState> {
@@ -148,26 +171,13 @@ impl AppState {
                 .filter(|t| !t.is_empty());
         }
         let catalog = Catalog::load(&config.datasets, None);
-        let tiles = moka::future::Cache::builder()
-            .max_capacity(config.cache_mb * 1024 * 1024)
-            .weigher(|k: &String, v: &Arc<CachedTile>| {
-                (k.len() + v.png.len() + 64).min(u32::MAX as usize) as u32
-            })
-            .build();
-        let zoom = moka::future::Cache::builder()
-            .max_capacity(64 * 1024 * 1024)
-            .weigher(|k: &String, v: &Arc<ZoomStats>| {
-                (k.len() + v.histogram.len() * 16 + 64).min(u32::MAX as usize) as u32
-            })
-            .time_to_idle(Duration::from_secs(600))
-            .build();
-        let cells = moka::future::Cache::builder()
-            .max_capacity(config.cells_mb * 1024 * 1024)
-            .weigher(|k: &String, v: &Arc<QueryCells>| {
-                (k.len() + v.bytes()).min(u32::MAX as usize) as u32
-            })
-            .time_to_idle(Duration::from_secs(600))
-            .build();
+        let idle = Some(Duration::from_secs(600));
+        let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
+            t.png.len() + 64
+        });
+        let zoom = bounded_cache(64 << 20, idle, |z: &ZoomStats| z.histogram.len() * 16 + 64);
+        let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
+        let masks = bounded_cache(config.masks_mb << 20, idle, FilterBits::bytes);
         let max_renders = config.max_renders.max(1);
         Arc::new(AppState {
             config,
@@ -175,6 +185,7 @@ impl AppState {
             tiles,
             zoom,
             cells,
+            masks,
             limiter: Arc::new(Semaphore::new(max_renders)),
             waiting: AtomicUsize::new(0),
             metrics: metrics_handle(),
@@ -186,6 +197,12 @@ impl AppState {
     pub async fn query_cells_cached(&self) -> u64 {
         self.cells.run_pending_tasks().await;
         self.cells.entry_count()
+    }
+
+    /// Filters whose bitsets are cached (after the cache's pending upkeep).
+    pub async fn filter_bits_cached(&self) -> u64 {
+        self.masks.run_pending_tasks().await;
+        self.masks.entry_count()
     }
 
     /// Look up a dataset by name (404 listing the served ones).
@@ -360,6 +377,7 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     metrics::gauge!("pointillist_datasets").set(cat.datasets.len() as f64);
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
+    metrics::gauge!("pointillist_filter_bits_bytes").set(state.masks.weighted_size() as f64);
     (
         [(
             axum::http::header::CONTENT_TYPE,
