@@ -24,13 +24,14 @@
 
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter};
-use crate::raster::pyramid::{Tally, ZoomStats};
+use crate::raster::pyramid::ZoomStats;
 use crate::raster::{Grid, GridValues};
 use crate::store::column::CatColumn;
 use crate::store::{
     Dataset, Manifest, Mapping, OVERVIEW_FILE, OverviewColumn, OverviewCounts, OverviewInfo,
     OverviewLevel, StoreError,
 };
+use crate::tally::Tally;
 use arrow_buffer::{Buffer, ScalarBuffer};
 use rayon::prelude::*;
 use std::io::Write;

@@ -633,7 +633,7 @@ pub fn shade_categorical_counts(
         }
         None => {
             // Distinct totals with their pixel counts, ascending.
-            let mut tally = crate::raster::pyramid::Tally::default();
+            let mut tally = crate::tally::Tally::default();
             for &t in &totals {
                 tally.add(t);
             }
