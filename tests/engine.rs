@@ -517,6 +517,12 @@ fn query_cells_equal_row_aggregation() {
         assert!(!QueryCells::wanted_for_tile(&fx.ds, CELL_LEVEL + 1, agg, f));
         let cells = QueryCells::compute(&fx.ds, agg, f, None).unwrap();
         assert!(!cells.is_empty(), "{agg:?} {f:?}");
+        let estimate = QueryCells::estimate_bytes(&fx.ds, agg);
+        assert!(
+            cells.bytes() as u64 <= estimate,
+            "{agg:?}: {} > {estimate}",
+            cells.bytes()
+        );
         for (size, zmax) in [(256u32, 4u32), (512, 3)] {
             for z in 0..=zmax {
                 let level = z + size.trailing_zeros();

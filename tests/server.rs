@@ -295,6 +295,26 @@ async fn low_zoom_queries_answered_from_query_cells() {
         assert_eq!(get(&fresh, uri).await.status, StatusCode::OK, "{uri}");
     }
     assert_eq!(fresh.state.query_cells_cached().await, 0);
+    // Cells that could take more than half the cell cache are not computed.
+    let small = server_with(|c| c.cells_mb = 1);
+    let ds = pointillist::store::Dataset::open(small.root.join("towers")).unwrap();
+    let mut expect = 0;
+    for (q, agg) in [
+        ("agg=count&filter=range:0..2000", "count"),
+        ("agg=mean:range", "mean:range"),
+        (
+            "agg=count_cat:radio&filter=range:0..2000",
+            "count_cat:radio",
+        ),
+    ] {
+        let agg = pointillist::query::Agg::parse(agg).unwrap();
+        let fits = pointillist::raster::cells::QueryCells::estimate_bytes(&ds, &agg) <= 1 << 19;
+        assert_eq!(small.state.cells_fit(&ds, &agg), fits);
+        expect += fits as u64;
+        let r = get(&small, &format!("/tiles/towers/1/0/0.png?{q}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}");
+    }
+    assert_eq!(small.state.query_cells_cached().await, expect);
 }
 
 #[tokio::test]

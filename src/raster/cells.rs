@@ -129,6 +129,25 @@ impl QueryCells {
         }
     }
 
+    /// An upper bound on [`QueryCells::bytes`] for `agg`, before computing:
+    /// the unfiltered non-empty cells the overview counted at the cell level
+    /// (else the rows, at most every cell of the level) times a cell's size.
+    /// The server skips cells that could not fit its cache.
+    pub fn estimate_bytes(ds: &Dataset, agg: &Agg) -> u64 {
+        let cells = ds
+            .manifest
+            .overview
+            .as_ref()
+            .and_then(|o| o.levels.iter().find(|l| l.level == CELL_LEVEL))
+            .map_or(ds.manifest.rows.min(1 << (2 * CELL_LEVEL)), |l| l.cells);
+        let per = match agg {
+            Agg::Count | Agg::Any => 4,
+            Agg::CountCat(c) => 4 * ds.manifest.column(c).map_or(1, |c| c.categories.len()),
+            _ => std::mem::size_of::<Acc>(),
+        } as u64;
+        cells * (12 + per) + 128
+    }
+
     /// Whether cells should answer tiles of pixel `level` for this query:
     /// a level no finer than [`CELL_LEVEL`], an aggregation cells hold, and
     /// one the pack-time overview does not answer already.

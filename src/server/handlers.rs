@@ -572,7 +572,7 @@ async fn zoom_stats(
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
     let from_cells =
-        state.config.cells_mb > 0 && QueryCells::wanted_for_zoom(&e.dataset, level, &a, &f);
+        state.cells_fit(&e.dataset, &a) && QueryCells::wanted_for_zoom(&e.dataset, level, &a, &f);
     state
         .zoom
         .try_get_with(key, async move {
@@ -773,7 +773,7 @@ pub async fn tile(
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
             let level = tile.z as u32 + size.trailing_zeros();
-            let cells = if state.config.cells_mb > 0
+            let cells = if state.cells_fit(&entry.dataset, &agg)
                 && QueryCells::wanted_for_tile(&entry.dataset, level, &agg, &filters)
             {
                 Some(query_cells(&state, &entry, &agg, &filters, dl).await?)

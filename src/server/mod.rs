@@ -193,6 +193,14 @@ impl AppState {
         })
     }
 
+    /// Whether a query's cells could take at most half the cell cache: a
+    /// dataset dense at pixel level 12 (millions of cells) is aggregated
+    /// from the rows instead of allocating cells the cache cannot keep.
+    pub fn cells_fit(&self, ds: &crate::store::Dataset, agg: &crate::query::Agg) -> bool {
+        self.config.cells_mb > 0
+            && QueryCells::estimate_bytes(ds, agg) <= (self.config.cells_mb << 20) / 2
+    }
+
     /// Queries whose cells are cached (after the cache's pending upkeep).
     pub async fn query_cells_cached(&self) -> u64 {
         self.cells.run_pending_tasks().await;
