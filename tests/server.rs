@@ -639,6 +639,10 @@ async fn static_explorer_and_metrics() {
     );
     get(&s, NY_TILE).await;
     get(&s, NY_TILE).await;
+    let r = get(&s, "/tiles/towers/1/0/0.png?agg=count&filter=range:0..2000").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get(&s, "/datasets/towers/histogram/radio?filter=range:0..2000").await;
+    assert_eq!(r.status, StatusCode::OK);
     let m = String::from_utf8(get(&s, "/metrics").await.body).unwrap();
     for needle in [
         "pointillist_requests_total",
@@ -646,8 +650,21 @@ async fn static_explorer_and_metrics() {
         "pointillist_tile_cache_total",
         "pointillist_rows_scanned_total",
         "pointillist_render_seconds",
+        "pointillist_query_cells_seconds",
+        "pointillist_filter_bits_seconds",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}");
+    }
+    for gauge in [
+        "pointillist_tile_cache_bytes",
+        "pointillist_query_cells_bytes",
+        "pointillist_filter_bits_bytes",
+    ] {
+        let v: f64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix(gauge)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {gauge} in metrics"));
+        assert!(v > 0.0, "{gauge} = {v}");
     }
 }
 

@@ -383,6 +383,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let cat = state.catalog.load();
     metrics::gauge!("pointillist_datasets").set(cat.datasets.len() as f64);
+    // Cache sizes settle after the caches' pending upkeep.
+    state.tiles.run_pending_tasks().await;
+    state.cells.run_pending_tasks().await;
+    state.masks.run_pending_tasks().await;
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
     metrics::gauge!("pointillist_filter_bits_bytes").set(state.masks.weighted_size() as f64);
