@@ -225,77 +225,65 @@ impl QueryCells {
                 let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
                 let keep = |i: usize| !masked || mask[i];
                 let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
-                // Open a cell for row `i` unless it is the current one.
-                let open = |piece: &mut Piece, i: usize| -> bool {
+                let Piece {
+                    x: xs,
+                    y: ys,
+                    values,
+                    rows,
+                } = &mut piece;
+                // Count row `i` into its cell; true when that opens a cell.
+                let mut open = |i: usize| -> bool {
                     let (x, y) = (qx[i] >> shift, qy[i] >> shift);
-                    let new = piece.x.last() != Some(&x) || piece.y.last() != Some(&y);
+                    let new = xs.last() != Some(&x) || ys.last() != Some(&y);
                     if new {
-                        piece.x.push(x);
-                        piece.y.push(y);
+                        xs.push(x);
+                        ys.push(y);
                     }
-                    piece.rows += 1;
+                    *rows += 1;
                     new
                 };
-                match &mut piece.values {
-                    CellValues::Count(_) => {
-                        for i in 0..qx.len() {
-                            if keep(i) {
-                                let new = open(&mut piece, i);
-                                let CellValues::Count(c) = &mut piece.values else {
-                                    unreachable!()
-                                };
-                                if new {
-                                    c.push(0);
-                                }
-                                *c.last_mut().expect("a cell") += 1;
+                match values {
+                    CellValues::Count(c) => {
+                        for i in (0..qx.len()).filter(|&i| keep(i)) {
+                            if open(i) {
+                                c.push(0);
                             }
+                            *c.last_mut().expect("a cell") += 1;
                         }
                     }
-                    CellValues::Cat(k, _) => {
+                    CellValues::Cat(k, c) => {
                         let k = *k;
-                        for i in 0..qx.len() {
+                        for i in (0..qx.len()).filter(|&i| keep(i)) {
                             // Rows without a known category count nowhere, as
                             // in the row kernel.
                             let Some(code) = cat
                                 .as_ref()
-                                .and_then(|c| c.get(r.start + i))
-                                .filter(|&c| c < k)
+                                .and_then(|col| col.get(r.start + i))
+                                .filter(|&code| code < k)
                             else {
                                 continue;
                             };
-                            if keep(i) {
-                                let new = open(&mut piece, i);
-                                let CellValues::Cat(_, c) = &mut piece.values else {
-                                    unreachable!()
-                                };
-                                if new {
-                                    c.resize(c.len() + k, 0);
-                                }
-                                let at = c.len() - k + code;
-                                c[at] += 1;
+                            if open(i) {
+                                c.resize(c.len() + k, 0);
                             }
+                            let at = c.len() - k + code;
+                            c[at] += 1;
                         }
                     }
-                    CellValues::Acc(_) => {
-                        let Some(col) = num else {
-                            return Ok(piece);
-                        };
-                        crate::with_num_slice!(col.values, |s| {
-                            let s = &s[r.clone()];
-                            for (i, v) in s.iter().enumerate() {
-                                let v = v.as_f64();
-                                if keep(i) && !v.is_nan() {
-                                    let new = open(&mut piece, i);
-                                    let CellValues::Acc(a) = &mut piece.values else {
-                                        unreachable!()
-                                    };
-                                    if new {
-                                        a.push(Acc::starting_at(v));
+                    CellValues::Acc(a) => {
+                        if let Some(col) = num {
+                            crate::with_num_slice!(col.values, |s| {
+                                for (i, v) in s[r.clone()].iter().enumerate() {
+                                    let v = v.as_f64();
+                                    if keep(i) && !v.is_nan() {
+                                        if open(i) {
+                                            a.push(Acc::starting_at(v));
+                                        }
+                                        a.last_mut().expect("a cell").add_if(v, true);
                                     }
-                                    a.last_mut().expect("a cell").add_if(v, true);
                                 }
-                            }
-                        })
+                            })
+                        }
                     }
                 }
                 Ok(piece)
