@@ -223,64 +223,97 @@ impl QueryCells {
                 );
                 let mut mask = Vec::new();
                 let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
+                // Every row is visited and a row that fails adds nothing, so
+                // the only data-dependent branch is the change of cell (a
+                // level-12 cell holds dozens of rows); the open cell stays
+                // in registers, not behind a vector's last element.
                 let keep = |i: usize| !masked || mask[i];
                 let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
+                let cell = |i: usize| (qx[i] >> shift, qy[i] >> shift);
                 let Piece {
                     x: xs,
                     y: ys,
                     values,
                     rows,
                 } = &mut piece;
-                // Count row `i` into its cell; true when that opens a cell.
-                let mut open = |i: usize| -> bool {
-                    let (x, y) = (qx[i] >> shift, qy[i] >> shift);
-                    let new = xs.last() != Some(&x) || ys.last() != Some(&y);
-                    if new {
-                        xs.push(x);
-                        ys.push(y);
+                let mut close = |at: (u32, u32), n: u64| -> bool {
+                    if n > 0 {
+                        xs.push(at.0);
+                        ys.push(at.1);
+                        *rows += n;
                     }
-                    *rows += 1;
-                    new
+                    n > 0
                 };
+                if qx.is_empty() {
+                    return Ok(piece);
+                }
                 match values {
                     CellValues::Count(c) => {
-                        for i in (0..qx.len()).filter(|&i| keep(i)) {
-                            if open(i) {
-                                c.push(0);
+                        let (mut at, mut n) = (cell(0), 0u32);
+                        for i in 0..qx.len() {
+                            let here = cell(i);
+                            if here != at {
+                                if close(at, n as u64) {
+                                    c.push(n);
+                                }
+                                (at, n) = (here, 0);
                             }
-                            *c.last_mut().expect("a cell") += 1;
+                            n += keep(i) as u32;
+                        }
+                        if close(at, n as u64) {
+                            c.push(n);
                         }
                     }
                     CellValues::Cat(k, c) => {
+                        // Slot `k` takes rows that fail or have no known
+                        // category (they count nowhere, as in the row kernel).
                         let k = *k;
-                        for i in (0..qx.len()).filter(|&i| keep(i)) {
-                            // Rows without a known category count nowhere, as
-                            // in the row kernel.
-                            let Some(code) = cat
-                                .as_ref()
-                                .and_then(|col| col.get(r.start + i))
-                                .filter(|&code| code < k)
-                            else {
-                                continue;
-                            };
-                            if open(i) {
-                                c.resize(c.len() + k, 0);
+                        let mut counts = vec![0u32; k + 1];
+                        let mut at = cell(0);
+                        let code = |i: usize| {
+                            let code = cat.as_ref().and_then(|col| col.get(r.start + i));
+                            match code {
+                                Some(code) if code < k && keep(i) => code,
+                                _ => k,
                             }
-                            let at = c.len() - k + code;
-                            c[at] += 1;
+                        };
+                        for i in 0..qx.len() {
+                            let here = cell(i);
+                            if here != at {
+                                let n = counts[..k].iter().map(|&n| n as u64).sum();
+                                if close(at, n) {
+                                    c.extend_from_slice(&counts[..k]);
+                                }
+                                counts.fill(0);
+                                at = here;
+                            }
+                            counts[code(i)] += 1;
+                        }
+                        let n = counts[..k].iter().map(|&n| n as u64).sum();
+                        if close(at, n) {
+                            c.extend_from_slice(&counts[..k]);
                         }
                     }
                     CellValues::Acc(a) => {
                         if let Some(col) = num {
                             crate::with_num_slice!(col.values, |s| {
-                                for (i, v) in s[r.clone()].iter().enumerate() {
+                                let s = &s[r.clone()];
+                                let mut at = cell(0);
+                                let mut acc = Acc::starting_at(s[0].as_f64());
+                                for (i, v) in s.iter().enumerate() {
                                     let v = v.as_f64();
-                                    if keep(i) && !v.is_nan() {
-                                        if open(i) {
-                                            a.push(Acc::starting_at(v));
+                                    let here = cell(i);
+                                    if here != at {
+                                        if close(at, acc.n) {
+                                            a.push(acc);
                                         }
-                                        a.last_mut().expect("a cell").add_if(v, true);
+                                        at = here;
+                                        acc = Acc::starting_at(v);
                                     }
+                                    acc.add_if(v, keep(i) & !v.is_nan());
+                                }
+                                if close(at, acc.n) {
+                                    a.push(acc);
                                 }
                             })
                         }
