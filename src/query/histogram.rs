@@ -3,8 +3,8 @@
 //! The rows a request selects are one bit a row per chunk: row filters are
 //! evaluated a column at a time (tight, monomorphized loops rather than an
 //! enum per row), cached filter bitsets ([`super::masks`]) and the value
-//! column's validity bitmap are ANDed a word at a time, and counting skips
-//! words with no selected row.
+//! column's validity bitmap are ANDed a word at a time, and counting visits
+//! only the selected rows of sparse words.
 
 use super::masks::{FilterBits, PartBits, all_set, and_bools, and_shifted};
 use super::{BoundFilters, Filter, QueryError, RowSpan, all_rows, plan_rows, require};
@@ -159,12 +159,17 @@ impl<'a> Selection<'a> {
     }
 }
 
+/// Words with at most this many selected rows (of 64) are counted a
+/// selected row at a time; fuller words go through all 64 rows without
+/// branching on the selection.
+const SPARSE_WORD: u32 = 40;
+
 /// Count the selected rows of `s` (`words`: one bit a row) into `acc`, which
 /// holds `LANES` copies of `lane` slots: a selected row adds one to slot
 /// `slot(value)` (`spare` for values outside the bins), others to `spare`.
 /// Rows rotate over the copies so consecutive rows in one slot do not wait
 /// on each other's stores; whole words go 8 rows at a time, so each row's
-/// copy is a constant, and words with no selected row are skipped.
+/// copy is a constant, and words with few selected rows visit only those.
 #[inline(always)]
 fn tally<T: Copy>(
     s: &[T],
@@ -178,7 +183,14 @@ fn tally<T: Copy>(
     let full = s.len() / 64;
     for (k, (&w, vals)) in words.iter().zip(s.chunks_exact(64)).enumerate() {
         debug_assert!(k < full);
-        if w == 0 {
+        if w.count_ones() <= SPARSE_WORD {
+            // Few rows selected: visit only those, lowest bit first.
+            let mut w = w;
+            while w != 0 {
+                let j = w.trailing_zeros() as usize;
+                w &= w - 1;
+                acc[(j % LANES) * lane + slot(vals[j])] += 1;
+            }
             continue;
         }
         for (c, rows) in vals.chunks_exact(8).enumerate() {
@@ -356,7 +368,7 @@ struct WideInts {
     base: i64,
     span: u64,
     mul: u64,
-    /// First offset of each bin (the last entry is `u64::MAX`).
+    /// First offset of each bin, then `span + 1`.
     edges: Vec<u64>,
     /// The bin of offset `t << shift`, for every block of `1 << shift`
     /// offsets, when no bin is narrower than a block (each block then holds
@@ -395,7 +407,9 @@ impl Binner {
                 .iter()
                 .map(|e| (e.ceil() as i64 - base).max(0) as u64)
                 .collect();
-            edges.push(u64::MAX);
+            // Past the last bin: an offset beyond the span lands in the
+            // spare slot by the same comparison that finds its bin.
+            edges.push(span + 1);
             let shift = (span + 1)
                 .div_ceil(BLOCKS)
                 .next_power_of_two()
@@ -462,10 +476,12 @@ impl Binner {
             if !w.blocks.is_empty() {
                 tally(s, words, lane, self.bins, acc, |v| {
                     let d = v.as_i64().wrapping_sub(w.base) as u64;
+                    // Offsets past the table (and below the minimum, which
+                    // wrap) take the last bin, then the comparison with
+                    // `span + 1` moves them to the spare slot.
                     let t = (d >> w.shift) as usize;
-                    let b = w.blocks.get(t).copied().unwrap_or(0) as usize;
-                    let b = if d >= w.edges[b + 1] { b + 1 } else { b };
-                    if d <= w.span { b } else { self.bins }
+                    let b = w.blocks.get(t).map_or(self.bins - 1, |&b| b as usize);
+                    if d >= w.edges[b + 1] { b + 1 } else { b }
                 });
                 return;
             }
@@ -580,6 +596,24 @@ mod tests {
             // Without blocks: the multiply-and-correct path.
             b.wide.as_mut().expect("wide").blocks.clear();
             prop_assert_eq!(&counted(&b, &values), &expect);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn selected_rows_only_are_counted(span in 0i64..(1 << 40), bins in 1usize..100, density in 0u8..=10, sel in prop::collection::vec(0u8..10, 1..700), xs in prop::collection::vec(0.0f64..1.0, 700)) {
+            // Sparse and full words (by density), and a partial last word.
+            let b = Binner::new(0.0, span as f64, bins, true);
+            let values: Vec<i64> = xs.iter().take(sel.len()).map(|x| (x * span as f64) as i64).collect();
+            let chosen: Vec<bool> = sel.iter().map(|&k| k < density).collect();
+            let mut words = vec![0u64; chosen.len().div_ceil(64)];
+            for (i, &c) in chosen.iter().enumerate() {
+                words[i / 64] |= (c as u64) << (i % 64);
+            }
+            let mut acc = vec![0u64; (b.bins + 1) * LANES];
+            b.count(&values, &words, &mut acc);
+            let picked = values.iter().zip(&chosen).filter(|(_, c)| **c).map(|(&v, _)| v as f64);
+            prop_assert_eq!(fold_lanes(&acc, b.bins + 1), expected(&b, picked));
         }
     }
 
