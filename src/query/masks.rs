@@ -115,10 +115,19 @@ pub(crate) fn and_bools(bools: &[bool], words: &mut [u64]) {
 /// Up to 64 bools as the low bits of a word.
 #[inline]
 fn pack(bools: &[bool]) -> u64 {
-    bools
-        .iter()
-        .enumerate()
-        .fold(0u64, |acc, (i, &b)| acc | (b as u64) << i)
+    let mut word = 0u64;
+    let mut eights = bools.chunks_exact(8);
+    for (c, b) in (&mut eights).enumerate() {
+        // Eight 0/1 bytes; the multiply moves byte i's bit to bit 56 + i
+        // without carries (each partial product lands on its own bit).
+        let x = u64::from_le_bytes(std::array::from_fn(|i| b[i] as u8));
+        word |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
+    }
+    let done = bools.len() - eights.remainder().len();
+    for (i, &b) in eights.remainder().iter().enumerate() {
+        word |= (b as u64) << (done + i);
+    }
+    word
 }
 
 /// AND bits `offset..` of `src` into `dst` (bit `j` of `dst` takes bit
