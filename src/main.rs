@@ -144,6 +144,13 @@ struct ServeArgs {
     /// Tile cache size in MiB (0 disables it).
     #[arg(long)]
     cache_mb: Option<u64>,
+    /// Query-cell cache size in MiB (0: low-zoom tiles of filtered or value
+    /// queries read the rows).
+    #[arg(long)]
+    cells_mb: Option<u64>,
+    /// Filter bitset cache size in MiB (0: histograms re-read filtered columns).
+    #[arg(long)]
+    masks_mb: Option<u64>,
     /// Request deadline in milliseconds.
     #[arg(long)]
     timeout_ms: Option<u64>,
@@ -277,6 +284,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(c) = a.cache_mb {
                 config.cache_mb = c;
+            }
+            if let Some(c) = a.cells_mb {
+                config.cells_mb = c;
+            }
+            if let Some(m) = a.masks_mb {
+                config.masks_mb = m;
             }
             if let Some(t) = a.timeout_ms {
                 config.timeout_ms = t;
