@@ -15,11 +15,10 @@
 use super::pyramid::{Acc, Run, Values, float_stride, value};
 use super::{Grid, GridValues};
 use crate::geo::{QBITS, TileId};
-use crate::query::{Agg, Filter, QueryError, all_rows};
+use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
 use crate::store::column::AsF64;
-use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// The pixel level cells are computed at: 256-pixel tiles up to z4 and
 /// 512-pixel tiles up to z3 (the overview's default finest level).
@@ -152,23 +151,28 @@ impl QueryCells {
     /// a level no finer than [`CELL_LEVEL`], an aggregation cells hold, and
     /// one the pack-time overview does not answer already.
     pub fn wanted_for_tile(ds: &Dataset, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
-        level <= CELL_LEVEL
-            && Self::supports(ds, agg)
-            && !ds
-                .overview
-                .as_ref()
-                .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters))
+        Self::wanted(ds, level, agg, |ov| {
+            ov.answers_tiles(&ds.manifest, level, agg, filters)
+        })
     }
 
     /// Whether cells should answer the colour scale of pixel `level` (as
     /// [`QueryCells::wanted_for_tile`], for [`crate::raster::pyramid::zoom_stats`]).
     pub fn wanted_for_zoom(ds: &Dataset, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
+        Self::wanted(ds, level, agg, |ov| {
+            ov.answers_zoom_stats(&ds.manifest, level, agg, filters)
+        })
+    }
+
+    fn wanted(
+        ds: &Dataset,
+        level: u32,
+        agg: &Agg,
+        overview_answers: impl FnOnce(&crate::overview::Overview) -> bool,
+    ) -> bool {
         level <= CELL_LEVEL
             && Self::supports(ds, agg)
-            && !ds
-                .overview
-                .as_ref()
-                .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters))
+            && !ds.overview.as_ref().is_some_and(overview_answers)
     }
 
     /// Aggregate every row that passes `filters` into cells (one parallel
@@ -186,11 +190,7 @@ impl QueryCells {
                 agg.to_text()
             )));
         }
-        let categories: Vec<String> = agg
-            .category_column()
-            .and_then(|c| ds.manifest.column(c))
-            .map(|c| c.categories.clone())
-            .unwrap_or_default();
+        let categories = super::categories_of(ds, agg);
         let ncat = categories.len();
         let shape = match agg {
             Agg::Count | Agg::Any => CellValues::Count(Vec::new()),
@@ -198,145 +198,121 @@ impl QueryCells {
             _ => CellValues::Acc(Vec::new()),
         };
         let shift = QBITS - CELL_LEVEL;
-        let spans = all_rows(ds, super::CHUNK_ROWS * 4);
-        let bound = crate::query::bind_all(ds, filters);
-        let pieces: Vec<Piece> = spans
-            .par_iter()
-            .map(|span| {
-                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Err(QueryError::Cancelled);
-                }
-                let mut piece = Piece {
-                    x: Vec::new(),
-                    y: Vec::new(),
-                    values: shape.empty_like(),
-                    rows: 0,
-                };
-                let Some(f) = bound[span.partition].as_ref() else {
-                    return Ok(piece);
-                };
-                let part = &ds.partitions[span.partition];
-                let r = span.rows.clone();
-                let (num, cat) = (
-                    super::value_column(part, agg),
-                    super::category_column(part, agg),
-                );
-                let mut mask = Vec::new();
-                let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
-                // Every row is visited and a row that fails adds nothing, so
-                // the only data-dependent branch is the change of cell (a
-                // level-12 cell holds dozens of rows); the open cell stays
-                // in registers, not behind a vector's last element.
-                let keep = |i: usize| !masked || mask[i];
-                let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
-                let cell = |i: usize| (qx[i] >> shift, qy[i] >> shift);
-                let Piece {
-                    x: xs,
-                    y: ys,
-                    values,
-                    rows,
-                } = &mut piece;
-                let mut close = |at: (u32, u32), n: u64| -> bool {
-                    if n > 0 {
-                        xs.push(at.0);
-                        ys.push(at.1);
-                        *rows += n;
-                    }
-                    n > 0
-                };
-                if qx.is_empty() {
-                    return Ok(piece);
-                }
-                match values {
-                    CellValues::Count(c) => {
-                        let (mut at, mut n) = (cell(0), 0u32);
-                        for i in 0..qx.len() {
-                            let here = cell(i);
-                            if here != at {
-                                if close(at, n as u64) {
-                                    c.push(n);
-                                }
-                                (at, n) = (here, 0);
-                            }
-                            n += keep(i) as u32;
-                        }
-                        if close(at, n as u64) {
-                            c.push(n);
-                        }
-                    }
-                    CellValues::Cat(k, c) => {
-                        // Slot `k` takes rows that fail or have no known
-                        // category (they count nowhere, as in the row kernel).
-                        let k = *k;
-                        let mut counts = vec![0u32; k + 1];
-                        let mut at = cell(0);
-                        let code = |i: usize| {
-                            let code = cat.as_ref().and_then(|col| col.get(r.start + i));
-                            match code {
-                                Some(code) if code < k && keep(i) => code,
-                                _ => k,
-                            }
-                        };
-                        for i in 0..qx.len() {
-                            let here = cell(i);
-                            if here != at {
-                                let n = counts[..k].iter().map(|&n| n as u64).sum();
-                                if close(at, n) {
-                                    c.extend_from_slice(&counts[..k]);
-                                }
-                                counts.fill(0);
-                                at = here;
-                            }
-                            counts[code(i)] += 1;
-                        }
-                        let n = counts[..k].iter().map(|&n| n as u64).sum();
-                        if close(at, n) {
-                            c.extend_from_slice(&counts[..k]);
-                        }
-                    }
-                    CellValues::Acc(a) => {
-                        if let Some(col) = num {
-                            crate::with_num_slice!(col.values, |s| {
-                                let s = &s[r.clone()];
-                                let mut at = cell(0);
-                                let mut acc = Acc::starting_at(s[0].as_f64());
-                                for (i, v) in s.iter().enumerate() {
-                                    let v = v.as_f64();
-                                    let here = cell(i);
-                                    if here != at {
-                                        if close(at, acc.n) {
-                                            a.push(acc);
-                                        }
-                                        at = here;
-                                        acc = Acc::starting_at(v);
-                                    }
-                                    acc.add_if(v, keep(i) & !v.is_nan());
-                                }
-                                if close(at, acc.n) {
-                                    a.push(acc);
-                                }
-                            })
-                        }
-                    }
-                }
-                Ok(piece)
-            })
-            .collect::<Result<_, _>>()?;
-        let mut all = Piece {
+        let empty = || Piece {
             x: Vec::new(),
             y: Vec::new(),
-            values: shape,
+            values: shape.empty_like(),
             rows: 0,
         };
+        let pieces = super::scan_spans(ds, agg, filters, cancel, empty, |piece, span| {
+            let r = span.rows.clone();
+            if r.is_empty() {
+                return;
+            }
+            let cat = super::category_column(span.part, agg);
+            // Every row is visited and a row that fails adds nothing, so the
+            // only data-dependent branch is the change of cell (a level-12
+            // cell holds dozens of rows); the open cell stays in registers,
+            // not behind a vector's last element.
+            let keep = |i: usize| span.mask.is_none_or(|m| m[i]);
+            let (qx, qy) = (&span.part.qx()[r.clone()], &span.part.qy()[r.clone()]);
+            let cell = |i: usize| (qx[i] >> shift, qy[i] >> shift);
+            let Piece {
+                x: xs,
+                y: ys,
+                values,
+                rows,
+            } = piece;
+            let mut close = |at: (u32, u32), n: u64| -> bool {
+                if n > 0 {
+                    xs.push(at.0);
+                    ys.push(at.1);
+                    *rows += n;
+                }
+                n > 0
+            };
+            match values {
+                CellValues::Count(c) => {
+                    let (mut at, mut n) = (cell(0), 0u32);
+                    for i in 0..qx.len() {
+                        let here = cell(i);
+                        if here != at {
+                            if close(at, n as u64) {
+                                c.push(n);
+                            }
+                            (at, n) = (here, 0);
+                        }
+                        n += keep(i) as u32;
+                    }
+                    if close(at, n as u64) {
+                        c.push(n);
+                    }
+                }
+                CellValues::Cat(k, c) => {
+                    // Slot `k` takes rows that fail or have no known category
+                    // (they count nowhere, as in the row kernel).
+                    let k = *k;
+                    let mut counts = vec![0u32; k + 1];
+                    let mut at = cell(0);
+                    let code = |i: usize| {
+                        let code = cat.as_ref().and_then(|col| col.get(r.start + i));
+                        match code {
+                            Some(code) if code < k && keep(i) => code,
+                            _ => k,
+                        }
+                    };
+                    for i in 0..qx.len() {
+                        let here = cell(i);
+                        if here != at {
+                            let n = counts[..k].iter().map(|&n| n as u64).sum();
+                            if close(at, n) {
+                                c.extend_from_slice(&counts[..k]);
+                            }
+                            counts.fill(0);
+                            at = here;
+                        }
+                        counts[code(i)] += 1;
+                    }
+                    let n = counts[..k].iter().map(|&n| n as u64).sum();
+                    if close(at, n) {
+                        c.extend_from_slice(&counts[..k]);
+                    }
+                }
+                CellValues::Acc(a) => {
+                    if let Some(col) = &span.num {
+                        crate::with_num_slice!(col.values, |s| {
+                            let s = &s[r.clone()];
+                            let mut at = cell(0);
+                            let mut acc = Acc::starting_at(s[0].as_f64());
+                            for (i, v) in s.iter().enumerate() {
+                                let v = v.as_f64();
+                                let here = cell(i);
+                                if here != at {
+                                    if close(at, acc.n) {
+                                        a.push(acc);
+                                    }
+                                    at = here;
+                                    acc = Acc::starting_at(v);
+                                }
+                                acc.add_if(v, keep(i) & !v.is_nan());
+                            }
+                            if close(at, acc.n) {
+                                a.push(acc);
+                            }
+                        })
+                    }
+                }
+            }
+        })?;
+        let mut all = empty();
         for p in pieces {
             all.append(p);
         }
-        let s = QBITS - CELL_LEVEL;
         let keys = all
             .x
             .iter()
             .zip(&all.y)
-            .map(|(&x, &y)| (crate::geo::hilbert(x << s, y << s) >> (2 * s)) as u32)
+            .map(|(&x, &y)| (crate::geo::hilbert(x << shift, y << shift) >> (2 * shift)) as u32)
             .collect();
         Ok(QueryCells {
             agg: agg.clone(),

@@ -353,11 +353,7 @@ fn run<B: Binner>(
 ) -> Result<Aggregate, QueryError> {
     let (w, h) = view.size();
     let npix = w * h;
-    let categories: Vec<String> = agg
-        .category_column()
-        .and_then(|c| ds.manifest.column(c))
-        .map(|c| c.categories.clone())
-        .unwrap_or_default();
+    let categories = categories_of(ds, agg);
     let ncat = categories.len().max(1);
     let op = match agg {
         Agg::Count | Agg::Any | Agg::CountCat(_) => Op::Count,
@@ -468,6 +464,70 @@ impl<B: Binner> Points<'_, B> {
             }
         }
     }
+}
+
+/// The labels `agg` splits by (empty for scalar reductions).
+pub(crate) fn categories_of(ds: &Dataset, agg: &Agg) -> Vec<String> {
+    agg.category_column()
+        .and_then(|c| ds.manifest.column(c))
+        .map(|c| c.categories.clone())
+        .unwrap_or_default()
+}
+
+/// One span of a whole-map scan, as [`scan_spans`] hands it over.
+pub(crate) struct ScanSpan<'a> {
+    /// The partition.
+    pub part: &'a Partition,
+    /// Its rows.
+    pub rows: std::ops::Range<usize>,
+    /// The column the aggregation reduces.
+    pub num: Option<NumColumn<'a>>,
+    /// Rows that pass the filters and have a value; `None` when all do.
+    pub mask: Option<&'a [bool]>,
+}
+
+/// Scan every row of the dataset in parallel spans, in row order: `scan`
+/// fills the piece `empty()` gives each span (partitions the zone maps
+/// exclude stay empty). `cancel` is polled between spans.
+pub(crate) fn scan_spans<P: Send>(
+    ds: &Dataset,
+    agg: &Agg,
+    filters: &[Filter],
+    cancel: Option<&AtomicBool>,
+    empty: impl Fn() -> P + Sync,
+    scan: impl Fn(&mut P, &ScanSpan) + Sync,
+) -> Result<Vec<P>, QueryError> {
+    let spans = crate::query::all_rows(ds, CHUNK_ROWS * 4);
+    let bound = crate::query::bind_all(ds, filters);
+    spans
+        .par_iter()
+        .map(|span| {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(QueryError::Cancelled);
+            }
+            let mut piece = empty();
+            let Some(f) = bound[span.partition].as_ref() else {
+                return Ok(piece);
+            };
+            let part = &ds.partitions[span.partition];
+            let num = value_column(part, agg);
+            // One mask for filters and the value column's nulls.
+            let mut mask = Vec::new();
+            let masked = f.mask_valid(
+                span.rows.clone(),
+                num.as_ref().and_then(|c| c.nulls),
+                &mut mask,
+            );
+            let s = ScanSpan {
+                part,
+                rows: span.rows.clone(),
+                num,
+                mask: masked.then_some(&mask[..]),
+            };
+            scan(&mut piece, &s);
+            Ok(piece)
+        })
+        .collect()
 }
 
 /// The column `agg` reduces, as numbers.

@@ -8,12 +8,11 @@
 //! tile of the zoom, so adjacent tiles share one colour scale.
 
 use crate::geo::QBITS;
-use crate::query::{Agg, Filter, QueryError, all_rows};
+use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
 use crate::store::column::AsF64;
 use crate::tally::Tally;
-use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// Float pixel values kept before subsampling (by a fixed stride, so
 /// deterministic).
@@ -322,44 +321,31 @@ pub fn zoom_stats(
     debug_assert!(shift < 32);
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
     let stride = float_stride(ds, level, integer);
-    let spans = all_rows(ds, super::CHUNK_ROWS * 4);
-    let bound = crate::query::bind_all(ds, filters);
-    let pieces: Vec<Piece> = spans
-        .par_iter()
-        .map(|span| {
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(QueryError::Cancelled);
-            }
-            let mut piece = Piece {
-                first: None,
-                last: None,
-                inner: Values::new(stride),
-            };
-            let Some(f) = bound[span.partition].as_ref() else {
-                return Ok(piece);
-            };
-            let part = &ds.partitions[span.partition];
+    let pieces = super::scan_spans(
+        ds,
+        agg,
+        filters,
+        cancel,
+        || Piece {
+            first: None,
+            last: None,
+            inner: Values::new(stride),
+        },
+        |piece, span| {
             let r = span.rows.clone();
-            let num = super::value_column(part, agg);
-            // One mask for filters and the value column's nulls; `None` when
-            // every row counts.
-            let mut mask = Vec::new();
-            let masked = f.mask_valid(r.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask);
-            let (qx, qy) = (&part.qx()[r.clone()], &part.qy()[r.clone()]);
+            let (qx, qy) = (&span.part.qx()[r.clone()], &span.part.qy()[r.clone()]);
             let pixel = |i: usize| ((qx[i] >> shift) as u64) << 32 | (qy[i] >> shift) as u64;
-            let mask = masked.then_some(&mask[..]);
-            match &num {
+            match &span.num {
                 None => {
                     let any = matches!(agg, Agg::Any);
-                    scan_counts(qx.len(), pixel, mask, any, &mut piece)
+                    scan_counts(qx.len(), pixel, span.mask, any, piece)
                 }
                 Some(c) => crate::with_num_slice!(c.values, |s| {
-                    scan_values(&s[r.clone()], pixel, mask, agg, &mut piece)
+                    scan_values(&s[r.clone()], pixel, span.mask, agg, piece)
                 }),
             }
-            Ok(piece)
-        })
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     // Stitch runs that cross span boundaries, in row order.
     let mut values = Values::new(stride);
     let mut carry: Option<Run> = None;

@@ -321,21 +321,19 @@ async fn filter_bits(
     for f in filters.into_iter().filter(|f| Some(f.column()) != skip) {
         let key = format!("{}|{}|{}", entry.generation, m.name, f.to_text(m));
         let (e, st) = (entry.clone(), state.clone());
-        let b = state
-            .masks
-            .try_get_with(key, async move {
-                let t = Instant::now();
-                let r = st
+        let b = cached(
+            &state.masks,
+            key,
+            "pointillist_filter_bits_seconds",
+            async move {
+                Ok(st
                     .compute(deadline, move |cancel| {
                         FilterBits::compute(&e.dataset, &f, Some(cancel))
                     })
-                    .await??;
-                metrics::histogram!("pointillist_filter_bits_seconds")
-                    .record(t.elapsed().as_secs_f64());
-                Ok::<_, ApiError>(Arc::new(r))
-            })
-            .await
-            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+                    .await??)
+            },
+        )
+        .await?;
         bits.push(b);
     }
     Ok((Vec::new(), bits))
@@ -544,7 +542,6 @@ fn zoom_key(
     filters: &[Filter],
     m: &Manifest,
 ) -> String {
-    let f: Vec<String> = filters.iter().map(|f| f.to_text(m)).collect();
     // Per-pixel totals of count_cat are plain counts: share their statistics.
     let agg = match agg {
         Agg::CountCat(_) => "count".to_string(),
@@ -554,8 +551,33 @@ fn zoom_key(
         "{}|{}|{z}|{size}|{agg}|{}",
         entry.generation,
         m.name,
-        f.join("&")
+        filters_text(filters, m)
     )
+}
+
+/// Filters as they appear in cache keys.
+fn filters_text(filters: &[Filter], m: &Manifest) -> String {
+    let f: Vec<String> = filters.iter().map(|f| f.to_text(m)).collect();
+    f.join("&")
+}
+
+/// Run `init` once per key, keeping its result in `cache`: requests for a
+/// key whose `init` is running wait for it. `metric` records how long it took.
+async fn cached<V: Send + Sync + 'static>(
+    cache: &moka::future::Cache<String, Arc<V>>,
+    key: String,
+    metric: &'static str,
+    init: impl std::future::Future<Output = Result<V, ApiError>>,
+) -> Result<Arc<V>, ApiError> {
+    cache
+        .try_get_with(key, async move {
+            let t = Instant::now();
+            let v = init.await?;
+            metrics::histogram!(metric).record(t.elapsed().as_secs_f64());
+            Ok::<_, ApiError>(Arc::new(v))
+        })
+        .await
+        .map_err(|e: Arc<ApiError>| (*e).clone())
 }
 
 async fn zoom_stats(
@@ -573,11 +595,12 @@ async fn zoom_stats(
     let level = z as u32 + size.trailing_zeros();
     let from_cells =
         state.cells_fit(&e.dataset, &a) && QueryCells::wanted_for_zoom(&e.dataset, level, &a, &f);
-    state
-        .zoom
-        .try_get_with(key, async move {
-            let t = Instant::now();
-            let r = if from_cells {
+    cached(
+        &state.zoom,
+        key,
+        "pointillist_zoom_stats_seconds",
+        async move {
+            let stats = if from_cells {
                 let cells = query_cells(&st, &e, &a, &f, deadline).await?;
                 st.compute(deadline, move |_| {
                     cells
@@ -591,11 +614,10 @@ async fn zoom_stats(
                 })
                 .await??
             };
-            metrics::histogram!("pointillist_zoom_stats_seconds").record(t.elapsed().as_secs_f64());
-            Ok::<_, ApiError>(Arc::new(r))
-        })
-        .await
-        .map_err(|e: Arc<ApiError>| (*e).clone())
+            Ok(stats)
+        },
+    )
+    .await
 }
 
 /// The cells of a query, from the cache or one pass over the rows (requests
@@ -608,31 +630,28 @@ async fn query_cells(
     deadline: Instant,
 ) -> Result<Arc<QueryCells>, ApiError> {
     let m = &entry.dataset.manifest;
-    let f: Vec<String> = filters.iter().map(|f| f.to_text(m)).collect();
     let key = format!(
         "{}|{}|{}|{}",
         entry.generation,
         m.name,
         agg.to_text(),
-        f.join("&")
+        filters_text(filters, m)
     );
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
-    state
-        .cells
-        .try_get_with(key, async move {
-            let t = Instant::now();
-            let r = st
+    cached(
+        &state.cells,
+        key,
+        "pointillist_query_cells_seconds",
+        async move {
+            Ok(st
                 .compute(deadline, move |cancel| {
                     QueryCells::compute(&e.dataset, &a, &f, Some(cancel))
                 })
-                .await??;
-            metrics::histogram!("pointillist_query_cells_seconds")
-                .record(t.elapsed().as_secs_f64());
-            Ok::<_, ApiError>(Arc::new(r))
-        })
-        .await
-        .map_err(|e: Arc<ApiError>| (*e).clone())
+                .await??)
+        },
+    )
+    .await
 }
 
 /// `GET /datasets/{name}/legend`: the colour bar or category key.
