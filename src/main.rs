@@ -154,6 +154,18 @@ struct ServeArgs {
     /// Request deadline in milliseconds.
     #[arg(long)]
     timeout_ms: Option<u64>,
+    /// Public base URL for absolute URLs in responses (TileJSON).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Build absolute URLs from X-Forwarded-*/Host (behind a trusted proxy only).
+    #[arg(long)]
+    trust_proxy: bool,
+    /// Memory one request's aggregation grids may take, in MiB (larger: 413).
+    #[arg(long)]
+    max_grid_mb: Option<u64>,
+    /// Most client connections open at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
 }
 
 #[derive(Args)]
@@ -245,6 +257,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -293,6 +306,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(t) = a.timeout_ms {
                 config.timeout_ms = t;
+            }
+            if a.public_url.is_some() {
+                config.public_url = a.public_url;
+            }
+            config.trust_proxy |= a.trust_proxy;
+            if let Some(m) = a.max_grid_mb {
+                config.max_grid_mb = m;
+            }
+            if let Some(m) = a.max_connections {
+                config.max_connections = m;
             }
             if config.datasets.is_empty() {
                 anyhow::bail!(
@@ -565,7 +588,15 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let bytes = match ext.as_str() {
         "png" => {
             let norm = norm_for(&style)?;
-            let r = render::render(&ds, &view, &agg, &filters, &style, norm.as_ref(), None)?;
+            let r = render::render(
+                &ds,
+                &view,
+                &agg,
+                &filters,
+                &style,
+                norm.as_ref(),
+                pointillist::query::Budget::default(),
+            )?;
             shade::encode_png(&r.image)?
         }
         "npy" => pointillist::raster::npy::to_npy(

@@ -1,15 +1,14 @@
 //! The rendering pipeline shared by the CLI and the server:
 //! aggregate → (zoom normalization) → shade → spread → background → PNG.
 
-use crate::query::{Agg, Filter, QueryError, View};
+use crate::query::{Agg, Budget, Filter, QueryError, View};
 use crate::raster::pyramid::ZoomStats;
-use crate::raster::{Aggregate, Grid, GridValues, aggregate};
+use crate::raster::{Aggregate, Grid, GridValues, aggregate_within};
 use crate::shade::{
     self, CategoricalGrid, Colormap, How, Normalization, Rgba, ScalarGrid, ShadeError,
     ShadeOptions, Shape,
 };
 use crate::store::Dataset;
-use std::sync::atomic::AtomicBool;
 
 /// Where colour normalization comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -176,10 +175,10 @@ pub fn render(
     filters: &[Filter],
     style: &Style,
     norm: Option<&Normalization>,
-    cancel: Option<&AtomicBool>,
+    budget: Budget<'_>,
 ) -> Result<Rendered, RenderError> {
     check_style(style)?;
-    let aggregate = aggregate(ds, view, agg, filters, cancel)?;
+    let aggregate = aggregate_within(ds, view, agg, filters, budget)?;
     shade_aggregate(aggregate, agg, style, norm)
 }
 

@@ -432,15 +432,193 @@ async fn tilejson_carries_parameters() {
     assert_eq!(r.status, StatusCode::OK);
     let j = r.json();
     assert_eq!(j["tilejson"], "3.0.0");
+    // No public_url and no trust_proxy: the client's Host header does not
+    // choose the host of the URL (a shared cache would serve it to all).
     assert_eq!(
         j["tiles"][0],
-        "http://maps.example:8080/tiles/towers/{z}/{x}/{y}.png?agg=count_cat:radio&how=log"
+        "/tiles/towers/{z}/{x}/{y}.png?agg=count_cat:radio&how=log"
     );
     assert_eq!(j["bounds"].as_array().unwrap().len(), 4);
     assert_eq!(
         get(&s, "/datasets/towers/tilejson?agg=nope").await.status,
         StatusCode::BAD_REQUEST
     );
+    assert_eq!(
+        get(&s, "/datasets/towers/tilejson?tile_size=300")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn tilejson_urls_come_from_trusted_sources_only() {
+    let tiles = |r: Resp| r.json()["tiles"][0].as_str().unwrap().to_string();
+    let hostile = |uri: &str| {
+        Request::get(uri)
+            .header(header::HOST, "attacker.example:8443")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let s = server_with(|c| c.public_url = Some("https://tiles.example.com/maps/".into()));
+    assert_eq!(
+        tiles(send(&s, hostile("/datasets/towers/tilejson")).await),
+        "https://tiles.example.com/maps/tiles/towers/{z}/{x}/{y}.png"
+    );
+    let s = server_with(|c| c.trust_proxy = true);
+    assert_eq!(
+        tiles(send(&s, hostile("/datasets/towers/tilejson")).await),
+        "https://evil.example/tiles/towers/{z}/{x}/{y}.png",
+        "trust_proxy: the operator's proxy sets these headers"
+    );
+    let r = send(
+        &s,
+        Request::get("/datasets/towers/tilejson")
+            .header(header::HOST, "maps.example:8080")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        tiles(r),
+        "http://maps.example:8080/tiles/towers/{z}/{x}/{y}.png"
+    );
+    let bad = ServerConfig {
+        public_url: Some("javascript:alert(1)".into()),
+        ..ServerConfig::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[tokio::test]
+async fn a_copied_dataset_is_served_under_its_directory_name() {
+    let s = server();
+    // Copy the packed directory: its manifest still says "towers".
+    let copy = s.root.join("towers-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(s.root.join("towers")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let r = send(
+        &s,
+        Request::post("/admin/reload")
+            .header(header::AUTHORIZATION, "bearer s3cret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "lowercase scheme (RFC 7235)");
+    let names: Vec<String> = get(&s, "/datasets").await.json()["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["towers", "towers-copy"]);
+    assert_eq!(
+        get(&s, "/datasets/towers-copy").await.json()["name"],
+        "towers-copy"
+    );
+    let tj = get(&s, "/datasets/towers-copy/tilejson").await.json();
+    let url = tj["tiles"][0].as_str().unwrap();
+    assert_eq!(tj["name"], "towers-copy");
+    assert_eq!(url, "/tiles/towers-copy/{z}/{x}/{y}.png");
+    let tile = url.replace("{z}/{x}/{y}", "8/75/96");
+    let (a, b) = (get(&s, &tile).await, get(&s, NY_TILE).await);
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, b.body, "same data, same pixels");
+}
+
+#[tokio::test]
+async fn every_request_has_a_budget() {
+    let s = server_with(|c| c.max_grid_mb = 1);
+    // The explorer's own world view: once 2^64 cover cells and an abort.
+    let world = "bbox=-180,-85.051129,180,85.051129";
+    let world_max = "bbox=-180,-90,180,90";
+    for uri in [
+        format!("/datasets/towers/count?{world}"),
+        format!("/datasets/towers/count?{world_max}"),
+        format!("/datasets/towers/histogram/range?{world}"),
+        format!("/datasets/towers/histogram/radio?{world_max}&filter=range:100..2000"),
+        format!("/datasets/towers/aggregate?{world}&width=64&height=64"),
+    ] {
+        let r = get(&s, &uri).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let count = get(&s, &format!("/datasets/towers/count?{world}"))
+        .await
+        .json();
+    assert_eq!(count["count"], 20_000, "the whole world holds every point");
+    // Grid × categories over budget (1 MiB here): 413 naming the limit,
+    // before anything is allocated.
+    for uri in [
+        "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=1024&height=1024",
+        "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=512&height=512&agg=count_cat:radio",
+        "/tiles/towers/8/75/96.png?agg=count_cat:radio&tile_size=512",
+        "/tiles/towers/8/75/96@2x.png?agg=std:range",
+    ] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        assert!(r.error().contains("max_grid_mb"), "{uri}: {}", r.error());
+    }
+    // Within budget: a 256-pixel count_cat tile is exactly 1 MiB.
+    let r = get(&s, "/tiles/towers/8/75/96.png?agg=count_cat:radio").await;
+    assert_eq!(r.status, StatusCode::OK);
+    // NaN passes no range check.
+    for uri in [
+        "/datasets/towers/points?lon=-74&lat=40.7&z=8&radius_px=NaN",
+        "/datasets/towers/points?lon=-74&lat=40.7&z=8&radius_px=inf",
+        "/datasets/towers/points?lon=NaN&lat=40.7&z=8",
+        "/datasets/towers/points?lon=-74&lat=40.7&z=8&tile_size=300",
+        "/datasets/towers/legend?tile_size=300",
+        "/datasets/towers/legend?agg=count_cat:radio&tile_size=300",
+    ] {
+        assert_eq!(get(&s, uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+    // The points under a wide cursor at z0 (most of the rows): bounded by
+    // `limit`, nearest first.
+    let r = get(
+        &s,
+        "/datasets/towers/points?lon=-74&lat=40.7&z=0&radius_px=64&limit=3",
+    )
+    .await;
+    nearest_first(&r, 3);
+}
+
+/// The points of a `/points` answer, checked to be `n`, nearest first.
+fn nearest_first(r: &Resp, n: usize) -> Vec<Value> {
+    let pts = r.json()["points"].as_array().unwrap().clone();
+    assert_eq!(pts.len(), n);
+    let d: Vec<f64> = pts
+        .iter()
+        .map(|p| p["distance_px"].as_f64().unwrap())
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "nearest first: {d:?}");
+    pts
+}
+
+#[tokio::test]
+async fn requests_framed_two_ways_are_refused() {
+    let s = server();
+    let r = send(
+        &s,
+        Request::get("/health")
+            .header(header::CONTENT_LENGTH, "0")
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("Transfer-Encoding"));
 }
 
 #[tokio::test]
@@ -555,7 +733,7 @@ async fn aggregate_points_legend() {
         )
         .await
         .status,
-        StatusCode::BAD_REQUEST
+        StatusCode::PAYLOAD_TOO_LARGE
     );
 
     let r = get(
@@ -563,13 +741,7 @@ async fn aggregate_points_legend() {
         "/datasets/towers/points?lon=-74&lat=40.7&z=6&radius_px=10&limit=3",
     )
     .await;
-    let pts = r.json()["points"].as_array().unwrap().clone();
-    assert_eq!(pts.len(), 3);
-    let d: Vec<f64> = pts
-        .iter()
-        .map(|p| p["distance_px"].as_f64().unwrap())
-        .collect();
-    assert!(d.windows(2).all(|w| w[0] <= w[1]), "nearest first");
+    let pts = nearest_first(&r, 3);
     let a = &pts[0]["attributes"];
     assert!(["GSM", "LTE", "NR", "UMTS"].contains(&a["radio"].as_str().unwrap()));
     assert!(a["created"].as_f64().unwrap() > 1.2e12);

@@ -247,13 +247,21 @@ pub fn cover_key_ranges(
     qy1: u32,
     max_cells: usize,
 ) -> Vec<(u64, u64)> {
-    // Pick the deepest level at which the rectangle touches at most max_cells cells.
+    // An inverted rectangle is empty; swapping would silently widen it.
+    if qx0 > qx1 || qy0 > qy1 {
+        return Vec::new();
+    }
+    // Pick the deepest level at which the rectangle touches at most
+    // max_cells cells. At level 32 a whole-world box touches 2^32 × 2^32
+    // cells, which overflows u64, so the product is taken in u128; level 0
+    // (one cell) always fits, so the loop below is bounded by max_cells.
+    let budget = max_cells.max(1) as u128;
     let mut level = 0u32;
     for l in (0..=QBITS).rev() {
         let s = QBITS - l;
-        let nx = ((qx1 as u64) >> s) - ((qx0 as u64) >> s) + 1;
-        let ny = ((qy1 as u64) >> s) - ((qy0 as u64) >> s) + 1;
-        if (nx * ny) as usize <= max_cells.max(1) {
+        let nx = (((qx1 as u64) >> s) - ((qx0 as u64) >> s) + 1) as u128;
+        let ny = (((qy1 as u64) >> s) - ((qy0 as u64) >> s) + 1) as u128;
+        if nx * ny <= budget {
             level = l;
             break;
         }
@@ -312,6 +320,42 @@ mod tests {
         assert!(TileId::new(2, 4, 0).is_err());
         assert!(TileId::new(2, 3, 3).is_ok());
         assert_eq!(cell_key_range(0, 0, 0), (0, u64::MAX));
+    }
+
+    #[test]
+    fn cover_of_the_whole_world_is_bounded() {
+        // Once wrapped to 0 cells at level 32 and looped over 2^64 cells.
+        let r = cover_key_ranges(0, u32::MAX, 0, u32::MAX, 64);
+        assert_eq!(r, vec![(0, u64::MAX)]);
+        assert!(cover_key_ranges(5, 4, 0, 1, 64).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cover_is_bounded_and_complete(
+            a in proptest::prelude::any::<u32>(),
+            b in proptest::prelude::any::<u32>(),
+            c in proptest::prelude::any::<u32>(),
+            d in proptest::prelude::any::<u32>(),
+            max_cells in 1usize..256,
+            fx in 0.0f64..=1.0,
+            fy in 0.0f64..=1.0,
+        ) {
+            let (qx0, qx1) = (a.min(b), a.max(b));
+            let (qy0, qy1) = (c.min(d), c.max(d));
+            let ranges = cover_key_ranges(qx0, qx1, qy0, qy1, max_cells);
+            proptest::prop_assert!(!ranges.is_empty() && ranges.len() <= max_cells);
+            // Sorted and disjoint.
+            for w in ranges.windows(2) {
+                proptest::prop_assert!(w[0].1 < w[1].0);
+            }
+            let qx = qx0 + ((qx1 - qx0) as f64 * fx) as u32;
+            let qy = qy0 + ((qy1 - qy0) as f64 * fy) as u32;
+            for (x, y) in [(qx0, qy0), (qx1, qy1), (qx0, qy1), (qx1, qy0), (qx, qy)] {
+                let k = hilbert(x, y);
+                proptest::prop_assert!(ranges.iter().any(|&(lo, hi)| lo <= k && k <= hi));
+            }
+        }
     }
 
     #[test]

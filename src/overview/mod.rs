@@ -72,7 +72,13 @@ pub struct Overview {
 impl Overview {
     /// Map the overview file of the dataset in `dir`, checking every array
     /// against the manifest's layout before use.
-    pub fn open(dir: &Path, m: &Manifest) -> Result<Option<Overview>, StoreError> {
+    /// The open file joins `watch`, which guards the mapping against the
+    /// file being changed in place.
+    pub fn open(
+        dir: &Path,
+        m: &Manifest,
+        watch: &mut crate::store::FileWatch,
+    ) -> Result<Option<Overview>, StoreError> {
         let Some(info) = &m.overview else {
             return Ok(None);
         };
@@ -87,14 +93,15 @@ impl Overview {
         } else {
             // SAFETY: read-only mapping whose length was checked against the
             // manifest; packed files are written once and renamed into place,
-            // never modified, so the mapping cannot shrink under us through
-            // Pointillist (see `Dataset::open`).
+            // never modified by Pointillist, and a change in place by anyone
+            // else is fenced off by `watch` (see `store::files`).
             let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
                 path: path.clone(),
                 source,
             })?;
             Buffer::from(bytes::Bytes::from_owner(Mapping(Arc::new(mmap))))
         };
+        watch.add(&path, file, len);
         for c in &info.categorical {
             let ok = m
                 .column(&c.name)

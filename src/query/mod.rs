@@ -49,6 +49,97 @@ pub enum QueryError {
     /// The request was cancelled (deadline passed).
     #[error("cancelled")]
     Cancelled,
+    /// The request would need more memory or work than its budget allows.
+    #[error("{what} exceeds the limit of {limit}; {hint}")]
+    TooLarge {
+        /// What was too large, with its size.
+        what: String,
+        /// The limit, with its unit.
+        limit: String,
+        /// How to ask for less.
+        hint: String,
+    },
+}
+
+/// Default [`Limits::max_grid_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_GRID_BYTES: u64 = 256 << 20;
+
+/// What one request may cost, checked before any allocation or loop whose
+/// size follows from the request starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of aggregation grids one request may hold: pixels × categories ×
+    /// the reduction's state per cell (4 bytes for counts, up to 20 for
+    /// std/var). A request whose single grid would exceed it is refused;
+    /// smaller grids are aggregated by as many parallel tasks as fit in
+    /// twice this budget.
+    pub max_grid_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_grid_bytes: DEFAULT_MAX_GRID_BYTES,
+        }
+    }
+}
+
+/// What bounds one computation: the flag that cancels it (set when its
+/// deadline passes or its client leaves) and its [`Limits`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Budget<'a> {
+    /// Polled between pieces of work; once set, the work stops with
+    /// [`QueryError::Cancelled`].
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Memory and work limits.
+    pub limits: Limits,
+}
+
+impl Budget<'_> {
+    /// Whether the computation should stop.
+    #[inline]
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Limits {
+    /// Bytes of one aggregation grid of `view` for `agg` with `ncat`
+    /// categories (1 for scalar reductions), including the finished values.
+    pub fn grid_bytes(view: &View, agg: &Agg, ncat: usize) -> u64 {
+        let (w, h) = view.size();
+        let per_cell: u64 = match agg {
+            Agg::Count | Agg::Any | Agg::CountCat(_) => 4,
+            Agg::Sum(_) | Agg::Mean(_) | Agg::CatSum(..) | Agg::CatMean(..) => 12,
+            Agg::Std(_) | Agg::Var(_) => 20,
+            Agg::Min(_) | Agg::Max(_) => 8,
+        };
+        (w as u64)
+            .saturating_mul(h as u64)
+            .saturating_mul(ncat.max(1) as u64)
+            .saturating_mul(per_cell)
+    }
+
+    /// Refuse a grid over [`Limits::max_grid_bytes`].
+    pub fn check_grid(&self, view: &View, agg: &Agg, ncat: usize) -> Result<u64, QueryError> {
+        let bytes = Limits::grid_bytes(view, agg, ncat);
+        if bytes > self.max_grid_bytes {
+            let (w, h) = view.size();
+            return Err(QueryError::TooLarge {
+                what: format!(
+                    "a {w}×{h} grid with {} categor{} ({} MiB)",
+                    ncat.max(1),
+                    if ncat.max(1) == 1 { "y" } else { "ies" },
+                    bytes.div_ceil(1 << 20)
+                ),
+                limit: format!("{} MiB (max_grid_mb)", self.max_grid_bytes >> 20),
+                hint: "ask for fewer pixels, a smaller tile_size or an aggregation over fewer categories"
+                    .into(),
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// A reduction, as Datashader names them.

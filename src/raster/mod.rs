@@ -20,7 +20,9 @@ pub mod npy;
 pub mod pyramid;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};
-use crate::query::{Agg, BoundFilters, Filter, QueryError, RowSpan, View, plan_rows};
+use crate::query::{
+    Agg, BoundFilters, Budget, Filter, Limits, QueryError, RowSpan, View, plan_rows,
+};
 use crate::store::column::{CatColumn, NumColumn};
 use crate::store::{Dataset, Partition};
 use rayon::prelude::*;
@@ -302,7 +304,31 @@ pub fn aggregate(
     filters: &[Filter],
     cancel: Option<&AtomicBool>,
 ) -> Result<Aggregate, QueryError> {
+    let budget = Budget {
+        cancel,
+        limits: Limits::default(),
+    };
+    aggregate_within(ds, view, agg, filters, budget)
+}
+
+/// [`aggregate`] within a request budget: a grid over
+/// [`Limits::max_grid_bytes`] is refused with [`QueryError::TooLarge`]
+/// before anything is allocated, and parallel tasks (each owning a grid)
+/// are limited to what fits in twice the budget.
+pub fn aggregate_within(
+    ds: &Dataset,
+    view: &View,
+    agg: &Agg,
+    filters: &[Filter],
+    budget: Budget<'_>,
+) -> Result<Aggregate, QueryError> {
     agg.validate(&ds.manifest)?;
+    let ncat = agg
+        .category_column()
+        .and_then(|c| ds.manifest.column(c))
+        .map_or(1, |c| c.categories.len());
+    budget.limits.check_grid(view, agg, ncat)?;
+    let cancel = budget.cancel;
     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(QueryError::Cancelled);
     }
@@ -324,7 +350,7 @@ pub fn aggregate(
             view,
             agg,
             filters,
-            cancel,
+            budget,
         ),
         View::Viewport {
             bbox,
@@ -337,7 +363,7 @@ pub fn aggregate(
             view,
             agg,
             filters,
-            cancel,
+            budget,
         ),
     }
 }
@@ -349,8 +375,9 @@ fn run<B: Binner>(
     view: &View,
     agg: &Agg,
     filters: &[Filter],
-    cancel: Option<&AtomicBool>,
+    budget: Budget<'_>,
 ) -> Result<Aggregate, QueryError> {
+    let cancel = budget.cancel;
     let (w, h) = view.size();
     let npix = w * h;
     let categories = categories_of(ds, agg);
@@ -363,6 +390,10 @@ fn run<B: Binner>(
         Agg::Max(_) => Op::Max,
     };
     let cells = npix * ncat;
+    // Each parallel task owns a whole grid: as many tasks as fit in twice
+    // the grid budget (the caller checked that one grid fits).
+    let grid_bytes = Limits::grid_bytes(view, agg, ncat).max(1);
+    let max_tasks = (budget.limits.max_grid_bytes.saturating_mul(2) / grid_bytes).max(1) as usize;
     let init = || match op {
         Op::Count => State::Count(vec![0; cells]),
         Op::Sum => State::Sum(vec![0; cells], vec![0.0; cells]),
@@ -390,6 +421,7 @@ fn run<B: Binner>(
     // spent more time clearing and merging five grids than counting).
     let min_len = (spans.len() / (threads * 4))
         .max(cells.div_ceil(CHUNK_ROWS))
+        .max(spans.len().div_ceil(max_tasks))
         .max(1);
     let state = spans
         .par_iter()

@@ -10,6 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// (re)loaded, so caches never serve pixels of a replaced dataset.
 #[derive(Debug)]
 pub struct Entry {
+    /// The one name the dataset is known by everywhere — routes,
+    /// `/datasets`, TileJSON, the explorer — which is its directory's name
+    /// (the manifest's `name` is only where it was packed first, and a
+    /// copied or renamed directory would otherwise advertise a dead route).
+    pub name: String,
     /// The mapped dataset. Requests in flight hold their own `Arc`, so a
     /// replaced dataset stays mapped until they finish.
     pub dataset: Dataset,
@@ -95,17 +100,19 @@ impl Catalog {
             let same_manifest = serde_json::from_slice::<crate::store::Manifest>(fp)
                 .map(|m| m == prev.dataset.manifest)
                 .unwrap_or(false);
-            if same_dir && same_manifest {
+            if same_dir && same_manifest && prev.dataset.files.retired().is_none() {
                 self.datasets.insert(name, prev.clone());
                 return;
             }
         }
         match Dataset::open(dir) {
             Ok(dataset) => {
-                tracing::info!(dataset = %name, rows = dataset.rows(), "dataset loaded");
+                let leased = dataset.files.take_leases();
+                tracing::info!(dataset = %name, rows = dataset.rows(), leased, "dataset loaded");
                 self.datasets.insert(
-                    name,
+                    name.clone(),
                     Arc::new(Entry {
+                        name,
                         dataset,
                         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
                     }),

@@ -70,6 +70,10 @@ impl From<crate::query::QueryError> for ApiError {
         match e {
             Q::Cancelled => ApiError::unavailable("request cancelled: deadline passed"),
             Q::UnknownColumn { .. } => ApiError::bad_request(e.to_string()),
+            Q::TooLarge { .. } => ApiError {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                message: e.to_string(),
+            },
             other => ApiError::bad_request(other.to_string()),
         }
     }

@@ -97,8 +97,8 @@ fn default_histograms(m: &Manifest) -> Vec<String> {
     out
 }
 
-fn dataset_json(ds: &Dataset) -> Value {
-    let m = &ds.manifest;
+fn dataset_json(entry: &super::Entry) -> Value {
+    let m = &entry.dataset.manifest;
     let columns: Vec<Value> = m
         .columns
         .iter()
@@ -131,7 +131,7 @@ fn dataset_json(ds: &Dataset) -> Value {
         })
         .collect();
     json!({
-        "name": m.name,
+        "name": entry.name,
         "rows": m.rows,
         "dropped_rows": m.dropped_rows,
         "bounds": m.bounds.lnglat,
@@ -145,11 +145,7 @@ fn dataset_json(ds: &Dataset) -> Value {
 /// `GET /datasets`.
 pub async fn datasets(State(state): AppStateRef) -> Json<Value> {
     let cat: Arc<Catalog> = state.catalog.load_full();
-    let list: Vec<Value> = cat
-        .datasets
-        .values()
-        .map(|e| dataset_json(&e.dataset))
-        .collect();
+    let list: Vec<Value> = cat.datasets.values().map(|e| dataset_json(e)).collect();
     let mut out = json!({"datasets": list});
     if let Some(b) = &state.config.basemap {
         out["basemap"] = json!(b);
@@ -162,24 +158,53 @@ pub async fn dataset(
     State(state): AppStateRef,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(dataset_json(&state.dataset(&name)?.dataset)))
+    let entry = state.dataset(&name)?;
+    Ok(Json(dataset_json(&entry)))
 }
 
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.chars()
+/// The base of absolute URLs in responses: the configured `public_url`;
+/// else, with `trust_proxy`, the forwarded or `Host` headers; else empty,
+/// so that URLs stay relative to the server that answered (a client's
+/// `Host` header must not choose the host written into a response that a
+/// shared cache may hand to everyone).
+fn base_url(config: &super::ServerConfig, headers: &HeaderMap) -> String {
+    if let Some(u) = &config.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    if !config.trust_proxy {
+        return String::new();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split(',').next())
+            .map(str::trim)
+    };
+    let valid_host = |h: &&str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
+    };
+    let host = header("x-forwarded-host")
+        .filter(valid_host)
+        .or_else(|| header(header::HOST.as_str()).filter(valid_host));
+    let Some(host) = host else {
+        return String::new();
+    };
+    let proto = header("x-forwarded-proto")
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
-    format!("{proto}://{host}")
+    let prefix = header("x-forwarded-prefix")
+        .filter(|p| {
+            p.starts_with('/')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+        })
+        .map(|p| p.trim_end_matches('/'))
+        .unwrap_or("");
+    format!("{proto}://{host}{prefix}")
 }
 
 /// `GET /datasets/{name}/tilejson`: TileJSON 3.0 whose tile URL carries the
@@ -198,6 +223,7 @@ pub async fn tilejson(
     let agg = p.agg(m)?;
     p.filters(m)?;
     p.style(m, &agg)?;
+    p.tile_size()?;
     let suffix = q
         .filter(|s| !s.is_empty())
         .map(|s| format!("?{s}"))
@@ -205,10 +231,10 @@ pub async fn tilejson(
     let b = m.bounds.lnglat;
     Ok(Json(json!({
         "tilejson": "3.0.0",
-        "name": m.name,
+        "name": entry.name,
         "description": format!("{} points rendered by Pointillist", m.rows),
         "scheme": "xyz",
-        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.png{suffix}", base_url(&headers), m.name)],
+        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.png{suffix}", base_url(&state.config, &headers), entry.name)],
         "minzoom": 0,
         "maxzoom": geo::MAX_ZOOM,
         "bounds": b,
@@ -286,7 +312,7 @@ pub async fn histogram(
     let dl = deadline(&state);
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
     let h = state
-        .compute(dl, move |cancel| {
+        .compute_on(entry.clone(), dl, move |cancel| {
             crate::query::histogram::histogram(
                 &entry.dataset,
                 &column,
@@ -319,7 +345,7 @@ async fn filter_bits(
     let m = &entry.dataset.manifest;
     let mut bits = Vec::with_capacity(filters.len());
     for f in filters.into_iter().filter(|f| Some(f.column()) != skip) {
-        let key = format!("{}|{}|{}", entry.generation, m.name, f.to_text(m));
+        let key = format!("{}|{}|{}", entry.generation, entry.name, f.to_text(m));
         let (e, st) = (entry.clone(), state.clone());
         let b = cached(
             &state.masks,
@@ -327,7 +353,7 @@ async fn filter_bits(
             "pointillist_filter_bits_seconds",
             async move {
                 Ok(st
-                    .compute(deadline, move |cancel| {
+                    .compute_on(e.clone(), deadline, move |cancel| {
                         FilterBits::compute(&e.dataset, &f, Some(cancel))
                     })
                     .await??)
@@ -355,7 +381,7 @@ pub async fn count(
     let dl = deadline(&state);
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
     let n = state
-        .compute(dl, move |cancel| {
+        .compute_on(entry.clone(), dl, move |cancel| {
             crate::query::histogram::count(
                 &entry.dataset,
                 bbox.as_ref(),
@@ -397,13 +423,28 @@ pub async fn aggregate(
         .and_then(|c| m.column(c))
         .map_or(1, |c| c.categories.len().max(1));
     if format == "json" && (width as usize) * (height as usize) * ncat > MAX_JSON_CELLS {
-        return Err(ApiError::bad_request(format!(
-            "a JSON grid may hold at most {MAX_JSON_CELLS} cells; use format=npy or a smaller width/height"
-        )));
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "a JSON grid may hold at most {MAX_JSON_CELLS} cells; use format=npy or a smaller width/height"
+            ),
+        });
     }
+    let limits = state.config.limits();
+    // Refused before it waits for a render slot.
+    limits.check_grid(&view, &agg, ncat)?;
     let a = state
-        .compute(deadline(&state), move |cancel| {
-            crate::raster::aggregate(&entry.dataset, &view, &agg, &filters, Some(cancel))
+        .compute_on(entry.clone(), deadline(&state), move |cancel| {
+            crate::raster::aggregate_within(
+                &entry.dataset,
+                &view,
+                &agg,
+                &filters,
+                crate::query::Budget {
+                    cancel: Some(cancel),
+                    limits,
+                },
+            )
         })
         .await??;
     metrics::counter!("pointillist_rows_scanned_total").increment(a.rows_scanned);
@@ -489,10 +530,10 @@ pub async fn points(
     let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)?;
     let radius = p.num("radius_px", 8.0f64, 0.0, 64.0)?;
     let limit = p.num("limit", 5usize, 1, 100)?;
-    let tile_size = p.num("tile_size", 256u32, 256, 512)?;
+    let tile_size = p.tile_size()?;
     let filters = p.filters(m)?;
     let found = state
-        .compute(deadline(&state), move |_| {
+        .compute_on(entry.clone(), deadline(&state), move |cancel| {
             let ds = &entry.dataset;
             let (mx, my) = geo::lnglat_to_meters(lon, lat.clamp(-geo::MAX_LAT, geo::MAX_LAT));
             let (cx, cy) = geo::quantize(mx, my);
@@ -502,8 +543,14 @@ pub async fn points(
             let lo = |c: u32| (c as f64 - r).max(0.0) as u32;
             let hi = |c: u32| (c as f64 + r).min(u32::MAX as f64) as u32;
             let ranges = geo::cover_key_ranges(lo(cx), hi(cx), lo(cy), hi(cy), 16);
-            let mut hits: Vec<(f64, usize, usize)> = Vec::new();
-            for span in plan_rows(ds, &ranges, usize::MAX) {
+            // The `limit` nearest so far, farthest on top: memory stays
+            // bounded by `limit` however many rows lie in the disc.
+            let mut hits: std::collections::BinaryHeap<Hit> =
+                std::collections::BinaryHeap::with_capacity(limit + 1);
+            for span in plan_rows(ds, &ranges, 1 << 16) {
+                if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(ApiError::unavailable("request cancelled: deadline passed"));
+                }
                 let part = &ds.partitions[span.partition];
                 let Some(f) = bind_filters(&ds.manifest, part, &filters) else { continue };
                 for row in span.rows {
@@ -511,23 +558,47 @@ pub async fn points(
                     let dy = part.qy()[row] as f64 - cy as f64;
                     let d = (dx * dx + dy * dy).sqrt() / px;
                     if d <= radius && f.test(row) {
-                        hits.push((d, span.partition, row));
+                        hits.push(Hit(d, span.partition, row));
+                        if hits.len() > limit {
+                            hits.pop();
+                        }
                     }
                 }
             }
-            hits.sort_by(|a, b| a.0.total_cmp(&b.0));
-            hits.truncate(limit);
-            hits.into_iter()
+            Ok(hits.into_sorted_vec().into_iter()
+                .map(|Hit(d, part, row)| (d, part, row))
                 .map(|(d, part, row)| {
                     let p = &ds.partitions[part];
                     let (x, y) = geo::dequantize(p.qx()[row], p.qy()[row]);
                     let (lon, lat) = geo::meters_to_lnglat(x, y);
                     json!({"lon": lon, "lat": lat, "distance_px": d, "attributes": attributes(ds, part, row)})
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>())
         })
-        .await?;
+        .await??;
     Ok(Json(json!({"points": found})))
+}
+
+/// A point near the cursor: distance in pixels, partition, row; ordered by
+/// distance, then position, so results are deterministic.
+#[derive(PartialEq)]
+struct Hit(f64, usize, usize);
+
+impl Eq for Hit {}
+
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Hit {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .total_cmp(&other.0)
+            .then(self.1.cmp(&other.1))
+            .then(self.2.cmp(&other.2))
+    }
 }
 
 fn hex(c: [u8; 3]) -> String {
@@ -602,14 +673,14 @@ async fn zoom_stats(
         async move {
             let stats = if from_cells {
                 let cells = query_cells(&st, &e, &a, &f, deadline).await?;
-                st.compute(deadline, move |_| {
+                st.compute_on(e.clone(), deadline, move |_| {
                     cells
                         .zoom_stats(&e.dataset, level)
                         .ok_or_else(|| ApiError::internal("zoom level finer than the cells"))
                 })
                 .await??
             } else {
-                st.compute(deadline, move |cancel| {
+                st.compute_on(e.clone(), deadline, move |cancel| {
                     crate::raster::pyramid::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
                 .await??
@@ -645,7 +716,7 @@ async fn query_cells(
         "pointillist_query_cells_seconds",
         async move {
             Ok(st
-                .compute(deadline, move |cancel| {
+                .compute_on(e.clone(), deadline, move |cancel| {
                     QueryCells::compute(&e.dataset, &a, &f, Some(cancel))
                 })
                 .await??)
@@ -667,6 +738,8 @@ pub async fn legend(
     let agg = p.agg(m)?;
     let filters = p.filters(m)?;
     let style = p.style(m, &agg)?;
+    let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)? as u8;
+    let size = p.tile_size()?;
     if let Some(col) = agg.category_column().and_then(|c| m.column(c)) {
         let key = style
             .color_key
@@ -682,8 +755,6 @@ pub async fn legend(
             json!({"kind": "categorical", "column": col.name, "agg": agg.to_text(), "categories": cats}),
         ));
     }
-    let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)? as u8;
-    let size = p.num("tile_size", 256u32, 256, 512)?;
     let stats = zoom_stats(&state, &entry, z, size, &agg, &filters, deadline(&state)).await?;
     let colors: Vec<String> = style.shade.cmap.colors().iter().map(|&c| hex(c)).collect();
     let (min, max) = style.shade.span.or(stats.range()).unwrap_or((0.0, 0.0));
@@ -742,14 +813,17 @@ pub async fn tile(
     let agg = p.agg(m)?;
     let filters = p.filters(m)?;
     let style = p.style(m, &agg)?;
-    let mut size = p.num("tile_size", 256u32, 256, 512)?;
-    if size != 256 && size != 512 {
-        return Err(ApiError::bad_request("tile_size must be 256 or 512"));
-    }
+    let mut size = p.tile_size()?;
     if retina {
         size = 512;
     }
     let view = View::tile(tile, size)?;
+    let limits = state.config.limits();
+    let ncat = agg
+        .category_column()
+        .and_then(|c| m.column(c))
+        .map_or(1, |c| c.categories.len());
+    limits.check_grid(&view, &agg, ncat)?;
     let key = format!(
         "{}|{}|{}/{}/{}|{size}|{}|{:?}|{:?}",
         entry.generation,
@@ -806,32 +880,39 @@ pub async fn tile(
                 None
             };
             let (png, rows) = state
-                .compute(dl, move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
-                    let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
-                    let r = match from_cells {
-                        Some((grid, read)) => render::shade_aggregate(
-                            crate::raster::Aggregate {
-                                grid,
-                                rows_scanned: read,
-                                partitions_skipped: 0,
-                            },
-                            &agg,
-                            &style,
-                            norm.as_ref(),
-                        )?,
-                        None => render::render(
-                            &entry.dataset,
-                            &view,
-                            &agg,
-                            &filters,
-                            &style,
-                            norm.as_ref(),
-                            Some(cancel),
-                        )?,
-                    };
-                    let png = crate::shade::encode_png(&r.image)?;
-                    Ok((png, r.aggregate.rows_scanned))
-                })
+                .compute_on(
+                    entry.clone(),
+                    dl,
+                    move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
+                        let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
+                        let r = match from_cells {
+                            Some((grid, read)) => render::shade_aggregate(
+                                crate::raster::Aggregate {
+                                    grid,
+                                    rows_scanned: read,
+                                    partitions_skipped: 0,
+                                },
+                                &agg,
+                                &style,
+                                norm.as_ref(),
+                            )?,
+                            None => render::render(
+                                &entry.dataset,
+                                &view,
+                                &agg,
+                                &filters,
+                                &style,
+                                norm.as_ref(),
+                                crate::query::Budget {
+                                    cancel: Some(cancel),
+                                    limits,
+                                },
+                            )?,
+                        };
+                        let png = crate::shade::encode_png(&r.image)?;
+                        Ok((png, r.aggregate.rows_scanned))
+                    },
+                )
                 .await??;
             metrics::counter!("pointillist_rows_scanned_total").increment(rows);
             Ok::<_, ApiError>(Arc::new(CachedTile {
@@ -878,7 +959,11 @@ pub async fn reload(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| {
+            // The auth scheme is case-insensitive (RFC 7235 §2.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
     // Constant-time comparison of digests: no timing oracle on the token.
     let ok = given.is_some_and(|g| {
         sha2::Sha256::digest(g.as_bytes()) == sha2::Sha256::digest(token.as_bytes())

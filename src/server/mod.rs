@@ -9,6 +9,7 @@ mod assets;
 mod catalog;
 mod error;
 mod handlers;
+mod listen;
 mod openapi;
 mod params;
 
@@ -76,6 +77,25 @@ pub struct ServerConfig {
     pub tile_max_age: u64,
     /// Optional online basemap style URL for the explorer.
     pub basemap: Option<String>,
+    /// The server's public base URL (`https://tiles.example.com/maps`), used
+    /// for absolute URLs such as TileJSON's `tiles`. Without it those URLs
+    /// are relative, unless `trust_proxy` is set.
+    pub public_url: Option<String>,
+    /// Build absolute URLs from the request's `X-Forwarded-Proto`,
+    /// `X-Forwarded-Host` and `Host` headers. Only behind a proxy that sets
+    /// them: otherwise any client chooses the host written into responses
+    /// that a shared cache may hand to everyone.
+    pub trust_proxy: bool,
+    /// Memory one request's aggregation grids may take, in MiB (pixels ×
+    /// categories × 4–20 bytes); larger requests get 413.
+    pub max_grid_mb: u64,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time with no byte moving on a connection before it is closed, in
+    /// milliseconds (must exceed `timeout_ms`).
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +113,12 @@ impl Default for ServerConfig {
             admin_token: None,
             tile_max_age: 3600,
             basemap: None,
+            public_url: None,
+            trust_proxy: false,
+            max_grid_mb: crate::query::DEFAULT_MAX_GRID_BYTES >> 20,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
         }
     }
 }
@@ -102,6 +128,38 @@ impl ServerConfig {
     pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Check settings that only make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.idle_timeout_ms <= self.timeout_ms {
+            return Err(format!(
+                "idle_timeout_ms ({}) must exceed timeout_ms ({}), or slow renders would be cut",
+                self.idle_timeout_ms, self.timeout_ms
+            ));
+        }
+        if self.header_timeout_ms == 0 || self.max_connections == 0 || self.max_grid_mb == 0 {
+            return Err(
+                "header_timeout_ms, max_connections and max_grid_mb must be positive".into(),
+            );
+        }
+        if let Some(u) = &self.public_url {
+            let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                && u.chars().all(|c| c.is_ascii_graphic());
+            if !ok {
+                return Err(format!(
+                    "public_url must be an http:// or https:// URL, got {u:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-request budget of the engine.
+    pub fn limits(&self) -> crate::query::Limits {
+        crate::query::Limits {
+            max_grid_bytes: self.max_grid_mb.saturating_mul(1 << 20),
+        }
     }
 }
 
@@ -213,21 +271,51 @@ impl AppState {
         self.masks.entry_count()
     }
 
-    /// Look up a dataset by name (404 listing the served ones).
+    /// Look up a dataset by name (404 listing the served ones; 503 for one
+    /// retired because a file of it changed in place).
     pub fn dataset(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
         let cat = self.catalog.load();
-        cat.datasets.get(name).cloned().ok_or_else(|| {
+        let entry = cat.datasets.get(name).cloned().ok_or_else(|| {
             ApiError::not_found(format!(
                 "unknown dataset {name:?}; datasets: {}",
                 cat.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
+        })?;
+        if let Some(r) = entry.dataset.files.retired() {
+            return Err(ApiError::unavailable(format!("{name}: {r}")));
+        }
+        Ok(entry)
+    }
+
+    /// [`AppState::compute`] on a dataset: the job runs only while the
+    /// dataset's files are intact (see [`crate::store::files`]), and holds
+    /// them so until it ends.
+    pub async fn compute_on<T, F>(
+        &self,
+        entry: Arc<Entry>,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AtomicBool) -> T + Send + 'static,
+    {
+        self.compute(deadline, move |cancel| {
+            let _inside = entry
+                .dataset
+                .files
+                .enter()
+                .map_err(|r| ApiError::unavailable(format!("{}: {r}", entry.name)))?;
+            Ok(f(cancel))
         })
+        .await?
     }
 
     /// Run CPU work on the rayon pool: admission (bounded queue), a render
     /// slot, then the job, all within `deadline`. The job gets a cancel flag
     /// that is set when the deadline passes or the request is dropped.
-    pub async fn compute<T, F>(&self, deadline: Instant, f: F) -> Result<T, ApiError>
+    /// Jobs that read a dataset's rows go through [`AppState::compute_on`].
+    async fn compute<T, F>(&self, deadline: Instant, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&AtomicBool) -> T + Send + 'static,
@@ -284,8 +372,23 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Reject oversized query strings (414) and header sections (431) before routing.
+/// Reject oversized query strings (414) and header sections (431), and
+/// requests framed two ways (400), before routing.
 async fn limits(req: Request, next: Next) -> Response {
+    // RFC 9112 §6.3: a message with both is a request-smuggling attempt, or
+    // at best ambiguous to a proxy in front; refuse it.
+    if req
+        .headers()
+        .contains_key(axum::http::header::CONTENT_LENGTH)
+        && req
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING)
+    {
+        return ApiError::bad_request(
+            "a request may not carry both Content-Length and Transfer-Encoding",
+        )
+        .into_response();
+    }
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
         return ApiError {
             status: StatusCode::URI_TOO_LONG,
@@ -401,8 +504,26 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
 
 /// Serve until SIGINT/SIGTERM, then finish requests in flight.
 pub async fn serve(config: ServerConfig) -> Result<(), std::io::Error> {
+    config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let bind = config.bind;
+    // The lease-break handler must be in place before any lease is taken:
+    // SIGIO's default action ends the process.
+    #[cfg(unix)]
+    let lease_breaks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::io());
+    #[cfg(unix)]
+    if lease_breaks.is_ok() {
+        crate::store::files::enable_leases();
+    }
     let state = AppState::new(config);
+    #[cfg(unix)]
+    match lease_breaks {
+        Ok(signals) => {
+            tokio::spawn(watch_lease_breaks(state.clone(), signals));
+        }
+        Err(e) => tracing::warn!(error = %e, "no SIGIO handler: datasets are not leased"),
+    }
     {
         let cat = state.catalog.load();
         for (path, err) in &cat.errors {
@@ -414,9 +535,36 @@ pub async fn serve(config: ServerConfig) -> Result<(), std::io::Error> {
     }
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let c = &state.config;
+    let limits = listen::ConnLimits {
+        max_connections: c.max_connections,
+        header_timeout: Duration::from_millis(c.header_timeout_ms),
+        idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+    };
+    let drain = Duration::from_millis(c.timeout_ms.saturating_add(5_000));
+    listen::run(listener, router(state), limits, shutdown_signal(), drain).await;
+    Ok(())
+}
+
+/// On SIGIO (a writer waiting on a dataset's lease), retire every dataset
+/// whose lease is being broken: off the runtime, since retiring waits for
+/// the requests reading it.
+#[cfg(unix)]
+async fn watch_lease_breaks(state: Arc<AppState>, mut signals: tokio::signal::unix::Signal) {
+    while signals.recv().await.is_some() {
+        let cat = state.catalog.load_full();
+        for entry in cat.datasets.values() {
+            if entry.dataset.files.lease_breaking() {
+                let e = entry.clone();
+                tokio::task::spawn_blocking(move || {
+                    e.dataset.files.retire(format!(
+                        "a file of dataset {:?} is being changed in place",
+                        e.name
+                    ))
+                });
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -438,5 +586,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -88,13 +88,27 @@ impl Params {
                         "{key} must be a number in {min}..={max}, got {s:?}"
                     ))
                 })?;
-                if v < min || v > max {
+                // Written so that NaN, which compares false, fails too.
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                if !(v >= min && v <= max) {
                     return Err(ApiError::bad_request(format!(
                         "{key} must be in {min}..={max}, got {s}"
                     )));
                 }
                 Ok(v)
             }
+        }
+    }
+
+    /// `tile_size`: 256 (default) or 512, as XYZ tiles come; every
+    /// endpoint that takes it shares this one rule.
+    pub fn tile_size(&self) -> Result<u32, ApiError> {
+        match self.get("tile_size").map(str::trim) {
+            None | Some("256") => Ok(256),
+            Some("512") => Ok(512),
+            Some(o) => Err(ApiError::bad_request(format!(
+                "tile_size must be 256 or 512, got {o:?}"
+            ))),
         }
     }
 

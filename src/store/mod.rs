@@ -6,6 +6,7 @@
 //! so datasets larger than RAM open in milliseconds.
 
 pub mod column;
+pub mod files;
 pub mod manifest;
 
 use arrow_array::cast::AsArray;
@@ -16,6 +17,7 @@ use arrow_ipc::convert::try_fb_to_schema;
 use arrow_ipc::reader::{FileDecoder, read_footer_length};
 use arrow_ipc::{Block, root_as_footer};
 use arrow_schema::{DataType, Schema, SchemaRef};
+pub use files::{FileWatch, ReadGuard, Retired};
 pub use manifest::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -130,6 +132,9 @@ pub struct Dataset {
     pub partitions: Vec<Partition>,
     /// Precomputed overviews, when the dataset was packed with them.
     pub overview: Option<crate::overview::Overview>,
+    /// The mapped files, guarded against changes in place: readers of the
+    /// mappings in a long-lived process [`FileWatch::enter`] first.
+    pub files: FileWatch,
 }
 
 impl Dataset {
@@ -194,6 +199,8 @@ impl Dataset {
         // directory and renamed into place, never modified in place, so the
         // mapping cannot shrink under us through Pointillist itself; a dataset
         // replaced on disk gets a new inode while this mapping keeps the old one.
+        // A change in place by another process is fenced off by `files`
+        // (read leases, or a size check before each scan: see `store::files`).
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
             path: dpath.clone(),
             source,
@@ -211,13 +218,16 @@ impl Dataset {
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Normal);
         let (schema, partitions) = decoded.map_err(corrupt)?;
-        let overview = crate::overview::Overview::open(&dir, &manifest)?;
+        let mut files = FileWatch::default();
+        files.add(&dpath, file, len);
+        let overview = crate::overview::Overview::open(&dir, &manifest, &mut files)?;
         Ok(Dataset {
             dir,
             manifest,
             schema,
             partitions,
             overview,
+            files,
         })
     }
 
