@@ -2,7 +2,7 @@
 //! handling: a row that does not parse is skipped and counted, or fails the
 //! pack with `--strict`.
 
-use super::{BATCH_ROWS, IngestError, IngestOptions, Plan};
+use super::{IngestError, IngestOptions, Plan};
 use arrow_array::builder::{
     Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -31,6 +31,8 @@ pub const OPENCELLID_HEADER: [&str; 14] = [
 ];
 const OPENCELLID_RADIOS: [&str; 5] = ["GSM", "UMTS", "LTE", "NR", "CDMA"];
 const INFER_ROWS: usize = 1000;
+/// Bytes of rows read to infer types, at most.
+const INFER_BYTES: usize = 16 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -93,12 +95,20 @@ fn layout(path: &Path) -> Result<Layout, IngestError> {
     let mut r = reader(path, false)?;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut header_seen = false;
+    let mut bytes = 0usize;
     for rec in r.records() {
         match rec {
             Ok(rec) => {
+                if !header_seen {
+                    // Before reading more rows of a hostile header's width.
+                    super::check_column_count(path, rec.len())?;
+                }
                 header_seen = true;
+                bytes += rec.as_slice().len() + 8 * rec.len();
                 rows.push(rec);
-                if rows.len() > INFER_ROWS {
+                // Types are inferred from the first rows, or the first
+                // 16 MiB of them for wide files.
+                if rows.len() > INFER_ROWS || bytes > INFER_BYTES {
                     break;
                 }
             }
@@ -233,12 +243,14 @@ pub fn read(
     }
     let schema = schema_of(&l);
     // Only the columns the plan keeps (attributes + coordinates) are parsed.
+    let attrs = super::name_index(&plan.attrs);
     let wanted: Vec<usize> = (0..l.names.len())
         .filter(|&i| {
-            let n = &l.names[i];
-            plan.attrs.field_with_name(n).is_ok() || plan.coords.columns().contains(&n.as_str())
+            let n = l.names[i].as_str();
+            attrs.contains_key(n) || plan.coords.columns().contains(&n)
         })
         .collect();
+    let batch_rows = super::batch_rows_for(wanted.len());
     let out_schema = Arc::new(Schema::new(
         wanted
             .iter()
@@ -249,12 +261,12 @@ pub fn read(
         wanted
             .iter()
             .map(|&i| match l.kinds[i] {
-                Kind::Int => Col::Int(Int64Builder::with_capacity(BATCH_ROWS)),
-                Kind::Float => Col::Float(Float64Builder::with_capacity(BATCH_ROWS)),
+                Kind::Int => Col::Int(Int64Builder::with_capacity(batch_rows)),
+                Kind::Float => Col::Float(Float64Builder::with_capacity(batch_rows)),
                 Kind::Time | Kind::EpochSeconds => Col::Time(
-                    TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+                    TimestampMicrosecondBuilder::with_capacity(batch_rows).with_timezone("UTC"),
                 ),
-                Kind::Text => Col::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8)),
+                Kind::Text => Col::Text(StringBuilder::with_capacity(batch_rows, batch_rows * 8)),
             })
             .collect()
     };
@@ -363,7 +375,7 @@ pub fn read(
             }
         }
         rows += 1;
-        if rows == BATCH_ROWS {
+        if rows == batch_rows {
             flush(&mut cols, &mut rows, &mut bad, sink)?;
         }
     }

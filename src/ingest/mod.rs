@@ -21,6 +21,31 @@ use std::sync::Arc;
 
 /// Rows per batch read from inputs.
 pub const BATCH_ROWS: usize = 65_536;
+/// Most columns an input may have. Every per-column step of a pack is
+/// linear in the number of columns, and per-column buffers shrink as
+/// columns grow (see [`batch_rows_for`]); this bound keeps a hostile
+/// header (a million columns) from costing minutes and gigabytes.
+pub const MAX_COLUMNS: usize = 10_000;
+/// Bytes of column buffers one reader batch may reserve.
+const BATCH_BYTES: usize = 64 << 20;
+
+/// Rows per reader batch for `columns` columns: [`BATCH_ROWS`], fewer for
+/// wide inputs so that a batch's buffers stay near 64 MiB, and never
+/// fewer than 1,024.
+pub fn batch_rows_for(columns: usize) -> usize {
+    (BATCH_BYTES / (8 * columns.max(1))).clamp(1024, BATCH_ROWS)
+}
+
+/// Each column name's index in `schema`: one O(columns) pass, so that
+/// looking up every column is linear rather than quadratic.
+pub(crate) fn name_index(schema: &Schema) -> std::collections::HashMap<&str, usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().as_str(), i))
+        .collect()
+}
 /// A string column with at most this many distinct values becomes categorical.
 pub const CATEGORY_LIMIT: usize = 1024;
 
@@ -370,22 +395,27 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
     // Every input must have the same columns (in any order); their types are
     // widened to one type per column (integers + floats → Float64, anything
     // + text → text).
-    for (path, s) in &schemas[1..] {
+    let first_names = name_index(&schema);
+    let others: Vec<_> = schemas[1..]
+        .iter()
+        .map(|(p, s)| (p, s, name_index(s)))
+        .collect();
+    for (path, s, names) in &others {
         let mut missing: Vec<&str> = Vec::new();
         for f in schema.fields() {
-            if s.field_with_name(f.name()).is_err() {
+            if !names.contains_key(f.name().as_str()) {
                 missing.push(f.name());
             }
         }
         let extra: Vec<&str> = s
             .fields()
             .iter()
-            .filter(|f| schema.field_with_name(f.name()).is_err())
+            .filter(|f| !first_names.contains_key(f.name().as_str()))
             .map(|f| f.name().as_str())
             .collect();
         if !missing.is_empty() || !extra.is_empty() {
             return Err(IngestError::Schema {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 message: format!(
                     "columns differ from {}'s: missing {missing:?}, extra {extra:?}",
                     first_path.display()
@@ -393,21 +423,26 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
             });
         }
     }
+    let chosen: Option<HashSet<&str>> = options
+        .columns
+        .as_ref()
+        .map(|cols| cols.iter().map(String::as_str).collect());
     let mut fields = Vec::new();
     for f in schema.fields() {
         if coord_cols.contains(&f.name().as_str()) || f.name() == QX || f.name() == QY {
             continue;
         }
-        if let Some(cols) = &options.columns {
-            if !cols.iter().any(|c| c == f.name()) {
-                continue;
-            }
+        if chosen
+            .as_ref()
+            .is_some_and(|c| !c.contains(f.name().as_str()))
+        {
+            continue;
         }
         let mut t = normalized_type(f.data_type());
-        for (path, s) in &schemas[1..] {
-            let other = normalized_type(s.field_with_name(f.name()).expect("checked").data_type());
+        for (path, s, names) in &others {
+            let other = normalized_type(s.field(names[f.name().as_str()]).data_type());
             t = widen(&t, &other).ok_or_else(|| IngestError::Schema {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 message: format!(
                     "column {:?} is {other} here but {t} in {}",
                     f.name(),
@@ -436,6 +471,7 @@ fn names_of(schema: &Schema) -> String {
 }
 
 fn check_unique_names(path: &Path, schema: &Schema) -> Result<(), IngestError> {
+    check_column_count(path, schema.fields().len())?;
     let mut seen = HashSet::new();
     for f in schema.fields() {
         if !seen.insert(f.name().as_str()) {
@@ -444,6 +480,19 @@ fn check_unique_names(path: &Path, schema: &Schema) -> Result<(), IngestError> {
                 message: format!("column name {:?} appears more than once", f.name()),
             });
         }
+    }
+    Ok(())
+}
+
+/// Refuse inputs wider than [`MAX_COLUMNS`].
+pub(crate) fn check_column_count(path: &Path, n: usize) -> Result<(), IngestError> {
+    if n > MAX_COLUMNS {
+        return Err(IngestError::Schema {
+            path: path.to_path_buf(),
+            message: format!(
+                "{n} columns; at most {MAX_COLUMNS} can be packed (cut the file to the columns you need)"
+            ),
+        });
     }
     Ok(())
 }
@@ -726,22 +775,24 @@ pub fn read_unit(
                     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fmt_err(path, e))?
                 }
             };
+            let attrs = name_index(&plan.attrs);
             let keep: Vec<usize> = builder
                 .schema()
                 .fields()
                 .iter()
                 .enumerate()
                 .filter(|(_, f)| {
-                    plan.attrs.field_with_name(f.name()).is_ok()
+                    attrs.contains_key(f.name().as_str())
                         || plan.coords.columns().contains(&f.name().as_str())
                 })
                 .map(|(i, _)| i)
                 .collect();
+            let batch_rows = batch_rows_for(keep.len());
             let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
             let reader = builder
                 .with_row_groups(vec![unit.row_group.unwrap_or(0)])
                 .with_projection(mask)
-                .with_batch_size(BATCH_ROWS)
+                .with_batch_size(batch_rows)
                 .build()
                 .map_err(|e| fmt_err(path, e))?;
             for batch in reader {
@@ -773,10 +824,12 @@ pub fn project(
     ordinal: u64,
 ) -> Result<PointBatch, IngestError> {
     let n = batch.num_rows();
+    let schema = batch.schema();
+    let index = name_index(&schema);
     let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .cloned()
+        index
+            .get(name)
+            .map(|&i| batch.column(i).clone())
             .ok_or_else(|| IngestError::Schema {
                 path: path.to_path_buf(),
                 message: format!("column {name:?} is missing"),
