@@ -2,7 +2,8 @@
 # Runs every test: Rust unit, property and integration tests, then the
 # explorer's browser tests in headless Chromium against a real server.
 #   scripts/test.sh            # everything
-#   SKIP_BROWSER=1 scripts/test.sh   # Rust tests only
+#   SKIP_BROWSER=1 scripts/test.sh   # Rust tests (and schemathesis) only
+#   SKIP_SCHEMATHESIS=1 scripts/test.sh   # without the OpenAPI contract run
 #   SKIP_RUST=1 BROWSER_RELEASE=1 BROWSER_ROWS=10000000 scripts/test.sh
 #                                    # latency figures: release server, 10M points
 #                                    # (SKIP_RUST=1: browser tests only)
@@ -16,6 +17,13 @@ if [ "${SKIP_RUST:-0}" = 1 ]; then
 else
   echo "== cargo test (unit, property, integration)"
   cargo test --all-targets --locked
+fi
+
+if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_SCHEMATHESIS:-0}" = 1 ]; then
+  echo "schemathesis skipped"
+else
+  echo "== schemathesis: the server against its OpenAPI document"
+  scripts/schemathesis.sh
 fi
 
 if [ "${SKIP_BROWSER:-0}" = 1 ]; then
@@ -57,13 +65,7 @@ if [ ! -f "$DATA/towers/manifest.json" ] || [ "$(cat "$DATA/rows" 2>/dev/null)" 
   echo "$ROWS" > "$DATA/rows"
 fi
 PORT="${BROWSER_PORT:-8089}"
-"$BIN" serve "$DATA/towers" --bind "127.0.0.1:$PORT" > test-output/server.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
-  sleep 0.2
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat test-output/server.log; exit 1; }
+source scripts/serve_lib.sh
+start_server "$BIN" "$PORT" test-output/server.log "$DATA/towers"
 POINTILLIST_URL="http://127.0.0.1:$PORT" SCREENSHOT_DIR=test-output/screenshots \
   node --test --test-reporter=spec tests/browser/explorer.test.mjs

@@ -50,6 +50,9 @@ impl Resp {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
+    fn error_or_body(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
     fn error(&self) -> String {
         self.json()["error"]
             .as_str()
@@ -134,6 +137,40 @@ async fn health_datasets_and_openapi() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} documented");
     }
+    // The contract is built from what is served (scripts/schemathesis.sh
+    // checks the server against it).
+    let tile = &doc["paths"]["/tiles/{name}/{z}/{x}/{file}"]["get"];
+    let param = |op: &Value, n: &str| {
+        op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n} documented"))["schema"]
+            .clone()
+    };
+    assert_eq!(param(tile, "name")["enum"], serde_json::json!(["towers"]));
+    assert_eq!(
+        param(tile, "tile_size")["enum"],
+        serde_json::json!([256, 512])
+    );
+    let aggs = param(tile, "agg")["enum"].clone();
+    assert!(aggs.as_array().unwrap().contains(&"count_cat:radio".into()));
+    assert!(aggs.as_array().unwrap().contains(&"mean:range".into()));
+    let filter = param(tile, "filter")["items"]["pattern"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        filter.contains("radio") && filter.contains("created"),
+        "{filter}"
+    );
+    let points = &doc["paths"]["/datasets/{name}/points"]["get"];
+    assert!(points["responses"].get("404").is_some());
+    assert_eq!(
+        param(points, "tile_size")["enum"],
+        serde_json::json!([256, 512])
+    );
     let r = get(&s, "/no/such/thing").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.json().get("error").is_some());
@@ -606,6 +643,49 @@ fn nearest_first(r: &Resp, n: usize) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn time_filters_may_hold_colons() {
+    let s = server();
+    // Split at the last colon, this was column "created:2012-01-01..2017-12-31T23"
+    // and malformed.
+    let r = get(
+        &s,
+        "/datasets/towers/count?filter=created:2012-01-01..2017-12-31T23:59:59Z",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
+    let n = r.json()["count"].as_u64().unwrap();
+    let wide = get(&s, "/datasets/towers/count?filter=created:2012-01-01..").await;
+    assert!(n > 0 && n <= wide.json()["count"].as_u64().unwrap());
+    // A colour key is ignored by non-categorical aggregations (as in
+    // Datashader), but must still parse.
+    assert_eq!(
+        get(&s, "/tiles/towers/8/75/96.png?color_key=%23f00")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, "/tiles/towers/8/75/96.png?color_key=nope")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    // The histogram's column is a path segment: an unknown one is 404.
+    assert_eq!(
+        get(&s, "/datasets/towers/histogram/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // No credentials at all is 401, even with reload disabled.
+    let s = server_with(|c| c.admin_token = None);
+    let r = send(
+        &s,
+        Request::post("/admin/reload").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn requests_framed_two_ways_are_refused() {
     let s = server();
     let r = send(
@@ -672,7 +752,6 @@ async fn histograms_counts_crossfilter() {
     for (uri, needle) in [
         ("/datasets/towers/histogram/range?bins=0", "bins"),
         ("/datasets/towers/histogram/range?bins=5000", "bins"),
-        ("/datasets/towers/histogram/nope", "radio"),
         ("/datasets/towers/histogram/range?bbox=1,2,3", "bbox"),
         ("/datasets/towers/histogram/range?bbox=10,0,5,1", "bbox"),
         ("/datasets/towers/count?filter=range:5..1", "malformed"),
@@ -681,6 +760,13 @@ async fn histograms_counts_crossfilter() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
         assert!(r.error().contains(needle), "{uri}: {}", r.error());
     }
+    let r = get(&s, "/datasets/towers/histogram/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.error().contains("radio"),
+        "lists the columns: {}",
+        r.error()
+    );
 }
 
 #[tokio::test]

@@ -334,7 +334,16 @@ impl Filter {
                 values,
             });
         }
-        let (column, range) = s.rsplit_once(':').ok_or_else(bad)?;
+        // The column is the first `NAME:` prefix the dataset knows: times
+        // such as 2017-12-31T23:59:59Z hold colons of their own, so the
+        // last colon is not the separator (column names may hold colons
+        // too, hence no first-colon split either).
+        let (column, range) = s
+            .match_indices(':')
+            .map(|(i, _)| (&s[..i], &s[i + 1..]))
+            .find(|(c, _)| m.column(c).is_some())
+            .or_else(|| s.split_once(':'))
+            .ok_or_else(bad)?;
         let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
         let c = require(
             m,

@@ -298,6 +298,8 @@ pub async fn histogram(
     let bins = p.num("bins", 50usize, 1, MAX_BINS)?;
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;
+    // The column is a path segment: one the dataset lacks is a missing
+    // resource (404), one of the wrong kind a bad request (400).
     crate::query::require(
         m,
         &column,
@@ -307,7 +309,11 @@ pub async fn histogram(
             ColumnKind::Categorical,
         ],
         "a histogram",
-    )?;
+    )
+    .map_err(|e| match e {
+        crate::query::QueryError::UnknownColumn { .. } => ApiError::not_found(e.to_string()),
+        other => other.into(),
+    })?;
     let t = Instant::now();
     let dl = deadline(&state);
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
@@ -949,6 +955,15 @@ pub async fn reload(
     State(state): AppStateRef,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let unauthorized = || ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: "missing or wrong bearer token".into(),
+    };
+    // No credentials at all is 401 (RFC 9110 §15.5.2), whether or not
+    // reload is enabled; credentials for a disabled reload are 403.
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(unauthorized());
+    }
     let Some(token) = state.config.admin_token.clone() else {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
@@ -969,10 +984,7 @@ pub async fn reload(
         sha2::Sha256::digest(g.as_bytes()) == sha2::Sha256::digest(token.as_bytes())
     });
     if !ok {
-        return Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "missing or wrong bearer token".into(),
-        });
+        return Err(unauthorized());
     }
     let _one_at_a_time = state.reload.lock().await;
     let roots = state.config.datasets.clone();

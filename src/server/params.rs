@@ -187,8 +187,14 @@ impl Params {
                     .or_else(|e| shade::parse_color(c).map(Colormap::single).map_err(|_| e))?
             };
         }
+        // As in Datashader, a colour key only matters to categorical
+        // aggregations; others ignore it (it is still checked to parse).
         if let Some(k) = self.get("color_key") {
-            st.color_key = Some(color_key(k, m, agg)?);
+            if agg.category_column().is_some() {
+                st.color_key = Some(color_key(k, m, agg)?);
+            } else {
+                shade::parse_color_list(k)?;
+            }
         }
         if let Some(s) = self.get("span") {
             let v: Vec<f64> = s
