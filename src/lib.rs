@@ -10,7 +10,6 @@
 pub mod datagen;
 pub mod geo;
 pub mod ingest;
-pub mod overview;
 pub mod pack;
 pub mod query;
 pub mod raster;

@@ -209,14 +209,16 @@ struct PackArgs {
     /// Finest precomputed overview level (zoom + log2 tile size, 8..=16;
     /// 0 for none): count / count_cat tiles up to it are served from the
     /// overview instead of the rows.
-    #[arg(long, default_value_t = pointillist::overview::DEFAULT_LEVEL,
+    #[arg(long, default_value_t = pointillist::store::overview::DEFAULT_LEVEL,
           value_parser = parse_overview_level)]
     overview_level: u32,
 }
 
 fn parse_overview_level(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
-    if v == 0 || (pointillist::overview::MIN_LEVEL..=pointillist::overview::MAX_LEVEL).contains(&v)
+    if v == 0
+        || (pointillist::store::overview::MIN_LEVEL..=pointillist::store::overview::MAX_LEVEL)
+            .contains(&v)
     {
         Ok(v)
     } else {

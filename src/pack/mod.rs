@@ -2,6 +2,7 @@
 //! (in memory, or by external merge sort when the input exceeds the memory
 //! limit), cut partitions with zone maps and write the dataset atomically.
 
+mod overview;
 mod stats;
 mod writer;
 
@@ -87,7 +88,7 @@ pub struct PackOptions {
     /// Draw progress bars (on a terminal).
     pub progress: bool,
     /// Finest overview level (zoom + log2 tile size) to precompute; 0 for
-    /// no overview. See [`crate::overview`].
+    /// no overview. See [`crate::store::overview`].
     pub overview_level: u32,
 }
 
@@ -102,7 +103,7 @@ impl PackOptions {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             force: false,
             progress: false,
-            overview_level: crate::overview::DEFAULT_LEVEL,
+            overview_level: crate::store::overview::DEFAULT_LEVEL,
         }
     }
 }
@@ -445,8 +446,8 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         let t = Instant::now();
         let ds = crate::store::Dataset::open_with_manifest(&stage.path, manifest)
             .map_err(|e| PackError::Options(format!("reopening the packed data: {e}")))?;
-        let info = crate::overview::build(&ds, &stage.path, opts.overview_level)
-            .map_err(io(&stage.path))?;
+        let info =
+            overview::build(&ds, &stage.path, opts.overview_level).map_err(io(&stage.path))?;
         tracing::info!(
             levels = info.levels.len(),
             cells = info.levels.last().map_or(0, |l| l.cells),

@@ -7,7 +7,7 @@
 //! only the selected rows of sparse words.
 
 use super::masks::{FilterBits, PartBits, all_set, and_bools, and_shifted};
-use super::{BoundFilters, Filter, QueryError, RowSpan, all_rows, plan_rows, require};
+use super::{BoundFilters, CHUNK, Filter, QueryError, RowSpan, all_rows, plan_rows, require};
 use crate::geo::MercatorBox;
 use crate::store::column::{AsF64, CatColumn, NumColumn};
 use crate::store::{ColumnKind, Dataset, Partition};
@@ -18,8 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most bins a numeric histogram may have.
 pub const MAX_BINS: usize = 1000;
-/// Rows per task: the per-row scratch (one byte a row) stays in L1/L2.
-pub(crate) const CHUNK: usize = 1 << 14;
 /// Copies of the bins a numeric histogram rotates over.
 const LANES: usize = 8;
 

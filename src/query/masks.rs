@@ -57,8 +57,8 @@ impl FilterBits {
                 let mut words = vec![0u64; n.div_ceil(64)];
                 let mut mask = Vec::new();
                 // Chunks of whole words keep the byte mask small.
-                for (w, chunk) in words.chunks_mut(super::histogram::CHUNK / 64).enumerate() {
-                    let start = w * super::histogram::CHUNK;
+                for (w, chunk) in words.chunks_mut(super::CHUNK / 64).enumerate() {
+                    let start = w * super::CHUNK;
                     let end = (start + chunk.len() * 64).min(n);
                     bound.mask(start..end, &mut mask);
                     for (word, bits) in chunk.iter_mut().zip(mask.chunks(64)) {

@@ -9,6 +9,9 @@ use crate::store::column::{CatColumn, NumColumn};
 use crate::store::{ColumnKind, Dataset, Manifest, Partition};
 use std::ops::Range;
 
+/// Rows per task of the column scans (histograms, filter bitsets): the
+/// per-row scratch (one byte a row) stays in L1/L2.
+pub(crate) const CHUNK: usize = 1 << 14;
 /// Largest grid side accepted for viewports and tiles.
 pub const MAX_GRID_SIDE: u32 = 8192;
 

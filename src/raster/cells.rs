@@ -168,7 +168,7 @@ impl QueryCells {
         ds: &Dataset,
         level: u32,
         agg: &Agg,
-        overview_answers: impl FnOnce(&crate::overview::Overview) -> bool,
+        overview_answers: impl FnOnce(&crate::store::Overview) -> bool,
     ) -> bool {
         level <= CELL_LEVEL
             && Self::supports(ds, agg)

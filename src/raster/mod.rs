@@ -17,6 +17,7 @@
 
 pub mod cells;
 pub mod npy;
+mod overview;
 pub mod pyramid;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};

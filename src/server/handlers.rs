@@ -1,6 +1,6 @@
 //! Route handlers.
 
-use super::params::{Params, RENDER_PARAMS};
+use super::params::{Params, RenderQuery};
 use super::{ApiError, AppState, CachedTile, Catalog};
 use crate::geo::{self, TileId};
 use crate::query::histogram::{Histogram, MAX_BINS};
@@ -217,13 +217,8 @@ pub async fn tilejson(
 ) -> Result<Json<Value>, ApiError> {
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let p = Params::parse(q.as_deref())?;
-    p.only(&[RENDER_PARAMS])?;
     // Validate now, so a bad URL fails here and not in every tile.
-    let agg = p.agg(m)?;
-    p.filters(m)?;
-    p.style(m, &agg)?;
-    p.tile_size()?;
+    RenderQuery::parse(q.as_deref(), m, &[])?;
     let suffix = q
         .filter(|s| !s.is_empty())
         .map(|s| format!("?{s}"))
@@ -739,13 +734,14 @@ pub async fn legend(
 ) -> Result<Json<Value>, ApiError> {
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let p = Params::parse(q.as_deref())?;
-    p.only(&[RENDER_PARAMS, &["z"]])?;
-    let agg = p.agg(m)?;
-    let filters = p.filters(m)?;
-    let style = p.style(m, &agg)?;
+    let (r, p) = RenderQuery::parse(q.as_deref(), m, &["z"])?;
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size: size,
+    } = r;
     let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)? as u8;
-    let size = p.tile_size()?;
     if let Some(col) = agg.category_column().and_then(|c| m.column(c)) {
         let key = style
             .color_key
@@ -814,12 +810,13 @@ pub async fn tile(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let p = Params::parse(q.as_deref())?;
-    p.only(&[RENDER_PARAMS])?;
-    let agg = p.agg(m)?;
-    let filters = p.filters(m)?;
-    let style = p.style(m, &agg)?;
-    let mut size = p.tile_size()?;
+    let (r, _) = RenderQuery::parse(q.as_deref(), m, &[])?;
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size: mut size,
+    } = r;
     if retina {
         size = 512;
     }

@@ -11,7 +11,7 @@ mod error;
 mod handlers;
 mod listen;
 mod openapi;
-mod params;
+pub mod params;
 
 pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;

@@ -27,6 +27,46 @@ pub const RENDER_PARAMS: &[&str] = &[
     "filter",
 ];
 
+/// The rendering parameters that tiles, TileJSON and legends share, parsed
+/// and checked against a dataset by one function.
+#[derive(Debug, Clone)]
+pub struct RenderQuery {
+    /// The reduction.
+    pub agg: Agg,
+    /// Filters, in canonical order.
+    pub filters: Vec<Filter>,
+    /// How the grid becomes pixels.
+    pub style: Style,
+    /// 256 or 512.
+    pub tile_size: u32,
+}
+
+impl RenderQuery {
+    /// Parse a raw query string; `extra` names the endpoint's own
+    /// parameters besides [`RENDER_PARAMS`], which are returned for it.
+    pub fn parse(
+        raw: Option<&str>,
+        m: &Manifest,
+        extra: &[&str],
+    ) -> Result<(RenderQuery, Params), ApiError> {
+        let p = Params::parse(raw)?;
+        p.only(&[RENDER_PARAMS, extra])?;
+        let agg = p.agg(m)?;
+        let filters = p.filters(m)?;
+        let style = p.style(m, &agg)?;
+        let tile_size = p.tile_size()?;
+        Ok((
+            RenderQuery {
+                agg,
+                filters,
+                style,
+                tile_size,
+            },
+            p,
+        ))
+    }
+}
+
 /// Decoded query parameters, keeping repeated keys in order.
 #[derive(Debug, Default, Clone)]
 pub struct Params(pub Vec<(String, String)>);

@@ -178,7 +178,7 @@ pub struct Manifest {
 pub const OVERVIEW_FILE: &str = "overview.bin";
 
 /// Layout of [`OVERVIEW_FILE`]: little-endian arrays at the given byte
-/// offsets (each 8-byte aligned). See [`crate::overview`].
+/// offsets (each 8-byte aligned). See [`crate::store::overview`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverviewInfo {
     /// Size of the file in bytes, checked before mapping it.

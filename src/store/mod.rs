@@ -8,6 +8,7 @@
 pub mod column;
 pub mod files;
 pub mod manifest;
+pub mod overview;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, UInt32Type};
@@ -19,6 +20,7 @@ use arrow_ipc::{Block, root_as_footer};
 use arrow_schema::{DataType, Schema, SchemaRef};
 pub use files::{FileWatch, ReadGuard, Retired};
 pub use manifest::*;
+pub use overview::Overview;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -131,7 +133,7 @@ pub struct Dataset {
     /// Partitions in Hilbert order.
     pub partitions: Vec<Partition>,
     /// Precomputed overviews, when the dataset was packed with them.
-    pub overview: Option<crate::overview::Overview>,
+    pub overview: Option<Overview>,
     /// The mapped files, guarded against changes in place: readers of the
     /// mappings in a long-lived process [`FileWatch::enter`] first.
     pub files: FileWatch,
@@ -220,7 +222,7 @@ impl Dataset {
         let (schema, partitions) = decoded.map_err(corrupt)?;
         let mut files = FileWatch::default();
         files.add(&dpath, file, len);
-        let overview = crate::overview::Overview::open(&dir, &manifest, &mut files)?;
+        let overview = overview::Overview::open(&dir, &manifest, &mut files)?;
         Ok(Dataset {
             dir,
             manifest,
