@@ -6,6 +6,7 @@
 #
 # usage: scripts/loadtest.sh [DATASET_DIR=bench-data/towers-40000000.pack]
 #   DURATION=30 (s per run)  SOAK=300 (s, 0 to skip)  PORT=8097  POINTILLIST=target/release/pointillist
+#   HOSTILE=1 (hostile mix; 0 to skip)  HOSTILE_CONNS=2  SLOW_CLIENTS=200
 # Installs wrk (Debian package) when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,54 @@ for col in range created radio; do
     "$(printf '%s\n' "${same[@]}" | median_ms)" "$(printf '%s\n' "${brush[@]}" | median_ms)"
 done
 stop_server
+
+# Hostile mix: the normal trace at concurrency 8, alone, then beside hostile
+# traffic: world-view counts and histograms (the explorer's own world view,
+# which once aborted the server), grids over the request budget (413),
+# whole-world aggregates and wide point searches, plus slow clients holding
+# connections open one header byte a second. Reports p99 of the normal
+# requests with and without it, the hostile share, and whether the server
+# survived.
+if [ "${HOSTILE:-1}" = 1 ]; then
+  HOSTILE_TRACE="$OUT/hostile.txt"
+  W="bbox=-180,-85.051129,180,85.051129"
+  cat > "$HOSTILE_TRACE" <<EOT
+/datasets/$NAME/count?$W
+/datasets/$NAME/histogram/range?$W&filter=radio:in:LTE
+/datasets/$NAME/aggregate?$W&width=4096&height=4096&agg=std:range
+/datasets/$NAME/aggregate?$W&width=4096&height=4096&agg=count_cat:radio
+/datasets/$NAME/aggregate?$W&width=1024&height=1024&agg=count
+/datasets/$NAME/points?lon=0&lat=20&z=0&radius_px=64&limit=100
+/datasets/$NAME/count?bbox=-180,-90,180,90&filter=range:1..2500
+/tiles/$NAME/0/0/0.png?agg=mean:range&filter=range:1..9999&tile_size=512
+EOT
+  start_server 0
+  wrk -t1 -c4 -d10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$TRACE" >/dev/null
+  base=$(wrk -t2 -c8 -d"${DURATION}s" --timeout 10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$TRACE" | grep '^RESULT')
+  python3 scripts/slow_clients.py --port "$PORT" --connections "${SLOW_CLIENTS:-200}" --seconds "$DURATION" > "$OUT/slow.txt" &
+  SLOW=$!
+  wrk -t1 -c"${HOSTILE_CONNS:-2}" -d"${DURATION}s" --timeout 10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$HOSTILE_TRACE" > "$OUT/hostile-wrk.txt" &
+  HWRK=$!
+  mixed=$(wrk -t2 -c8 -d"${DURATION}s" --timeout 10s -s scripts/loadtest.lua "http://127.0.0.1:$PORT" -- "$TRACE" | grep '^RESULT')
+  wait "$HWRK" || true; wait "$SLOW" || true
+  hostile=$(grep '^RESULT' "$OUT/hostile-wrk.txt")
+  alive=$(kill -0 "$SERVER" 2>/dev/null && curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && echo yes || echo NO)
+  python3 - "$base" "$mixed" "$hostile" "$(cat "$OUT/slow.txt")" "$alive" "$(hwm_mb)" <<'PY'
+import sys
+def kv(line):
+    return {k: float(v) for k, v in (f.split("=") for f in line.split()[1:])}
+base, mixed, hostile = kv(sys.argv[1]), kv(sys.argv[2]), kv(sys.argv[3])
+share = hostile["requests"] / (hostile["requests"] + mixed["requests"]) * 100
+print(f"hostile mix (concurrency 8, normal trace): p99 alone {base['p99_ms']:.1f} ms, "
+      f"beside hostile traffic {mixed['p99_ms']:.1f} ms (p50 {base['p50_ms']:.1f} -> {mixed['p50_ms']:.1f} ms); "
+      f"normal errors {int(mixed['errors_status'] + mixed['errors_other'])}")
+print(f"hostile requests: {int(hostile['requests'])} ({share:.1f}% of all), "
+      f"{int(hostile['errors_status'])} refused with 4xx/5xx as designed (413 over budget)")
+print(f"slow clients: {sys.argv[4]}")
+print(f"server alive after the run: {sys.argv[5]}; peak RSS {sys.argv[6]} MB")
+PY
+  stop_server
+fi
 
 printf '\n%-6s %-5s %10s %8s %8s %8s %8s %10s %8s %9s\n' cache conc requests errors p50_ms p90_ms p99_ms tiles/s rss_MB peak_MB
 for cache in 0 256; do
