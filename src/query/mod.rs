@@ -3,6 +3,7 @@
 
 pub mod histogram;
 pub mod masks;
+pub mod points;
 
 use crate::geo::{MercatorBox, TileId, cover_key_ranges};
 use crate::store::column::{CatColumn, NumColumn};

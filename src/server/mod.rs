@@ -5,13 +5,18 @@
 //! queue; a request past its deadline is cancelled (the kernels poll a flag)
 //! and answered 503.
 
+mod admin;
 mod assets;
+mod caches;
 mod catalog;
+mod crossfilter;
+mod data;
 mod error;
-mod handlers;
 mod listen;
+mod metadata;
 mod openapi;
 pub mod params;
+mod tiles;
 
 pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;
@@ -163,6 +168,9 @@ impl ServerConfig {
     }
 }
 
+/// The state every handler extracts.
+pub(crate) type AppStateRef = State<Arc<AppState>>;
+
 /// A rendered, cached tile.
 #[derive(Debug)]
 pub struct CachedTile {
@@ -257,6 +265,25 @@ impl AppState {
     pub fn cells_fit(&self, ds: &crate::store::Dataset, agg: &crate::query::Agg) -> bool {
         self.config.cells_mb > 0
             && QueryCells::estimate_bytes(ds, agg) <= (self.config.cells_mb << 20) / 2
+    }
+
+    /// The deadline of a request starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.config.timeout_ms)
+    }
+
+    /// The opening every dataset endpoint shares: the dataset by name, and
+    /// the query string parsed and held to the endpoint's parameters.
+    pub(crate) fn request(
+        &self,
+        name: &str,
+        raw: Option<&str>,
+        allowed: &[&str],
+    ) -> Result<(Arc<Entry>, params::Params), ApiError> {
+        let entry = self.dataset(name)?;
+        let p = params::Params::parse(raw)?;
+        p.only(&[allowed])?;
+        Ok((entry, p))
     }
 
     /// Queries whose cells are cached (after the cache's pending upkeep).
@@ -451,22 +478,22 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/static/{*path}", get(assets::file))
-        .route("/health", get(handlers::health))
+        .route("/health", get(metadata::health))
         .route("/metrics", get(metrics_endpoint))
         .route("/openapi.json", get(openapi::openapi))
-        .route("/datasets", get(handlers::datasets))
-        .route("/datasets/{name}", get(handlers::dataset))
-        .route("/datasets/{name}/tilejson", get(handlers::tilejson))
+        .route("/datasets", get(metadata::datasets))
+        .route("/datasets/{name}", get(metadata::dataset))
+        .route("/datasets/{name}/tilejson", get(metadata::tilejson))
         .route(
             "/datasets/{name}/histogram/{column}",
-            get(handlers::histogram),
+            get(crossfilter::histogram),
         )
-        .route("/datasets/{name}/count", get(handlers::count))
-        .route("/datasets/{name}/aggregate", get(handlers::aggregate))
-        .route("/datasets/{name}/points", get(handlers::points))
-        .route("/datasets/{name}/legend", get(handlers::legend))
-        .route("/tiles/{name}/{z}/{x}/{file}", get(handlers::tile))
-        .route("/admin/reload", post(handlers::reload))
+        .route("/datasets/{name}/count", get(crossfilter::count))
+        .route("/datasets/{name}/aggregate", get(data::aggregate))
+        .route("/datasets/{name}/points", get(data::points))
+        .route("/datasets/{name}/legend", get(metadata::legend))
+        .route("/tiles/{name}/{z}/{x}/{file}", get(tiles::tile))
+        .route("/admin/reload", post(admin::reload))
         .fallback(not_found)
         .layer(middleware::from_fn(track))
         .layer(CompressionLayer::new())

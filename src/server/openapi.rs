@@ -303,7 +303,7 @@ pub fn document(cat: &Catalog) -> Value {
         q(
             what,
             "Grid side in pixels",
-            json!({"type": "integer", "minimum": 1, "maximum": super::handlers::MAX_AGGREGATE_SIDE, "default": 256}),
+            json!({"type": "integer", "minimum": 1, "maximum": super::data::MAX_AGGREGATE_SIDE, "default": 256}),
         )
     };
     let png = json!({"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}});

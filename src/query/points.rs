@@ -1,0 +1,182 @@
+//! The points under a cursor: the nearest rows within a radius in screen
+//! pixels, with their attributes.
+
+use super::{Budget, Filter, QueryError, bind_filters, plan_rows};
+use crate::geo;
+use crate::store::column::{CatColumn, NumColumn};
+use crate::store::{ColumnKind, Dataset};
+use std::collections::BinaryHeap;
+
+/// Most points one search returns.
+pub const MAX_POINTS: usize = 100;
+/// Largest search radius, in screen pixels.
+pub const MAX_RADIUS_PX: f64 = 64.0;
+
+/// Where and how wide to look.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cursor {
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Latitude, degrees (clamped to the Web Mercator square).
+    pub lat: f64,
+    /// Zoom of the map the cursor is on.
+    pub z: u32,
+    /// Tile side of that map, in pixels.
+    pub tile_size: u32,
+    /// Search radius in screen pixels, 0..=[`MAX_RADIUS_PX`].
+    pub radius_px: f64,
+    /// Most points returned, 1..=[`MAX_POINTS`].
+    pub limit: usize,
+}
+
+/// One attribute value of a row, as a client shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attr {
+    /// No value (null or NaN).
+    Null,
+    /// A number.
+    Number(f64),
+    /// A time, in epoch milliseconds.
+    Time(f64),
+    /// A category label or a string.
+    Text(String),
+}
+
+/// A point found near the cursor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    /// Longitude of the point (the centre of its quantized cell).
+    pub lon: f64,
+    /// Latitude.
+    pub lat: f64,
+    /// Distance from the cursor in screen pixels.
+    pub distance_px: f64,
+    /// Every column's value, in manifest order.
+    pub attributes: Vec<(String, Attr)>,
+}
+
+/// A candidate: distance, partition, row; ordered by distance, then
+/// position, so results are deterministic.
+#[derive(PartialEq)]
+struct Hit(f64, usize, usize);
+
+impl Eq for Hit {}
+
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Hit {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .total_cmp(&other.0)
+            .then(self.1.cmp(&other.1))
+            .then(self.2.cmp(&other.2))
+    }
+}
+
+/// The points within `cursor.radius_px` of the cursor that pass `filters`,
+/// nearest first, at most `cursor.limit`. Memory is bounded by the limit
+/// however many rows lie under the cursor, and `budget`'s cancel flag is
+/// polled between row spans.
+pub fn nearest(
+    ds: &Dataset,
+    cursor: &Cursor,
+    filters: &[Filter],
+    budget: Budget<'_>,
+) -> Result<Vec<Found>, QueryError> {
+    let valid = cursor.lon.is_finite()
+        && cursor.lat.is_finite()
+        && (0.0..=MAX_RADIUS_PX).contains(&cursor.radius_px)
+        && (1..=MAX_POINTS).contains(&cursor.limit)
+        && cursor.z <= geo::MAX_ZOOM as u32
+        && matches!(cursor.tile_size, 256 | 512);
+    if !valid {
+        return Err(QueryError::BadView(format!(
+            "a point search needs finite lon/lat, z 0..={}, tile_size 256 or 512, radius_px 0..={MAX_RADIUS_PX} and limit 1..={MAX_POINTS}",
+            geo::MAX_ZOOM
+        )));
+    }
+    let (mx, my) = geo::lnglat_to_meters(cursor.lon, cursor.lat.clamp(-geo::MAX_LAT, geo::MAX_LAT));
+    let (cx, cy) = geo::quantize(mx, my);
+    // Quantized units per screen pixel at this zoom.
+    let px = 2f64.powi(32 - cursor.z as i32) / cursor.tile_size as f64;
+    let r = (cursor.radius_px * px).max(1.0);
+    let lo = |c: u32| (c as f64 - r).max(0.0) as u32;
+    let hi = |c: u32| (c as f64 + r).min(u32::MAX as f64) as u32;
+    let ranges = geo::cover_key_ranges(lo(cx), hi(cx), lo(cy), hi(cy), 16);
+    // The `limit` nearest so far, farthest on top.
+    let mut hits: BinaryHeap<Hit> = BinaryHeap::with_capacity(cursor.limit + 1);
+    for span in plan_rows(ds, &ranges, 1 << 16) {
+        if budget.cancelled() {
+            return Err(QueryError::Cancelled);
+        }
+        let part = &ds.partitions[span.partition];
+        let Some(f) = bind_filters(&ds.manifest, part, filters) else {
+            continue;
+        };
+        for row in span.rows {
+            let dx = part.qx()[row] as f64 - cx as f64;
+            let dy = part.qy()[row] as f64 - cy as f64;
+            let d = (dx * dx + dy * dy).sqrt() / px;
+            if d <= cursor.radius_px && f.test(row) {
+                hits.push(Hit(d, span.partition, row));
+                if hits.len() > cursor.limit {
+                    hits.pop();
+                }
+            }
+        }
+    }
+    Ok(hits
+        .into_sorted_vec()
+        .into_iter()
+        .map(|Hit(d, part, row)| {
+            let p = &ds.partitions[part];
+            let (x, y) = geo::dequantize(p.qx()[row], p.qy()[row]);
+            let (lon, lat) = geo::meters_to_lnglat(x, y);
+            Found {
+                lon,
+                lat,
+                distance_px: d,
+                attributes: attributes(ds, part, row),
+            }
+        })
+        .collect())
+}
+
+/// Every column's value at `row` of partition `part`.
+pub fn attributes(ds: &Dataset, part: usize, row: usize) -> Vec<(String, Attr)> {
+    let p = &ds.partitions[part];
+    let number = |v: f64| (!v.is_nan()).then_some(v);
+    ds.manifest
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let array = p.column(&c.name)?;
+            let v = match c.kind {
+                ColumnKind::Numeric => NumColumn::new(array)
+                    .and_then(|n| number(n.get(row)))
+                    .map(Attr::Number),
+                ColumnKind::Temporal => NumColumn::new(array)
+                    .and_then(|n| number(n.get(row)))
+                    .map(|us| Attr::Time((us / 1000.0).round())),
+                ColumnKind::Categorical => CatColumn::new(array)
+                    .and_then(|k| k.get(row))
+                    .and_then(|k| c.categories.get(k))
+                    .map(|l| Attr::Text(l.clone())),
+                ColumnKind::String => {
+                    use arrow_array::Array;
+                    use arrow_array::cast::AsArray;
+                    array
+                        .as_string_opt::<i32>()
+                        .filter(|s| s.is_valid(row))
+                        .map(|s| Attr::Text(s.value(row).to_string()))
+                }
+                ColumnKind::Other => None,
+            };
+            Some((c.name.clone(), v.unwrap_or(Attr::Null)))
+        })
+        .collect()
+}

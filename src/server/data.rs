@@ -1,0 +1,167 @@
+//! Data: raw aggregate grids and the points under a cursor.
+
+use super::{ApiError, AppStateRef};
+use crate::geo;
+use crate::query::View;
+use crate::query::points::{self, Attr, Cursor};
+use crate::raster::npy;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Longest side of a raw aggregate grid.
+pub const MAX_AGGREGATE_SIDE: u32 = 4096;
+
+/// Most cells a JSON aggregate may hold.
+pub const MAX_JSON_CELLS: usize = 1 << 18;
+
+/// `GET /datasets/{name}/aggregate`: the raw grid as `.npy` or JSON.
+pub async fn aggregate(
+    State(state): AppStateRef,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let (entry, p) = state.request(
+        &name,
+        q.as_deref(),
+        &["bbox", "width", "height", "agg", "filter", "format"],
+    )?;
+    let m = &entry.dataset.manifest;
+    let bbox = p
+        .bbox()?
+        .ok_or_else(|| ApiError::bad_request("missing parameter bbox=west,south,east,north"))?;
+    let width = p.num("width", 256u32, 1, MAX_AGGREGATE_SIDE)?;
+    let height = p.num("height", 256u32, 1, MAX_AGGREGATE_SIDE)?;
+    let agg = p.agg(m)?;
+    let filters = p.filters(m)?;
+    let format = p.get("format").unwrap_or("npy").to_string();
+    if format != "npy" && format != "json" {
+        return Err(ApiError::bad_request(format!(
+            "format must be npy or json, got {format:?}"
+        )));
+    }
+    let view = View::viewport(bbox, width, height)?;
+    let ncat = agg
+        .category_column()
+        .and_then(|c| m.column(c))
+        .map_or(1, |c| c.categories.len().max(1));
+    if format == "json" && (width as usize) * (height as usize) * ncat > MAX_JSON_CELLS {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "a JSON grid may hold at most {MAX_JSON_CELLS} cells; use format=npy or a smaller width/height"
+            ),
+        });
+    }
+    let limits = state.config.limits();
+    // Refused before it waits for a render slot.
+    limits.check_grid(&view, &agg, ncat)?;
+    let a = state
+        .compute_on(entry.clone(), state.deadline(), move |cancel| {
+            crate::raster::aggregate_within(
+                &entry.dataset,
+                &view,
+                &agg,
+                &filters,
+                crate::query::Budget {
+                    cancel: Some(cancel),
+                    limits,
+                },
+            )
+        })
+        .await??;
+    metrics::counter!("pointillist_rows_scanned_total").increment(a.rows_scanned);
+    if format == "json" {
+        return Ok(Json(npy::to_json(&a.grid)).into_response());
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"aggregate.npy\""),
+            ),
+        ],
+        npy::to_npy(&a.grid),
+    )
+        .into_response())
+}
+
+/// `GET /datasets/{name}/points`: the points near a cursor, nearest first.
+pub async fn points(
+    State(state): AppStateRef,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let (entry, p) = state.request(
+        &name,
+        q.as_deref(),
+        &[
+            "lon",
+            "lat",
+            "z",
+            "radius_px",
+            "limit",
+            "filter",
+            "tile_size",
+        ],
+    )?;
+    let m = &entry.dataset.manifest;
+    let lon = p.float("lon")?;
+    let lat = p.float("lat")?;
+    if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
+        return Err(ApiError::bad_request(
+            "lon must be in -180..180 and lat in -90..90",
+        ));
+    }
+    let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)?;
+    let radius = p.num("radius_px", 8.0f64, 0.0, points::MAX_RADIUS_PX)?;
+    let limit = p.num("limit", 5usize, 1, points::MAX_POINTS)?;
+    let tile_size = p.tile_size()?;
+    let filters = p.filters(m)?;
+    let cursor = Cursor {
+        lon,
+        lat,
+        z,
+        tile_size,
+        radius_px: radius,
+        limit,
+    };
+    let found = state
+        .compute_on(entry.clone(), state.deadline(), move |cancel| {
+            points::nearest(
+                &entry.dataset,
+                &cursor,
+                &filters,
+                crate::query::Budget {
+                    cancel: Some(cancel),
+                    ..Default::default()
+                },
+            )
+        })
+        .await??;
+    let found: Vec<Value> = found
+        .into_iter()
+        .map(|f| {
+            let attributes: serde_json::Map<String, Value> = f
+                .attributes
+                .into_iter()
+                .map(|(name, v)| {
+                    let v = match v {
+                        Attr::Null => Value::Null,
+                        Attr::Number(x) | Attr::Time(x) => json!(x),
+                        Attr::Text(t) => json!(t),
+                    };
+                    (name, v)
+                })
+                .collect();
+            json!({"lon": f.lon, "lat": f.lat, "distance_px": f.distance_px, "attributes": attributes})
+        })
+        .collect();
+    Ok(Json(json!({"points": found})))
+}

@@ -1,0 +1,191 @@
+//! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png`, cached, with ETags.
+
+use super::caches::{query_cells, zoom_stats};
+use super::params::RenderQuery;
+use super::{ApiError, AppStateRef, CachedTile};
+use crate::geo::TileId;
+use crate::query::View;
+use crate::raster::cells::QueryCells;
+use crate::render::{self, Scale};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use sha2::Digest;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Parse `{y}.png` / `{y}@2x.png`.
+fn parse_tile_file(file: &str) -> Result<(u64, bool), ApiError> {
+    let stem = file
+        .strip_suffix(".png")
+        .ok_or_else(|| ApiError::bad_request(format!("tile must end in .png, got {file:?}")))?;
+    let (y, retina) = match stem.strip_suffix("@2x") {
+        Some(y) => (y, true),
+        None => (stem, false),
+    };
+    Ok((parse_coord("y", y)?, retina))
+}
+
+fn parse_coord(what: &str, s: &str) -> Result<u64, ApiError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 10 {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be a non-negative integer, got {s:?}"
+        )));
+    }
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("{what} is out of range: {s:?}")))
+}
+
+/// `GET /tiles/{name}/{z}/{x}/{y}.png`.
+pub async fn tile(
+    State(state): AppStateRef,
+    Path((name, z, x, file)): Path<(String, String, String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let dl = state.deadline();
+    let z = parse_coord("z", &z)?;
+    let x = parse_coord("x", &x)?;
+    let (y, retina) = parse_tile_file(&file)?;
+    let tile = TileId::new(z.min(u32::MAX as u64) as u32, x, y)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let entry = state.dataset(&name)?;
+    let m = &entry.dataset.manifest;
+    let (r, _) = RenderQuery::parse(q.as_deref(), m, &[])?;
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size: mut size,
+    } = r;
+    if retina {
+        size = 512;
+    }
+    let view = View::tile(tile, size)?;
+    let limits = state.config.limits();
+    let ncat = agg
+        .category_column()
+        .and_then(|c| m.column(c))
+        .map_or(1, |c| c.categories.len());
+    limits.check_grid(&view, &agg, ncat)?;
+    let key = format!(
+        "{}|{}|{}/{}/{}|{size}|{}|{:?}|{:?}",
+        entry.generation,
+        m.name,
+        tile.z,
+        tile.x,
+        tile.y,
+        agg.to_text(),
+        filters.iter().map(|f| f.to_text(m)).collect::<Vec<_>>(),
+        style
+    );
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
+    );
+    let cache_control = format!("public, max-age={}", state.config.tile_max_age);
+    let headers_out = |r: &mut Response| {
+        let h = r.headers_mut();
+        h.insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("hex etag"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&cache_control).expect("ascii"),
+        );
+    };
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        headers_out(&mut r);
+        return Ok(r);
+    }
+    let miss = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let render_tile = {
+        let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
+        async move {
+            miss.store(true, std::sync::atomic::Ordering::Relaxed);
+            let level = tile.z as u32 + size.trailing_zeros();
+            let cells = if state.cells_fit(&entry.dataset, &agg)
+                && QueryCells::wanted_for_tile(&entry.dataset, level, &agg, &filters)
+            {
+                Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
+            } else {
+                None
+            };
+            let norm = if style.scale == Scale::Zoom {
+                let stats = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, dl).await?;
+                render::zoom_normalization(&stats, &agg, &style)?
+            } else {
+                None
+            };
+            let (png, rows) = state
+                .compute_on(
+                    entry.clone(),
+                    dl,
+                    move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
+                        let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
+                        let r = match from_cells {
+                            Some((grid, read)) => render::shade_aggregate(
+                                crate::raster::Aggregate {
+                                    grid,
+                                    rows_scanned: read,
+                                    partitions_skipped: 0,
+                                },
+                                &agg,
+                                &style,
+                                norm.as_ref(),
+                            )?,
+                            None => render::render(
+                                &entry.dataset,
+                                &view,
+                                &agg,
+                                &filters,
+                                &style,
+                                norm.as_ref(),
+                                crate::query::Budget {
+                                    cancel: Some(cancel),
+                                    limits,
+                                },
+                            )?,
+                        };
+                        let png = crate::shade::encode_png(&r.image)?;
+                        Ok((png, r.aggregate.rows_scanned))
+                    },
+                )
+                .await??;
+            metrics::counter!("pointillist_rows_scanned_total").increment(rows);
+            Ok::<_, ApiError>(Arc::new(CachedTile {
+                png: Bytes::from(png),
+            }))
+        }
+    };
+    let tile_data = if state.config.cache_mb == 0 {
+        render_tile.await?
+    } else {
+        state
+            .tiles
+            .try_get_with(key, render_tile)
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())?
+    };
+    let hit = !miss.load(std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("pointillist_tile_cache_total", "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+    if !hit {
+        metrics::histogram!("pointillist_render_seconds").record(started.elapsed().as_secs_f64());
+    }
+    let mut r = ([(header::CONTENT_TYPE, "image/png")], tile_data.png.clone()).into_response();
+    headers_out(&mut r);
+    r.headers_mut().insert(
+        "x-cache",
+        HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+    );
+    Ok(r)
+}
