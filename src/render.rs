@@ -50,6 +50,44 @@ pub struct Style {
     pub scale: Scale,
 }
 
+impl Style {
+    /// A stable text form of everything that affects the pixels, for cache
+    /// keys and ETags: unlike `Debug`, it changes only when the pixels do.
+    pub fn canonical(&self) -> String {
+        let hex = |c: &[u8; 3]| format!("{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+        let list = |cs: &[[u8; 3]]| cs.iter().map(hex).collect::<Vec<_>>().join(",");
+        let s = &self.shade;
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        format!(
+            "how={};cmap={}{};alpha={};min_alpha={};span={};rdl={};base={};key={};spread={};shape={};dyn={};bg={};scale={}",
+            s.how,
+            if s.cmap.is_single_color() {
+                "single:"
+            } else {
+                ""
+            },
+            list(s.cmap.colors()),
+            s.alpha,
+            s.min_alpha,
+            opt(s.span.map(|(a, b)| format!("{a:e},{b:e}"))),
+            s.rescale_discrete_levels,
+            opt(s.color_baseline.map(|b| format!("{b:e}"))),
+            opt(self.color_key.as_deref().map(list)),
+            self.spread,
+            match self.shape {
+                Shape::Circle => "circle",
+                Shape::Square => "square",
+            },
+            opt(self.dynspread.map(|(t, p)| format!("{t:e},{p}"))),
+            opt(self.background.as_ref().map(hex)),
+            match self.scale {
+                Scale::Zoom => "zoom",
+                Scale::Tile => "tile",
+            },
+        )
+    }
+}
+
 impl Default for Style {
     fn default() -> Self {
         Style {

@@ -686,6 +686,52 @@ async fn time_filters_may_hold_colons() {
 }
 
 #[tokio::test]
+async fn etags_name_the_data_not_the_process() {
+    let s = server();
+    let a = get(&s, NY_TILE).await;
+    // A restarted server (a new load generation) or a replica on the same
+    // files gives the same ETag, so caches in front stay valid.
+    let again = AppState::new(ServerConfig {
+        datasets: vec![s.root.clone()],
+        ..ServerConfig::default()
+    });
+    let r = router(again)
+        .oneshot(Request::get(NY_TILE).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::ETAG], a.headers[header::ETAG]);
+    // Anything that changes the pixels changes it.
+    for q in [
+        "?how=log",
+        "?cmap=viridis",
+        "?spread=1",
+        "?filter=radio:in:LTE",
+        "?tile_size=512",
+    ] {
+        let b = get(&s, &format!("{NY_TILE}{q}")).await;
+        assert_ne!(b.headers[header::ETAG], a.headers[header::ETAG], "{q}");
+    }
+}
+
+#[test]
+fn style_keys_are_stable_text() {
+    use pointillist::render::Style;
+    let a = Style::default();
+    let mut b = Style::default();
+    assert_eq!(a.canonical(), b.canonical());
+    assert!(
+        a.canonical().starts_with("how=eq_hist;cmap="),
+        "{}",
+        a.canonical()
+    );
+    b.spread = 2;
+    assert_ne!(a.canonical(), b.canonical());
+    b = Style::default();
+    b.background = Some([0, 0, 0]);
+    assert!(b.canonical().contains("bg=000000"));
+}
+
+#[tokio::test]
 async fn requests_framed_two_ways_are_refused() {
     let s = server();
     let r = send(

@@ -1,6 +1,6 @@
 //! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png`, cached, with ETags.
 
-use super::caches::{query_cells, zoom_stats};
+use super::caches::{filters_text, query_cells, zoom_stats};
 use super::params::RenderQuery;
 use super::{ApiError, AppStateRef, CachedTile};
 use crate::geo::TileId;
@@ -70,20 +70,23 @@ pub async fn tile(
         .and_then(|c| m.column(c))
         .map_or(1, |c| c.categories.len());
     limits.check_grid(&view, &agg, ncat)?;
-    let key = format!(
-        "{}|{}|{}/{}/{}|{size}|{}|{:?}|{:?}",
-        entry.generation,
-        m.name,
+    // What the pixels depend on, in a stable encoding. The ETag names the
+    // data by its manifest (not the process-local load generation), so
+    // replicas serving the same files, and a restarted server, agree.
+    let pixels = format!(
+        "{}/{}/{}|{size}|{}|{}|{}",
         tile.z,
         tile.x,
         tile.y,
         agg.to_text(),
-        filters.iter().map(|f| f.to_text(m)).collect::<Vec<_>>(),
-        style
+        filters_text(&filters, m),
+        style.canonical()
     );
+    let key = format!("{}|{}|{pixels}", entry.generation, entry.name);
+    let data = format!("{}|{}|{}|{}", m.created, m.rows, m.data_bytes, m.name);
     let etag = format!(
         "\"{}\"",
-        hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
+        hex::encode(&sha2::Sha256::digest(format!("{data}|{pixels}").as_bytes())[..16])
     );
     let cache_control = format!("public, max-age={}", state.config.tile_max_age);
     let headers_out = |r: &mut Response| {
