@@ -11,13 +11,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Args, Parser, Subcommand};
 use pointillist::datagen::{DemoKind, GenOptions};
-use pointillist::geo::{MercatorBox, TileId};
+use pointillist::geo::TileId;
 use pointillist::ingest::{Crs, IngestOptions};
 use pointillist::pack::{self, PackOptions};
-use pointillist::query::{Agg, Filter, View};
+use pointillist::query::View;
 use pointillist::render::{self, Scale, Style};
 use pointillist::server::ServerConfig;
-use pointillist::shade::{self, Colormap, How};
+use pointillist::server::params::{Params, RenderQuery};
+use pointillist::shade;
 use pointillist::store::{ColumnKind, Dataset};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -120,6 +121,21 @@ struct RenderArgs {
     /// Colour scale of a tile: zoom (seamless, default) or tile.
     #[arg(long)]
     scale: Option<String>,
+    /// Spread shape: circle or square.
+    #[arg(long)]
+    shape: Option<String>,
+    /// Datashader's dynspread: threshold[,max_px].
+    #[arg(long)]
+    dynspread: Option<String>,
+    /// Alpha of coloured pixels (0..=255).
+    #[arg(long)]
+    alpha: Option<u8>,
+    /// Lowest alpha (0..=255, at most --alpha).
+    #[arg(long)]
+    min_alpha: Option<u8>,
+    /// Datashader's rescale_discrete_levels for eq_hist.
+    #[arg(long)]
+    rescale_discrete_levels: bool,
     /// COL:MIN..MAX or COL:in:A,B (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     filter: Vec<String>,
@@ -502,14 +518,41 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn render_cmd(a: RenderArgs) -> Result<()> {
     let ds = Dataset::open(&a.dir).with_context(|| format!("cannot open {}", a.dir.display()))?;
     let m = &ds.manifest;
-    let agg = Agg::parse(&a.agg)?;
-    agg.validate(m)?;
-    let filters: Vec<Filter> = a
-        .filter
-        .iter()
-        .map(|f| Filter::parse(f, m))
-        .collect::<Result<_, _>>()?;
-    let view = match (&a.tile, &a.bbox) {
+    // The flags are the server's query parameters, parsed by the same code.
+    let mut pairs: Vec<(String, String)> = vec![("agg".into(), a.agg.clone())];
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            pairs.push((k.to_string(), v));
+        }
+    };
+    put("how", a.how.clone());
+    put("cmap", a.cmap.clone());
+    put("color_key", a.color_key.clone());
+    put("span", a.span.clone());
+    put("spread", a.spread.map(|v| v.to_string()));
+    put("shape", a.shape.clone());
+    put("dynspread", a.dynspread.clone());
+    put("scale", a.scale.clone());
+    put("background", a.background.clone());
+    put("alpha", a.alpha.map(|v| v.to_string()));
+    put("min_alpha", a.min_alpha.map(|v| v.to_string()));
+    put(
+        "rescale_discrete_levels",
+        a.rescale_discrete_levels.then(|| "true".to_string()),
+    );
+    put("tile_size", Some(a.tile_size.to_string()));
+    put("bbox", a.bbox.clone());
+    for f in &a.filter {
+        pairs.push(("filter".into(), f.clone()));
+    }
+    let params = Params(pairs);
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size,
+    } = RenderQuery::from_params(&params, m)?;
+    let view = match (&a.tile, params.bbox()?) {
         (Some(t), None) => {
             let p: Vec<&str> = t.split('/').collect();
             let parse = |s: &str| {
@@ -518,54 +561,13 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             };
             anyhow::ensure!(p.len() == 3, "--tile must be z/x/y, got {t:?}");
             let tile = TileId::new(parse(p[0])? as u32, parse(p[1])?, parse(p[2])?)?;
-            View::tile(tile, a.tile_size)?
+            View::tile(tile, tile_size)?
         }
-        (None, Some(b)) => {
-            let v: Vec<f64> = b
-                .split(',')
-                .map(|x| x.trim().parse::<f64>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| anyhow::anyhow!("--bbox must be minlon,minlat,maxlon,maxlat"))?;
-            anyhow::ensure!(v.len() == 4, "--bbox must be minlon,minlat,maxlon,maxlat");
-            let bbox = MercatorBox::from_lnglat(v[0], v[1], v[2], v[3]);
+        (None, Some(bbox)) => {
             View::viewport(bbox, a.width.unwrap_or(256), a.height.unwrap_or(256))?
         }
         _ => anyhow::bail!("give either --tile z/x/y or --bbox with --width and --height"),
     };
-    let mut style = Style::default();
-    if let Some(h) = &a.how {
-        style.shade.how = h.parse::<How>()?;
-    }
-    if let Some(c) = &a.cmap {
-        style.shade.cmap = if c.contains(',') || c.starts_with('#') {
-            Colormap::from_hex_list(c)?
-        } else {
-            Colormap::named(c)?
-        };
-    }
-    if let Some(k) = &a.color_key {
-        let key: Vec<[u8; 3]> = k
-            .split(',')
-            .map(shade::parse_color)
-            .collect::<Result<_, _>>()?;
-        style.color_key = Some(key);
-    }
-    if let Some(s) = &a.span {
-        let v: Vec<f64> = s
-            .split(',')
-            .map(|x| x.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| anyhow::anyhow!("--span must be min,max"))?;
-        anyhow::ensure!(v.len() == 2 && v[0] <= v[1], "--span must be min,max");
-        style.shade.span = Some((v[0], v[1]));
-    }
-    style.spread = a.spread.unwrap_or(0);
-    if let Some(b) = &a.background {
-        style.background = Some(shade::parse_color(b)?);
-    }
-    if let Some(s) = &a.scale {
-        style.scale = s.parse::<Scale>().map_err(anyhow::Error::msg)?;
-    }
     let ext = a
         .out
         .extension()

@@ -51,19 +51,21 @@ impl RenderQuery {
     ) -> Result<(RenderQuery, Params), ApiError> {
         let p = Params::parse(raw)?;
         p.only(&[RENDER_PARAMS, extra])?;
+        Ok((RenderQuery::from_params(&p, m)?, p))
+    }
+
+    /// The same from parameters already decoded (the CLI's flags).
+    pub fn from_params(p: &Params, m: &Manifest) -> Result<RenderQuery, ApiError> {
         let agg = p.agg(m)?;
         let filters = p.filters(m)?;
         let style = p.style(m, &agg)?;
         let tile_size = p.tile_size()?;
-        Ok((
-            RenderQuery {
-                agg,
-                filters,
-                style,
-                tile_size,
-            },
-            p,
-        ))
+        Ok(RenderQuery {
+            agg,
+            filters,
+            style,
+            tile_size,
+        })
     }
 }
 

@@ -1,0 +1,122 @@
+//! `pointillist render` takes the server's parameters, parsed by the same
+//! code: every style option exists on both, and the same options give the
+//! same pixels.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use pointillist::server::{AppState, ServerConfig, router};
+use std::process::Command;
+use tower::ServiceExt;
+
+fn render(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pointillist"))
+        .arg("render")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cli_and_server_share_parameters_and_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    let ds = common::packed_towers(&root, "towers", 5_000, 4);
+    let state = AppState::new(ServerConfig {
+        datasets: vec![root.clone()],
+        ..ServerConfig::default()
+    });
+    for (flags, query) in [
+        (
+            vec![
+                "--how",
+                "log",
+                "--shape",
+                "square",
+                "--spread",
+                "1",
+                "--alpha",
+                "200",
+                "--min-alpha",
+                "10",
+            ],
+            "how=log&shape=square&spread=1&alpha=200&min_alpha=10",
+        ),
+        (
+            vec![
+                "--agg",
+                "count_cat:radio",
+                "--color-key",
+                "LTE:#ff0000,NR:blue",
+                "--dynspread",
+                "0.5,2",
+            ],
+            "agg=count_cat:radio&color_key=LTE:%23ff0000,NR:blue&dynspread=0.5,2",
+        ),
+        (
+            vec![
+                "--rescale-discrete-levels",
+                "--filter",
+                "created:2012-01-01..2017-12-31T23:59:59Z",
+                "--tile-size",
+                "512",
+            ],
+            "rescale_discrete_levels=true&filter=created:2012-01-01..2017-12-31T23:59:59Z&tile_size=512",
+        ),
+    ] {
+        let out = dir.path().join("t.png");
+        let mut args = vec![
+            ds.to_str().unwrap(),
+            "--tile",
+            "8/75/96",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend(flags.iter().copied());
+        let o = render(&args);
+        assert!(
+            o.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let cli = std::fs::read(&out).unwrap();
+        let r = router(state.clone())
+            .oneshot(
+                Request::get(format!("/tiles/towers/8/75/96.png?{query}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{query}");
+        let served = r.into_body().collect().await.unwrap().to_bytes();
+        assert!(cli == served, "{flags:?}: the CLI and the server disagree");
+    }
+    // The server's rules hold on the command line too.
+    for (flags, needle) in [
+        (vec!["--tile-size", "300"], "tile_size"),
+        (vec!["--how", "eq_hist", "--span", "1,2"], "span"),
+        (vec!["--alpha", "10", "--min-alpha", "20"], "min_alpha"),
+    ] {
+        let out = dir.path().join("bad.png");
+        let mut args = vec![
+            ds.to_str().unwrap(),
+            "--tile",
+            "8/75/96",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend(flags.iter().copied());
+        let o = render(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "{flags:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+}
