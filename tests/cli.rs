@@ -8,13 +8,18 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use pointillist::server::{AppState, ServerConfig, router};
+use std::path::Path;
 use std::process::Command;
 use tower::ServiceExt;
 
-fn render(args: &[&str]) -> std::process::Output {
+/// `pointillist render DS --tile 8/75/96 -o OUT FLAGS...`
+fn render(ds: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pointillist"))
         .arg("render")
-        .args(args)
+        .arg(ds)
+        .args(["--tile", "8/75/96", "-o"])
+        .arg(out)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
@@ -69,15 +74,7 @@ async fn cli_and_server_share_parameters_and_pixels() {
         ),
     ] {
         let out = dir.path().join("t.png");
-        let mut args = vec![
-            ds.to_str().unwrap(),
-            "--tile",
-            "8/75/96",
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend(flags.iter().copied());
-        let o = render(&args);
+        let o = render(&ds, &out, &flags);
         assert!(
             o.status.success(),
             "{flags:?}: {}",
@@ -103,15 +100,7 @@ async fn cli_and_server_share_parameters_and_pixels() {
         (vec!["--alpha", "10", "--min-alpha", "20"], "min_alpha"),
     ] {
         let out = dir.path().join("bad.png");
-        let mut args = vec![
-            ds.to_str().unwrap(),
-            "--tile",
-            "8/75/96",
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend(flags.iter().copied());
-        let o = render(&args);
+        let o = render(&ds, &out, &flags);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             !o.status.success() && err.contains(needle),
