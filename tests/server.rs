@@ -713,6 +713,36 @@ async fn etags_name_the_data_not_the_process() {
     }
 }
 
+#[tokio::test]
+async fn whole_column_passes_run_in_the_heavy_lane() {
+    let s = server();
+    // A new filter's bitset is a pass over its column: heavy. A tile of a
+    // few thousand rows: light.
+    assert_eq!(
+        get(&s, "/datasets/towers/histogram/radio?filter=range:10..4321")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, "/tiles/towers/9/150/192.png?agg=std:range")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let m = String::from_utf8(get(&s, "/metrics").await.body).unwrap();
+    let lane = |l: &str| {
+        m.lines()
+            .find(|x| {
+                x.starts_with("pointillist_computations_total")
+                    && x.contains(&format!("lane=\"{l}\""))
+            })
+            .and_then(|x| x.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(lane("heavy") >= 1.0 && lane("light") >= 1.0, "{m}");
+}
+
 #[test]
 fn style_keys_are_stable_text() {
     use pointillist::render::Style;

@@ -695,6 +695,27 @@ pub fn plan_rows(ds: &Dataset, ranges: &[(u64, u64)], chunk: usize) -> Vec<RowSp
     spans
 }
 
+/// Rows the key ranges hold (an upper bound on what a view reads), from
+/// binary searches only: what the server uses to tell a cheap request from
+/// a whole-map scan before it runs.
+pub fn rows_in(ds: &Dataset, ranges: &[(u64, u64)]) -> u64 {
+    plan_rows(ds, ranges, usize::MAX)
+        .iter()
+        .map(|s| s.rows.len() as u64)
+        .sum()
+}
+
+/// Rows inside a bbox (all rows without one), as [`rows_in`] counts them.
+pub fn rows_in_bbox(ds: &Dataset, bbox: Option<&MercatorBox>) -> u64 {
+    match bbox {
+        None => ds.rows(),
+        Some(b) => match b.qbounds() {
+            Some((x0, x1, y0, y1)) => rows_in(ds, &cover_key_ranges(x0, x1, y0, y1, 64)),
+            None => 0,
+        },
+    }
+}
+
 /// All rows of the dataset, chunked.
 pub fn all_rows(ds: &Dataset, chunk: usize) -> Vec<RowSpan> {
     plan_rows(ds, &[(0, u64::MAX)], chunk)

@@ -29,6 +29,27 @@ pub struct Cursor {
     pub limit: usize,
 }
 
+impl Cursor {
+    /// The cursor's quantized position, quantized units per screen pixel,
+    /// and the Hilbert key ranges covering the search disc.
+    fn search(&self) -> (u32, u32, f64, Vec<(u64, u64)>) {
+        let (mx, my) = geo::lnglat_to_meters(self.lon, self.lat.clamp(-geo::MAX_LAT, geo::MAX_LAT));
+        let (cx, cy) = geo::quantize(mx, my);
+        let px =
+            2f64.powi(32 - self.z.min(geo::MAX_ZOOM as u32) as i32) / self.tile_size.max(1) as f64;
+        let r = (self.radius_px * px).max(1.0);
+        let lo = |c: u32| (c as f64 - r).max(0.0) as u32;
+        let hi = |c: u32| (c as f64 + r).min(u32::MAX as f64) as u32;
+        let ranges = geo::cover_key_ranges(lo(cx), hi(cx), lo(cy), hi(cy), 16);
+        (cx, cy, px, ranges)
+    }
+
+    /// Rows a search reads at most (see [`super::rows_in`]).
+    pub fn rows_to_read(&self, ds: &Dataset) -> u64 {
+        super::rows_in(ds, &self.search().3)
+    }
+}
+
 /// One attribute value of a row, as a client shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attr {
@@ -99,14 +120,7 @@ pub fn nearest(
             geo::MAX_ZOOM
         )));
     }
-    let (mx, my) = geo::lnglat_to_meters(cursor.lon, cursor.lat.clamp(-geo::MAX_LAT, geo::MAX_LAT));
-    let (cx, cy) = geo::quantize(mx, my);
-    // Quantized units per screen pixel at this zoom.
-    let px = 2f64.powi(32 - cursor.z as i32) / cursor.tile_size as f64;
-    let r = (cursor.radius_px * px).max(1.0);
-    let lo = |c: u32| (c as f64 - r).max(0.0) as u32;
-    let hi = |c: u32| (c as f64 + r).min(u32::MAX as f64) as u32;
-    let ranges = geo::cover_key_ranges(lo(cx), hi(cx), lo(cy), hi(cy), 16);
+    let (cx, cy, px, ranges) = cursor.search();
     // The `limit` nearest so far, farthest on top.
     let mut hits: BinaryHeap<Hit> = BinaryHeap::with_capacity(cursor.limit + 1);
     for span in plan_rows(ds, &ranges, 1 << 16) {

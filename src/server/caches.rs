@@ -1,7 +1,7 @@
 //! The server's computed-once caches: zoom-wide colour scales and query
 //! cells, and the helper that runs a computation once per key.
 
-use super::{ApiError, AppState, Entry};
+use super::{ApiError, AppState, Entry, Lane};
 use crate::query::{Agg, Filter};
 use crate::raster::cells::QueryCells;
 use crate::raster::pyramid::ZoomStats;
@@ -77,14 +77,14 @@ pub(super) async fn zoom_stats(
         async move {
             let stats = if from_cells {
                 let cells = query_cells(&st, &e, &a, &f, deadline).await?;
-                st.compute_on(e.clone(), deadline, move |_| {
+                st.compute_on(e.clone(), Lane::Light, deadline, move |_| {
                     cells
                         .zoom_stats(&e.dataset, level)
                         .ok_or_else(|| ApiError::internal("zoom level finer than the cells"))
                 })
                 .await??
             } else {
-                st.compute_on(e.clone(), deadline, move |cancel| {
+                st.compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
                     crate::raster::pyramid::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
                 .await??
@@ -120,7 +120,7 @@ pub(super) async fn query_cells(
         "pointillist_query_cells_seconds",
         async move {
             Ok(st
-                .compute_on(e.clone(), deadline, move |cancel| {
+                .compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
                     QueryCells::compute(&e.dataset, &a, &f, Some(cancel))
                 })
                 .await??)

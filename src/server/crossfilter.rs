@@ -1,10 +1,11 @@
 //! Crossfilter: linked histograms and counts under the brushes' filters.
 
 use super::caches::cached;
-use super::{ApiError, AppState, AppStateRef};
+use super::{ApiError, AppState, AppStateRef, Lane};
 use crate::query::Filter;
 use crate::query::histogram::{Histogram, MAX_BINS};
 use crate::query::masks::FilterBits;
+use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -84,8 +85,9 @@ pub async fn histogram(
     let t = Instant::now();
     let dl = state.deadline();
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
+    let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
     let h = state
-        .compute_on(entry.clone(), dl, move |cancel| {
+        .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::histogram(
                 &entry.dataset,
                 &column,
@@ -126,7 +128,7 @@ pub(super) async fn filter_bits(
             "pointillist_filter_bits_seconds",
             async move {
                 Ok(st
-                    .compute_on(e.clone(), deadline, move |cancel| {
+                    .compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
                         FilterBits::compute(&e.dataset, &f, Some(cancel))
                     })
                     .await??)
@@ -151,8 +153,9 @@ pub async fn count(
     let total = m.rows;
     let dl = state.deadline();
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
+    let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
     let n = state
-        .compute_on(entry.clone(), dl, move |cancel| {
+        .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::count(
                 &entry.dataset,
                 bbox.as_ref(),

@@ -1,6 +1,6 @@
 //! Data: raw aggregate grids and the points under a cursor.
 
-use super::{ApiError, AppStateRef};
+use super::{ApiError, AppStateRef, Lane};
 use crate::geo;
 use crate::query::View;
 use crate::query::points::{self, Attr, Cursor};
@@ -58,8 +58,9 @@ pub async fn aggregate(
     let limits = state.config.limits();
     // Refused before it waits for a render slot.
     limits.check_grid(&view, &agg, ncat)?;
+    let lane = Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()));
     let a = state
-        .compute_on(entry.clone(), state.deadline(), move |cancel| {
+        .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
             crate::raster::aggregate_within(
                 &entry.dataset,
                 &view,
@@ -132,8 +133,9 @@ pub async fn points(
         radius_px: radius,
         limit,
     };
+    let lane = Lane::for_rows(cursor.rows_to_read(&entry.dataset));
     let found = state
-        .compute_on(entry.clone(), state.deadline(), move |cancel| {
+        .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
             points::nearest(
                 &entry.dataset,
                 &cursor,

@@ -168,6 +168,35 @@ impl ServerConfig {
     }
 }
 
+/// Which pool a computation runs on. Whole-map scans (a world-view count,
+/// a colour scale's pass over every row, a new filter's bitset) would
+/// otherwise take every rayon thread and every render slot, and tiles that
+/// need a few thousand rows would queue behind their parallel chunks: heavy
+/// work runs on its own thread pool with its own `max_renders` slots, so
+/// the operating system shares the cores between the two lanes and light
+/// requests keep moving while heavy ones run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Reads few rows, or answers from the overview, cells or caches.
+    Light,
+    /// Reads more than [`HEAVY_ROWS`] rows, or passes over a whole column.
+    Heavy,
+}
+
+/// Rows above which a request runs in the heavy lane.
+pub const HEAVY_ROWS: u64 = 2_000_000;
+
+impl Lane {
+    /// The lane of a request that reads `rows` rows.
+    pub fn for_rows(rows: u64) -> Lane {
+        if rows > HEAVY_ROWS {
+            Lane::Heavy
+        } else {
+            Lane::Light
+        }
+    }
+}
+
 /// The state every handler extracts.
 pub(crate) type AppStateRef = State<Arc<AppState>>;
 
@@ -189,6 +218,8 @@ pub struct AppState {
     cells: moka::future::Cache<String, Arc<QueryCells>>,
     masks: moka::future::Cache<String, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
+    heavy_limiter: Arc<Semaphore>,
+    heavy_pool: rayon::ThreadPool,
     waiting: AtomicUsize,
     metrics: PrometheusHandle,
     reload: tokio::sync::Mutex<()>,
@@ -253,6 +284,12 @@ impl AppState {
             cells,
             masks,
             limiter: Arc::new(Semaphore::new(max_renders)),
+            heavy_limiter: Arc::new(Semaphore::new(max_renders)),
+            heavy_pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(rayon::current_num_threads())
+                .thread_name(|i| format!("heavy-{i}"))
+                .build()
+                .expect("a thread pool"),
             waiting: AtomicUsize::new(0),
             metrics: metrics_handle(),
             reload: tokio::sync::Mutex::new(()),
@@ -320,6 +357,7 @@ impl AppState {
     pub async fn compute_on<T, F>(
         &self,
         entry: Arc<Entry>,
+        lane: Lane,
         deadline: Instant,
         f: F,
     ) -> Result<T, ApiError>
@@ -327,7 +365,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&AtomicBool) -> T + Send + 'static,
     {
-        self.compute(deadline, move |cancel| {
+        self.compute(lane, deadline, move |cancel| {
             let _inside = entry
                 .dataset
                 .files
@@ -342,7 +380,7 @@ impl AppState {
     /// slot, then the job, all within `deadline`. The job gets a cancel flag
     /// that is set when the deadline passes or the request is dropped.
     /// Jobs that read a dataset's rows go through [`AppState::compute_on`].
-    async fn compute<T, F>(&self, deadline: Instant, f: F) -> Result<T, ApiError>
+    async fn compute<T, F>(&self, lane: Lane, deadline: Instant, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&AtomicBool) -> T + Send + 'static,
@@ -354,8 +392,12 @@ impl AppState {
                 "server overloaded: render queue is full, retry later",
             ));
         }
+        let limiter = match lane {
+            Lane::Light => &self.limiter,
+            Lane::Heavy => &self.heavy_limiter,
+        };
         let permit =
-            tokio::time::timeout_at(deadline.into(), self.limiter.clone().acquire_owned()).await;
+            tokio::time::timeout_at(deadline.into(), limiter.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let permit = match permit {
             Ok(Ok(p)) => p,
@@ -369,7 +411,7 @@ impl AppState {
         let guard = CancelOnDrop(cancel.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let flag = cancel.clone();
-        rayon::spawn(move || {
+        let job = move || {
             // The slot is held until the job really ends, cancelled or not.
             let _permit = permit;
             if flag.load(Ordering::Relaxed) {
@@ -377,7 +419,17 @@ impl AppState {
             }
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&flag)));
             let _ = tx.send(r);
-        });
+        };
+        // A job's parallel iterators run on the pool it was spawned on.
+        match lane {
+            Lane::Light => rayon::spawn(job),
+            Lane::Heavy => self.heavy_pool.spawn(job),
+        }
+        metrics::counter!("pointillist_computations_total", "lane" => match lane {
+            Lane::Light => "light",
+            Lane::Heavy => "heavy",
+        })
+        .increment(1);
         let out = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(_))) => Err(ApiError::internal("render failed unexpectedly")),

@@ -2,7 +2,7 @@
 
 use super::caches::{filters_text, query_cells, zoom_stats};
 use super::params::RenderQuery;
-use super::{ApiError, AppStateRef, CachedTile};
+use super::{ApiError, AppStateRef, CachedTile, Lane};
 use crate::geo::TileId;
 use crate::query::View;
 use crate::raster::cells::QueryCells;
@@ -128,9 +128,21 @@ pub async fn tile(
             } else {
                 None
             };
+            // Cells and the overview answer without reading rows; otherwise
+            // the tile's key range says how many rows it may read.
+            let from_overview =
+                entry.dataset.overview.as_ref().is_some_and(|ov| {
+                    ov.answers_tiles(&entry.dataset.manifest, level, &agg, &filters)
+                });
+            let lane = if cells.is_some() || from_overview {
+                Lane::Light
+            } else {
+                Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
+            };
             let (png, rows) = state
                 .compute_on(
                     entry.clone(),
+                    lane,
                     dl,
                     move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
                         let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
