@@ -7,6 +7,7 @@
 # usage: scripts/loadtest.sh [DATASET_DIR=bench-data/towers-40000000.pack]
 #   DURATION=30 (s per run)  SOAK=300 (s, 0 to skip)  PORT=8097  POINTILLIST=target/release/pointillist
 #   HOSTILE=1 (hostile mix; 0 to skip)  HOSTILE_CONNS=2  SLOW_CLIENTS=200
+#   HISTOGRAMS=1, TABLE=1 (0 skips the histogram timings, or the cache/concurrency table)
 # Installs wrk (Debian package) when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,7 @@ hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
 # the first). "brush": the range filter changes every time, as while an
 # analyst brushes `range`: the other histograms must evaluate the new filter
 # (one pass over its column) and reuse the cached bitsets of the others.
+if [ "${HISTOGRAMS:-1}" = 1 ]; then
 start_server 0
 curl -sf "http://127.0.0.1:$PORT/datasets/$NAME/histogram/range?bins=50&filter=radio:in:LTE,NR&filter=created:2015-01-01.." >/dev/null
 median_ms() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]*1000}'; }
@@ -61,6 +63,7 @@ for col in range created radio; do
     "$(printf '%s\n' "${same[@]}" | median_ms)" "$(printf '%s\n' "${brush[@]}" | median_ms)"
 done
 stop_server
+fi
 
 # Hostile mix: the normal trace at concurrency 8, alone, then beside hostile
 # traffic: world-view counts and histograms (the explorer's own world view,
@@ -77,6 +80,10 @@ if [ "${HOSTILE:-1}" = 1 ]; then
 /datasets/$NAME/histogram/range?$W&filter=radio:in:LTE
 /datasets/$NAME/aggregate?$W&width=4096&height=4096&agg=std:range
 /datasets/$NAME/aggregate?$W&width=4096&height=4096&agg=count_cat:radio
+/datasets/$NAME/aggregate?$W&width=4096&height=4096&agg=by:radio:mean:range
+/datasets/$NAME/aggregate?$W&width=4000&height=4000&format=json
+/tiles/$NAME/3/4/2@2x.png?agg=by:radio:mean:range&tile_size=512
+/datasets/$NAME/points?lon=0&lat=20&z=0&radius_px=NaN
 /datasets/$NAME/aggregate?$W&width=1024&height=1024&agg=count
 /datasets/$NAME/points?lon=0&lat=20&z=0&radius_px=64&limit=100
 /datasets/$NAME/count?bbox=-180,-90,180,90&filter=range:1..2500
@@ -110,6 +117,7 @@ PY
   stop_server
 fi
 
+if [ "${TABLE:-1}" = 1 ]; then
 printf '\n%-6s %-5s %10s %8s %8s %8s %8s %10s %8s %9s\n' cache conc requests errors p50_ms p90_ms p99_ms tiles/s rss_MB peak_MB
 for cache in 0 256; do
   start_server "$cache"
@@ -125,6 +133,7 @@ for cache in 0 256; do
   done
   stop_server
 done
+fi
 
 if [ "$SOAK" -gt 0 ]; then
   echo; echo "soak: cache off, concurrency 8, ${SOAK}s; RSS sampled every 10 s"

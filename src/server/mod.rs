@@ -184,7 +184,7 @@ pub enum Lane {
 }
 
 /// Rows above which a request runs in the heavy lane.
-pub const HEAVY_ROWS: u64 = 2_000_000;
+pub const HEAVY_ROWS: u64 = 8_000_000;
 
 impl Lane {
     /// The lane of a request that reads `rows` rows.
