@@ -4,6 +4,8 @@
 # (`cargo install cargo-fuzz`).
 #   scripts/fuzz.sh                 # every target for 10 minutes
 #   SECONDS_PER_TARGET=20 scripts/fuzz.sh cover query_params
+#   FUZZ_REPLAY=1 scripts/fuzz.sh   # run every committed input once (CI):
+#                                   # deterministic, no new inputs
 # Seeds: fuzz/seeds/ (committed, small); the corpus grows in fuzz/corpus/
 # (committed after a run, minimized with `cargo fuzz cmin`). Crashes land in
 # fuzz/artifacts/ and fail the run.
@@ -16,10 +18,16 @@ export FUZZ_TMP="${FUZZ_TMP:-/dev/shm}"
 [ -d "$FUZZ_TMP" ] || FUZZ_TMP=/tmp
 for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/corpus/$t"
-  echo "== fuzz $t for ${SECS}s"
+  if [ "${FUZZ_REPLAY:-0}" = 1 ]; then
+    echo "== fuzz $t: replay the committed corpus and seeds"
+    LIMIT=(-runs=0)
+  else
+    echo "== fuzz $t for ${SECS}s"
+    LIMIT=(-max_total_time="$SECS")
+  fi
   cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-    -max_total_time="$SECS" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 2>&1 \
-    | grep -E "^(#[0-9]+ *DONE|Done|stat::|==|SUMMARY|.*panicked|.*ERROR)" || true
+    "${LIMIT[@]}" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 2>&1 \
+    | grep -E "^(#[0-9]+ *(DONE|INITED)|Done|stat::|==|SUMMARY|.*panicked|.*ERROR)" || true
   if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/oom-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
     echo "fuzz $t found a failure: fuzz/artifacts/$t" >&2
     exit 1
