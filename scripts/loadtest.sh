@@ -114,7 +114,9 @@ import sys
 def kv(line):
     return {k: float(v) for k, v in (f.split("=") for f in line.split()[1:])}
 base, mixed, heavy = kv(sys.argv[1]), kv(sys.argv[2]), kv(sys.argv[3])
-paced = dict(f.split("=", 1) for f in sys.argv[4].split()[1:])
+import re
+m = re.match(r"PACED requests=(\d+) statuses=(.*)", sys.argv[4])
+paced = {"requests": m.group(1), "statuses": m.group(2)}
 paced_n = int(paced["requests"])
 hostile = heavy["requests"] + paced_n
 share = hostile / (hostile + mixed["requests"]) * 100
