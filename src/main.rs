@@ -165,8 +165,8 @@ struct ServeArgs {
     #[arg(long)]
     cells_mb: Option<u64>,
     /// Filter bitset cache size in MiB (0: histograms re-read filtered columns).
-    #[arg(long)]
-    masks_mb: Option<u64>,
+    #[arg(long, alias = "masks-mb")]
+    filter_bits_mb: Option<u64>,
     /// Request deadline in milliseconds.
     #[arg(long)]
     timeout_ms: Option<u64>,
@@ -319,8 +319,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(c) = a.cells_mb {
                 config.cells_mb = c;
             }
-            if let Some(m) = a.masks_mb {
-                config.masks_mb = m;
+            if let Some(m) = a.filter_bits_mb {
+                config.filter_bits_mb = m;
             }
             if let Some(t) = a.timeout_ms {
                 config.timeout_ms = t;
@@ -581,9 +581,8 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let norm_for = |style: &Style| -> Result<Option<shade::Normalization>> {
         match view {
             View::Tile { tile, size } if style.scale == Scale::Zoom => {
-                let stats = pointillist::raster::pyramid::zoom_stats(
-                    &ds, tile.z, size, &agg, &filters, None,
-                )?;
+                let stats =
+                    pointillist::raster::zoom::zoom_stats(&ds, tile.z, size, &agg, &filters, None)?;
                 Ok(render::zoom_normalization(&stats, &agg, style)?)
             }
             _ => Ok(None),
@@ -603,10 +602,10 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             )?;
             shade::encode_png(&r.image)?
         }
-        "npy" => pointillist::raster::npy::to_npy(
+        "npy" => pointillist::raster::export::to_npy(
             &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
         ),
-        _ => serde_json::to_vec(&pointillist::raster::npy::to_json(
+        _ => serde_json::to_vec(&pointillist::raster::export::to_json(
             &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
         ))?,
     };

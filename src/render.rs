@@ -2,7 +2,7 @@
 //! aggregate → (zoom normalization) → shade → spread → background → PNG.
 
 use crate::query::{Agg, Budget, Filter, QueryError, View};
-use crate::raster::pyramid::ZoomStats;
+use crate::raster::zoom::ZoomStats;
 use crate::raster::{Aggregate, Grid, GridValues, aggregate_within};
 use crate::shade::{
     self, CategoricalGrid, Colormap, How, Normalization, Rgba, ScalarGrid, ShadeError,

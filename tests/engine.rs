@@ -5,8 +5,8 @@ use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMic
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pointillist::geo::{self, MercatorBox, TileId};
 use pointillist::pack::{PackOptions, pack};
+use pointillist::query::bitsets::FilterBits;
 use pointillist::query::histogram::{Histogram, count, histogram};
-use pointillist::query::masks::FilterBits;
 use pointillist::query::{Agg, Filter, View};
 use pointillist::raster::{GridValues, aggregate};
 use pointillist::store::Dataset;
@@ -421,8 +421,7 @@ fn zoom_stats_match_tiles() {
     let fx = fixture();
     for z in [0u8, 1, 3] {
         let stats =
-            pointillist::raster::pyramid::zoom_stats(&fx.ds, z, 256, &Agg::Count, &[], None)
-                .unwrap();
+            pointillist::raster::zoom::zoom_stats(&fx.ds, z, 256, &Agg::Count, &[], None).unwrap();
         let mut expect: std::collections::BTreeMap<u64, u64> = Default::default();
         let n = 1u32 << z;
         for x in 0..n {
@@ -464,8 +463,8 @@ fn row_scan_zoom_stats_match_tiles() {
             (Agg::Std("val".into()), vec![range.clone(), radio.clone()]),
             (Agg::Var("val".into()), vec![]),
         ] {
-            let stats = pointillist::raster::pyramid::zoom_stats(&fx.plain, z, 256, &agg, &f, None)
-                .unwrap();
+            let stats =
+                pointillist::raster::zoom::zoom_stats(&fx.plain, z, 256, &agg, &f, None).unwrap();
             let mut got: Vec<f64> = stats
                 .histogram
                 .iter()
@@ -545,13 +544,12 @@ fn query_cells_equal_row_aggregation() {
                     }
                 }
                 let from_cells = cells.zoom_stats(&fx.plain, level).unwrap();
-                let from_rows = pointillist::raster::pyramid::zoom_stats(
-                    &fx.plain, z as u8, size, agg, f, None,
-                )
-                .unwrap();
+                let from_rows =
+                    pointillist::raster::zoom::zoom_stats(&fx.plain, z as u8, size, agg, f, None)
+                        .unwrap();
                 assert_eq!(from_cells.pixels, from_rows.pixels, "{agg:?} {f:?} z{z}");
                 assert_eq!(from_cells.integer, from_rows.integer);
-                let flat = |s: &pointillist::raster::pyramid::ZoomStats| -> Vec<f64> {
+                let flat = |s: &pointillist::raster::zoom::ZoomStats| -> Vec<f64> {
                     s.histogram
                         .iter()
                         .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
@@ -660,7 +658,7 @@ fn overview_zoom_stats_equal_row_scans() {
                 (Agg::Count, vec![radio.clone()]),
                 (Agg::CountCat("radio".into()), vec![radio.clone()]),
             ] {
-                let zs = |ds| pointillist::raster::pyramid::zoom_stats(ds, z, size, &agg, &f, None);
+                let zs = |ds| pointillist::raster::zoom::zoom_stats(ds, z, size, &agg, &f, None);
                 assert_eq!(
                     zs(&fx.ds).unwrap(),
                     zs(&fx.plain).unwrap(),

@@ -1910,7 +1910,7 @@ fn overview_is_written_and_damage_is_rejected() {
     let opened = Dataset::open(&ds).unwrap();
     for level in 8..=32u32 {
         let z = level - 8;
-        let stats = pointillist::raster::pyramid::zoom_stats(
+        let stats = pointillist::raster::zoom::zoom_stats(
             &opened,
             z.min(30) as u8,
             256,

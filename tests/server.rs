@@ -359,7 +359,7 @@ async fn histograms_and_counts_from_filter_bitsets() {
     // With the bitset cache on, each filter is evaluated once and reused;
     // the answers are those of testing the rows.
     let bits = server();
-    let rows = server_with(|c| c.masks_mb = 0);
+    let rows = server_with(|c| c.filter_bits_mb = 0);
     let f1 = "filter=radio:in:LTE,NR&filter=range:100..3000";
     let f2 = "filter=radio:in:LTE,NR&filter=range:100..3000&filter=created:2015-01-01..";
     let bbox = "bbox=-20,30,40,60";
@@ -741,6 +741,19 @@ async fn whole_column_passes_run_in_the_heavy_lane() {
             .unwrap_or(0.0)
     };
     assert!(lane("heavy") >= 1.0 && lane("light") >= 1.0, "{m}");
+}
+
+#[test]
+fn config_keys_say_what_they_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.toml");
+    std::fs::write(&f, "filter_bits_mb = 7\n").unwrap();
+    assert_eq!(ServerConfig::from_file(&f).unwrap().filter_bits_mb, 7);
+    // The old name still works.
+    std::fs::write(&f, "masks_mb = 9\n").unwrap();
+    assert_eq!(ServerConfig::from_file(&f).unwrap().filter_bits_mb, 9);
+    std::fs::write(&f, "no_such_key = 1\n").unwrap();
+    assert!(ServerConfig::from_file(&f).is_err());
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //!
 //! The rows a request selects are one bit a row per chunk: row filters are
 //! evaluated a column at a time (tight, monomorphized loops rather than an
-//! enum per row), cached filter bitsets ([`super::masks`]) and the value
+//! enum per row), cached filter bitsets ([`super::bitsets`]) and the value
 //! column's validity bitmap are ANDed a word at a time, and counting visits
 //! only the selected rows of sparse words.
 
-use super::masks::{FilterBits, PartBits, all_set, and_bools, and_shifted};
+use super::bitsets::{FilterBits, PartBits, all_set, and_bools, and_shifted};
 use super::{BoundFilters, CHUNK, Filter, QueryError, RowSpan, all_rows, plan_rows, require};
 use crate::geo::MercatorBox;
 use crate::store::column::{AsF64, CatColumn, NumColumn};
@@ -544,7 +544,7 @@ mod tests {
     fn counted<T: AsF64>(b: &Binner, values: &[T]) -> Vec<u64> {
         let mut acc = vec![0u64; (b.bins + 1) * LANES];
         let mut words = Vec::new();
-        super::super::masks::all_set(values.len(), &mut words);
+        super::super::bitsets::all_set(values.len(), &mut words);
         b.count(values, &words, &mut acc);
         fold_lanes(&acc, b.bins + 1)
     }

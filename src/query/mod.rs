@@ -1,8 +1,8 @@
 //! What a request asks for — a view, an aggregation and filters — parsed,
 //! validated against a dataset, and planned into the row ranges to read.
 
+pub mod bitsets;
 pub mod histogram;
-pub mod masks;
 pub mod points;
 
 use crate::geo::{MercatorBox, TileId, cover_key_ranges};

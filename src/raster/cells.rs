@@ -12,7 +12,7 @@
 //! rows, and the same float values up to the order their sums are added in.
 //! The server computes them once per query and keeps them in a bounded cache.
 
-use super::pyramid::{Acc, Run, Values, float_stride, value};
+use super::zoom::{Acc, Run, Values, float_stride, value};
 use super::{Grid, GridValues};
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter, QueryError};
@@ -157,7 +157,7 @@ impl QueryCells {
     }
 
     /// Whether cells should answer the colour scale of pixel `level` (as
-    /// [`QueryCells::wanted_for_tile`], for [`crate::raster::pyramid::zoom_stats`]).
+    /// [`QueryCells::wanted_for_tile`], for [`crate::raster::zoom::zoom_stats`]).
     pub fn wanted_for_zoom(ds: &Dataset, level: u32, agg: &Agg, filters: &[Filter]) -> bool {
         Self::wanted(ds, level, agg, |ov| {
             ov.answers_zoom_stats(&ds.manifest, level, agg, filters)
@@ -461,8 +461,8 @@ impl QueryCells {
 
     /// The distribution of pixel values over the whole map at pixel `level`
     /// (no finer than the cell level; `None` otherwise), as
-    /// [`crate::raster::pyramid::zoom_stats`] computes it from the rows.
-    pub fn zoom_stats(&self, ds: &Dataset, level: u32) -> Option<super::pyramid::ZoomStats> {
+    /// [`crate::raster::zoom::zoom_stats`] computes it from the rows.
+    pub fn zoom_stats(&self, ds: &Dataset, level: u32) -> Option<super::zoom::ZoomStats> {
         if level > CELL_LEVEL {
             return None;
         }

@@ -16,9 +16,9 @@
 //! Grids are stored top row first (north up), as images are.
 
 pub mod cells;
-pub mod npy;
+pub mod export;
 mod overview;
-pub mod pyramid;
+pub mod zoom;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};
 use crate::query::{

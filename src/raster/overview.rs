@@ -5,7 +5,7 @@
 
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter};
-use crate::raster::pyramid::ZoomStats;
+use crate::raster::zoom::ZoomStats;
 use crate::raster::{Grid, GridValues};
 use crate::store::Manifest;
 use crate::store::overview::{Level, MIN_LEVEL, Overview};

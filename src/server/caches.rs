@@ -4,7 +4,7 @@
 use super::{ApiError, AppState, Entry, Lane};
 use crate::query::{Agg, Filter};
 use crate::raster::cells::QueryCells;
-use crate::raster::pyramid::ZoomStats;
+use crate::raster::zoom::ZoomStats;
 use crate::store::Manifest;
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,7 +85,7 @@ pub(super) async fn zoom_stats(
                 .await??
             } else {
                 st.compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
-                    crate::raster::pyramid::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
+                    crate::raster::zoom::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
                 .await??
             };

@@ -3,8 +3,8 @@
 use super::caches::cached;
 use super::{ApiError, AppState, AppStateRef, Lane};
 use crate::query::Filter;
+use crate::query::bitsets::FilterBits;
 use crate::query::histogram::{Histogram, MAX_BINS};
-use crate::query::masks::FilterBits;
 use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
 use axum::Json;
@@ -114,7 +114,7 @@ pub(super) async fn filter_bits(
     skip: Option<&str>,
     deadline: Instant,
 ) -> Result<(Vec<Filter>, Vec<Arc<FilterBits>>), ApiError> {
-    if state.config.masks_mb == 0 {
+    if state.config.filter_bits_mb == 0 {
         return Ok((filters, Vec::new()));
     }
     let m = &entry.dataset.manifest;
@@ -123,7 +123,7 @@ pub(super) async fn filter_bits(
         let key = format!("{}|{}|{}", entry.generation, entry.name, f.to_text(m));
         let (e, st) = (entry.clone(), state.clone());
         let b = cached(
-            &state.masks,
+            &state.filter_bits,
             key,
             "pointillist_filter_bits_seconds",
             async move {

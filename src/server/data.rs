@@ -4,7 +4,7 @@ use super::{ApiError, AppStateRef, Lane};
 use crate::geo;
 use crate::query::View;
 use crate::query::points::{self, Attr, Cursor};
-use crate::raster::npy;
+use crate::raster::export;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -75,7 +75,7 @@ pub async fn aggregate(
         .await??;
     metrics::counter!("pointillist_rows_scanned_total").increment(a.rows_scanned);
     if format == "json" {
-        return Ok(Json(npy::to_json(&a.grid)).into_response());
+        return Ok(Json(export::to_json(&a.grid)).into_response());
     }
     Ok((
         [
@@ -88,7 +88,7 @@ pub async fn aggregate(
                 HeaderValue::from_static("attachment; filename=\"aggregate.npy\""),
             ),
         ],
-        npy::to_npy(&a.grid),
+        export::to_npy(&a.grid),
     )
         .into_response())
 }

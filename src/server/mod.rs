@@ -21,9 +21,9 @@ mod tiles;
 pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;
 
-use crate::query::masks::FilterBits;
+use crate::query::bitsets::FilterBits;
 use crate::raster::cells::QueryCells;
-use crate::raster::pyramid::ZoomStats;
+use crate::raster::zoom::ZoomStats;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -66,7 +66,8 @@ pub struct ServerConfig {
     /// Filter bitset cache size in MiB: histograms and counts AND the
     /// cached rows of each filter instead of re-reading its column (0
     /// disables it).
-    pub masks_mb: u64,
+    #[serde(alias = "masks_mb")]
+    pub filter_bits_mb: u64,
     /// Renders running at once (default: rayon threads).
     pub max_renders: usize,
     /// Requests allowed to wait for a render slot before shedding load.
@@ -110,7 +111,7 @@ impl Default for ServerConfig {
             datasets: Vec::new(),
             cache_mb: 256,
             cells_mb: 256,
-            masks_mb: 128,
+            filter_bits_mb: 128,
             max_renders: rayon::current_num_threads().max(1),
             queue: 256,
             timeout_ms: 10_000,
@@ -216,7 +217,7 @@ pub struct AppState {
     tiles: moka::future::Cache<String, Arc<CachedTile>>,
     zoom: moka::future::Cache<String, Arc<ZoomStats>>,
     cells: moka::future::Cache<String, Arc<QueryCells>>,
-    masks: moka::future::Cache<String, Arc<FilterBits>>,
+    filter_bits: moka::future::Cache<String, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
     heavy_limiter: Arc<Semaphore>,
     heavy_pool: rayon::ThreadPool,
@@ -274,7 +275,7 @@ impl AppState {
         });
         let zoom = bounded_cache(64 << 20, idle, |z: &ZoomStats| z.histogram.len() * 16 + 64);
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
-        let masks = bounded_cache(config.masks_mb << 20, idle, FilterBits::bytes);
+        let filter_bits = bounded_cache(config.filter_bits_mb << 20, idle, FilterBits::bytes);
         let max_renders = config.max_renders.max(1);
         Arc::new(AppState {
             config,
@@ -282,7 +283,7 @@ impl AppState {
             tiles,
             zoom,
             cells,
-            masks,
+            filter_bits,
             limiter: Arc::new(Semaphore::new(max_renders)),
             heavy_limiter: Arc::new(Semaphore::new(max_renders)),
             heavy_pool: rayon::ThreadPoolBuilder::new()
@@ -331,8 +332,8 @@ impl AppState {
 
     /// Filters whose bitsets are cached (after the cache's pending upkeep).
     pub async fn filter_bits_cached(&self) -> u64 {
-        self.masks.run_pending_tasks().await;
-        self.masks.entry_count()
+        self.filter_bits.run_pending_tasks().await;
+        self.filter_bits.entry_count()
     }
 
     /// Look up a dataset by name (404 listing the served ones; 503 for one
@@ -568,10 +569,10 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     // Cache sizes settle after the caches' pending upkeep.
     state.tiles.run_pending_tasks().await;
     state.cells.run_pending_tasks().await;
-    state.masks.run_pending_tasks().await;
+    state.filter_bits.run_pending_tasks().await;
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
-    metrics::gauge!("pointillist_filter_bits_bytes").set(state.masks.weighted_size() as f64);
+    metrics::gauge!("pointillist_filter_bits_bytes").set(state.filter_bits.weighted_size() as f64);
     (
         [(
             axum::http::header::CONTENT_TYPE,
