@@ -743,6 +743,36 @@ async fn whole_column_passes_run_in_the_heavy_lane() {
     assert!(lane("heavy") >= 1.0 && lane("light") >= 1.0, "{m}");
 }
 
+#[tokio::test]
+async fn server_timing_names_the_source_of_each_tile() {
+    let s = server();
+    let timing = |r: &Resp| {
+        r.headers
+            .get("server-timing")
+            .expect("Server-Timing")
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    for (uri, source) in [
+        ("/tiles/towers/0/0/0.png", "overview"),
+        ("/tiles/towers/2/1/1.png?filter=range:100..2000", "cells"),
+        ("/tiles/towers/8/75/96.png?filter=range:100..2000", "rows"),
+    ] {
+        let t = timing(&get(&s, uri).await);
+        assert!(
+            t.starts_with(&format!("plan;desc=\"{source}\", cache;desc=\"miss\"")),
+            "{uri}: {t}"
+        );
+        assert!(t.contains("total;dur="), "{t}");
+        let again = timing(&get(&s, uri).await);
+        assert!(
+            again.contains(&format!("plan;desc=\"{source}\", cache;desc=\"hit\"")),
+            "{uri}: {again}"
+        );
+    }
+}
+
 #[test]
 fn config_keys_say_what_they_size() {
     let dir = tempfile::tempdir().unwrap();

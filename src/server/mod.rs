@@ -206,6 +206,8 @@ pub(crate) type AppStateRef = State<Arc<AppState>>;
 pub struct CachedTile {
     /// PNG bytes.
     pub png: Bytes,
+    /// What answered it: `overview`, `cells` or `rows`.
+    pub source: &'static str,
 }
 
 /// Shared server state.
@@ -526,7 +528,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         CorsLayer::new().allow_origin(origins)
     }
     .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-    .expose_headers([axum::http::header::ETAG]);
+    .expose_headers([
+        axum::http::header::ETAG,
+        axum::http::HeaderName::from_static("server-timing"),
+    ]);
     let timeout = Duration::from_millis(state.config.timeout_ms.saturating_add(5_000));
     Router::new()
         .route("/", get(assets::index))

@@ -139,13 +139,18 @@ pub async fn tile(
             } else {
                 Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
             };
-            let (png, rows) = state
+            let (png, rows, source) = state
                 .compute_on(
                     entry.clone(),
                     lane,
                     dl,
-                    move |cancel| -> Result<(Vec<u8>, u64), ApiError> {
+                    move |cancel| -> Result<(Vec<u8>, u64, &'static str), ApiError> {
                         let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
+                        let source = match (&from_cells, from_overview) {
+                            (Some(_), _) => "cells",
+                            (None, true) => "overview",
+                            (None, false) => "rows",
+                        };
                         let r = match from_cells {
                             Some((grid, read)) => render::shade_aggregate(
                                 crate::raster::Aggregate {
@@ -171,13 +176,14 @@ pub async fn tile(
                             )?,
                         };
                         let png = crate::shade::encode_png(&r.image)?;
-                        Ok((png, r.aggregate.rows_scanned))
+                        Ok((png, r.aggregate.rows_scanned, source))
                     },
                 )
                 .await??;
             metrics::counter!("pointillist_rows_scanned_total").increment(rows);
             Ok::<_, ApiError>(Arc::new(CachedTile {
                 png: Bytes::from(png),
+                source,
             }))
         }
     };
@@ -198,6 +204,18 @@ pub async fn tile(
     }
     let mut r = ([(header::CONTENT_TYPE, "image/png")], tile_data.png.clone()).into_response();
     headers_out(&mut r);
+    // Which source answered (overview, cells or rows), whether from the tile
+    // cache, and how long it took: visible in a browser's network panel.
+    let timing = format!(
+        "plan;desc=\"{}\", cache;desc=\"{}\", total;dur={:.2}",
+        tile_data.source,
+        if hit { "hit" } else { "miss" },
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    r.headers_mut().insert(
+        "server-timing",
+        HeaderValue::from_str(&timing).expect("ascii"),
+    );
     r.headers_mut().insert(
         "x-cache",
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
