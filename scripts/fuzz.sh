@@ -25,9 +25,17 @@ for t in "${TARGETS[@]}"; do
     echo "== fuzz $t for ${SECS}s"
     LIMIT=(-max_total_time="$SECS")
   fi
+  set +e
   cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-    "${LIMIT[@]}" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 2>&1 \
-    | grep -E "^(#[0-9]+ *(DONE|INITED)|Done|stat::|==|SUMMARY|.*panicked|.*ERROR)" || true
+    "${LIMIT[@]}" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 > "fuzz/$t.log" 2>&1
+  rc=$?
+  set -e
+  grep -E "^(#[0-9]+ *(DONE|INITED)|Done|stat::|==|SUMMARY|.*panicked|.*ERROR)" "fuzz/$t.log" || true
+  if [ "$rc" != 0 ]; then
+    tail -n 40 "fuzz/$t.log" >&2
+    echo "fuzz $t failed (exit $rc): fuzz/$t.log" >&2
+    exit 1
+  fi
   if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/oom-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
     echo "fuzz $t found a failure: fuzz/artifacts/$t" >&2
     exit 1
