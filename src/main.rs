@@ -15,6 +15,9 @@ use pointillist::geo::TileId;
 use pointillist::ingest::{Crs, IngestOptions};
 use pointillist::pack::{self, PackOptions};
 use pointillist::query::View;
+use pointillist::raster::Aggregate;
+use pointillist::raster::cells::QueryCells;
+use pointillist::raster::plan::{Planner, Source};
 use pointillist::render::{self, Scale, Style};
 use pointillist::server::ServerConfig;
 use pointillist::server::params::{Params, RenderQuery};
@@ -578,11 +581,50 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         matches!(ext.as_str(), "png" | "npy" | "json"),
         "--out must end in .png, .npy or .json"
     );
+    // The server's planner picks the source: the overview, the query's
+    // cells (one pass, then every tile and colour scale of levels <= 12 from
+    // it) or the rows, with the server's default cell budget.
+    let planner = Planner::new(ServerConfig::default().cells_mb << 20);
+    let (tile_plan, scale_plan) = match view {
+        View::Tile { tile, size } => (
+            planner.tile(&ds, tile, size, &agg, &filters),
+            planner.scale(&ds, tile.z, size, &agg, &filters),
+        ),
+        View::Viewport { .. } => (planner.viewport(), planner.viewport()),
+    };
+    let cells = if tile_plan == Source::Cells
+        || (scale_plan == Source::Cells && style.scale == Scale::Zoom)
+    {
+        Some(QueryCells::compute(&ds, &agg, &filters, None)?)
+    } else {
+        None
+    };
+    let aggregate_view = || -> Result<Aggregate> {
+        if let (View::Tile { tile, size }, Some(c), Source::Cells) = (view, &cells, tile_plan) {
+            if let Some((grid, read)) = c.tile(tile, size) {
+                return Ok(Aggregate {
+                    grid,
+                    rows_scanned: read,
+                    partitions_skipped: 0,
+                });
+            }
+        }
+        Ok(pointillist::raster::aggregate(
+            &ds, &view, &agg, &filters, None,
+        )?)
+    };
     let norm_for = |style: &Style| -> Result<Option<shade::Normalization>> {
         match view {
             View::Tile { tile, size } if style.scale == Scale::Zoom => {
-                let stats =
-                    pointillist::raster::zoom::zoom_stats(&ds, tile.z, size, &agg, &filters, None)?;
+                let level = tile.z as u32 + size.trailing_zeros();
+                let stats = match (&cells, scale_plan) {
+                    (Some(c), Source::Cells) => c
+                        .zoom_stats(&ds, level)
+                        .context("zoom level finer than the cells")?,
+                    _ => pointillist::raster::zoom::zoom_stats(
+                        &ds, tile.z, size, &agg, &filters, None,
+                    )?,
+                };
                 Ok(render::zoom_normalization(&stats, &agg, style)?)
             }
             _ => Ok(None),
@@ -591,22 +633,12 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let bytes = match ext.as_str() {
         "png" => {
             let norm = norm_for(&style)?;
-            let r = render::render(
-                &ds,
-                &view,
-                &agg,
-                &filters,
-                &style,
-                norm.as_ref(),
-                pointillist::query::Budget::default(),
-            )?;
+            let r = render::shade_aggregate(aggregate_view()?, &agg, &style, norm.as_ref())?;
             shade::encode_png(&r.image)?
         }
-        "npy" => pointillist::raster::export::to_npy(
-            &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
-        ),
+        "npy" => pointillist::raster::export::to_npy(&aggregate_view()?.grid),
         _ => serde_json::to_vec(&pointillist::raster::export::to_json(
-            &pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?.grid,
+            &aggregate_view()?.grid,
         ))?,
     };
     let tmp = a
@@ -621,7 +653,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             let t0 = std::time::Instant::now();
             let norm = norm_for(&style)?;
             let t1 = std::time::Instant::now();
-            let agg_r = pointillist::raster::aggregate(&ds, &view, &agg, &filters, None)?;
+            let agg_r = aggregate_view()?;
             let t2 = std::time::Instant::now();
             let img = render::shade_grid(&agg_r.grid, &agg, &style, norm.as_ref())?;
             let t3 = std::time::Instant::now();
@@ -637,7 +669,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         let (z, ag, sh, pn) = (median(tz), median(ta), median(ts), median(tp));
         println!(
             "{}",
-            serde_json::json!({"runs": a.timings, "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
+            serde_json::json!({"runs": a.timings, "plan": tile_plan.name(), "scale_plan": scale_plan.name(), "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
         );
     }
     Ok(())

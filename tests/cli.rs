@@ -12,12 +12,19 @@ use std::path::Path;
 use std::process::Command;
 use tower::ServiceExt;
 
-/// `pointillist render DS --tile 8/75/96 -o OUT FLAGS...`
+/// `pointillist render DS --tile 8/75/96 -o OUT FLAGS...` (flags may
+/// name another `--tile`).
 fn render(ds: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
+    let tile = if flags.contains(&"--tile") {
+        &[][..]
+    } else {
+        &["--tile", "8/75/96"][..]
+    };
     Command::new(env!("CARGO_BIN_EXE_pointillist"))
         .arg("render")
         .arg(ds)
-        .args(["--tile", "8/75/96", "-o"])
+        .args(tile)
+        .arg("-o")
         .arg(out)
         .args(flags)
         .env("RUST_LOG", "warn")
@@ -72,6 +79,12 @@ async fn cli_and_server_share_parameters_and_pixels() {
             ],
             "rescale_discrete_levels=true&filter=created:2012-01-01..2017-12-31T23:59:59Z&tile_size=512",
         ),
+        // A filtered z2 tile: both answer it, and its colour scale, from
+        // the query's cells.
+        (
+            vec!["--tile", "2/1/1", "--filter", "range:100..2000"],
+            "filter=range:100..2000",
+        ),
     ] {
         let out = dir.path().join("t.png");
         let o = render(&ds, &out, &flags);
@@ -83,9 +96,16 @@ async fn cli_and_server_share_parameters_and_pixels() {
         let cli = std::fs::read(&out).unwrap();
         let r = router(state.clone())
             .oneshot(
-                Request::get(format!("/tiles/towers/8/75/96.png?{query}"))
-                    .body(Body::empty())
-                    .unwrap(),
+                Request::get(format!(
+                    "/tiles/towers/{}.png?{query}",
+                    if flags.contains(&"--tile") {
+                        "2/1/1"
+                    } else {
+                        "8/75/96"
+                    }
+                ))
+                .body(Body::empty())
+                .unwrap(),
             )
             .await
             .unwrap();
@@ -93,6 +113,27 @@ async fn cli_and_server_share_parameters_and_pixels() {
         let served = r.into_body().collect().await.unwrap().to_bytes();
         assert!(cli == served, "{flags:?}: the CLI and the server disagree");
     }
+    // Both ask the same planner, and say what it chose.
+    let out = dir.path().join("p.png");
+    let o = render(
+        &ds,
+        &out,
+        &[
+            "--tile",
+            "2/1/1",
+            "--filter",
+            "range:100..2000",
+            "--timings",
+            "1",
+        ],
+    );
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("\"plan\":\"cells\"") && t.contains("\"scale_plan\":\"cells\""),
+        "{t}"
+    );
+    let o = render(&ds, &out, &["--tile", "0/0/0", "--timings", "1"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"plan\":\"overview\""));
     // The server's rules hold on the command line too.
     for (flags, needle) in [
         (vec!["--tile-size", "300"], "tile_size"),

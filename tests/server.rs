@@ -346,7 +346,7 @@ async fn low_zoom_queries_answered_from_query_cells() {
     ] {
         let agg = pointillist::query::Agg::parse(agg).unwrap();
         let fits = pointillist::raster::cells::QueryCells::estimate_bytes(&ds, &agg) <= 1 << 19;
-        assert_eq!(small.state.cells_fit(&ds, &agg), fits);
+        assert_eq!(small.state.planner().cells_fit(&ds, &agg), fits);
         expect += fits as u64;
         let r = get(&small, &format!("/tiles/towers/1/0/0.png?{q}")).await;
         assert_eq!(r.status, StatusCode::OK, "{q}");
@@ -769,6 +769,21 @@ async fn server_timing_names_the_source_of_each_tile() {
         assert!(
             again.contains(&format!("plan;desc=\"{source}\", cache;desc=\"hit\"")),
             "{uri}: {again}"
+        );
+    }
+    // Viewports line up with no cells: the planner sends them to the rows.
+    for format in ["npy", "json"] {
+        let r = get(
+            &s,
+            &format!(
+                "/datasets/towers/aggregate?bbox=-75,40,-73,41.5&width=20&height=10&format={format}"
+            ),
+        )
+        .await;
+        assert!(
+            timing(&r).starts_with("plan;desc=\"rows\""),
+            "{}",
+            timing(&r)
         );
     }
 }

@@ -18,6 +18,7 @@
 pub mod cells;
 pub mod export;
 mod overview;
+pub mod plan;
 pub mod zoom;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};

@@ -4,6 +4,7 @@
 use super::{ApiError, AppState, Entry, Lane};
 use crate::query::{Agg, Filter};
 use crate::raster::cells::QueryCells;
+use crate::raster::plan::Source;
 use crate::raster::zoom::ZoomStats;
 use crate::store::Manifest;
 use std::sync::Arc;
@@ -68,8 +69,14 @@ pub(super) async fn zoom_stats(
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
-    let from_cells =
-        state.cells_fit(&e.dataset, &a) && QueryCells::wanted_for_zoom(&e.dataset, level, &a, &f);
+    let source = state.planner().scale(&e.dataset, z, size, &a, &f);
+    let from_cells = source == Source::Cells;
+    // The overview answers a scale without reading rows.
+    let lane = if source == Source::Overview {
+        Lane::Light
+    } else {
+        Lane::Heavy
+    };
     cached(
         &state.zoom,
         key,
@@ -84,7 +91,7 @@ pub(super) async fn zoom_stats(
                 })
                 .await??
             } else {
-                st.compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
+                st.compute_on(e.clone(), lane, deadline, move |cancel| {
                     crate::raster::zoom::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
                 .await??

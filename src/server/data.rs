@@ -23,6 +23,7 @@ pub async fn aggregate(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let (entry, p) = state.request(
         &name,
         q.as_deref(),
@@ -74,11 +75,20 @@ pub async fn aggregate(
         })
         .await??;
     metrics::counter!("pointillist_rows_scanned_total").increment(a.rows_scanned);
+    let timing = format!(
+        "plan;desc=\"{}\", total;dur={:.2}",
+        state.planner().viewport().name(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let timing = HeaderValue::from_str(&timing).expect("ascii");
     if format == "json" {
-        return Ok(Json(export::to_json(&a.grid)).into_response());
+        let mut r = Json(export::to_json(&a.grid)).into_response();
+        r.headers_mut().insert("server-timing", timing);
+        return Ok(r);
     }
     Ok((
         [
+            (header::HeaderName::from_static("server-timing"), timing),
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),

@@ -23,6 +23,7 @@ pub use error::ApiError;
 
 use crate::query::bitsets::FilterBits;
 use crate::raster::cells::QueryCells;
+use crate::raster::plan::Planner;
 use crate::raster::zoom::ZoomStats;
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -299,12 +300,10 @@ impl AppState {
         })
     }
 
-    /// Whether a query's cells could take at most half the cell cache: a
-    /// dataset dense at pixel level 12 (millions of cells) is aggregated
-    /// from the rows instead of allocating cells the cache cannot keep.
-    pub fn cells_fit(&self, ds: &crate::store::Dataset, agg: &crate::query::Agg) -> bool {
-        self.config.cells_mb > 0
-            && QueryCells::estimate_bytes(ds, agg) <= (self.config.cells_mb << 20) / 2
+    /// Which source answers each tile and colour scale (cells only while
+    /// a query's cells could take at most half the cell cache).
+    pub fn planner(&self) -> Planner {
+        Planner::new(self.config.cells_mb << 20)
     }
 
     /// The deadline of a request starting now.

@@ -5,7 +5,7 @@ use super::params::RenderQuery;
 use super::{ApiError, AppStateRef, CachedTile, Lane};
 use crate::geo::TileId;
 use crate::query::View;
-use crate::raster::cells::QueryCells;
+use crate::raster::plan::Source;
 use crate::render::{self, Scale};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -114,10 +114,10 @@ pub async fn tile(
         let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
-            let level = tile.z as u32 + size.trailing_zeros();
-            let cells = if state.cells_fit(&entry.dataset, &agg)
-                && QueryCells::wanted_for_tile(&entry.dataset, level, &agg, &filters)
-            {
+            let planned = state
+                .planner()
+                .tile(&entry.dataset, tile, size, &agg, &filters);
+            let cells = if planned == Source::Cells {
                 Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
             } else {
                 None
@@ -130,14 +130,11 @@ pub async fn tile(
             };
             // Cells and the overview answer without reading rows; otherwise
             // the tile's key range says how many rows it may read.
-            let from_overview =
-                entry.dataset.overview.as_ref().is_some_and(|ov| {
-                    ov.answers_tiles(&entry.dataset.manifest, level, &agg, &filters)
-                });
-            let lane = if cells.is_some() || from_overview {
-                Lane::Light
-            } else {
-                Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
+            let lane = match planned {
+                Source::Overview | Source::Cells => Lane::Light,
+                Source::Rows => {
+                    Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
+                }
             };
             let (png, rows, source) = state
                 .compute_on(
@@ -146,11 +143,12 @@ pub async fn tile(
                     dl,
                     move |cancel| -> Result<(Vec<u8>, u64, &'static str), ApiError> {
                         let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
-                        let source = match (&from_cells, from_overview) {
-                            (Some(_), _) => "cells",
-                            (None, true) => "overview",
-                            (None, false) => "rows",
-                        };
+                        let source = match (&from_cells, planned) {
+                            (Some(_), _) => Source::Cells,
+                            (None, Source::Overview) => Source::Overview,
+                            (None, _) => Source::Rows,
+                        }
+                        .name();
                         let r = match from_cells {
                             Some((grid, read)) => render::shade_aggregate(
                                 crate::raster::Aggregate {

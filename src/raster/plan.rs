@@ -1,0 +1,101 @@
+//! The one place that decides which source answers a tile or a zoom-wide
+//! colour scale: the pack-time overview, the query's cells, or the rows.
+//!
+//! The server, the CLI `render` and `/aggregate` all ask the [`Planner`],
+//! so they answer the same query from the same source at the same speed,
+//! and the choice shows in the server's `Server-Timing` header.
+
+use super::cells::QueryCells;
+use crate::geo::TileId;
+use crate::query::{Agg, Filter};
+use crate::store::Dataset;
+
+/// What answers a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The pack-time overview's cells (no row is read).
+    Overview,
+    /// The query's cells: one pass over the rows, shared by every tile and
+    /// colour scale of pixel levels up to 12.
+    Cells,
+    /// The rows the view covers.
+    Rows,
+}
+
+impl Source {
+    /// The name used in `Server-Timing` and timings output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Overview => "overview",
+            Source::Cells => "cells",
+            Source::Rows => "rows",
+        }
+    }
+}
+
+/// Decides the [`Source`] of each answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Planner {
+    /// Bytes the query-cell cache holds (0: cells are never used). A
+    /// query whose cells could take more than half of it reads rows.
+    pub cells_bytes: u64,
+}
+
+impl Planner {
+    /// A planner whose cells may take up to `cells_bytes` (0 for none).
+    pub fn new(cells_bytes: u64) -> Planner {
+        Planner { cells_bytes }
+    }
+
+    /// Whether the query's cells are small enough to compute and keep.
+    pub fn cells_fit(&self, ds: &Dataset, agg: &Agg) -> bool {
+        self.cells_bytes > 0 && QueryCells::estimate_bytes(ds, agg) <= self.cells_bytes / 2
+    }
+
+    /// The source of a `size`-pixel tile.
+    pub fn tile(
+        &self,
+        ds: &Dataset,
+        tile: TileId,
+        size: u32,
+        agg: &Agg,
+        filters: &[Filter],
+    ) -> Source {
+        let level = tile.z as u32 + size.trailing_zeros();
+        if ds
+            .overview
+            .as_ref()
+            .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters))
+        {
+            Source::Overview
+        } else if self.cells_fit(ds, agg) && QueryCells::wanted_for_tile(ds, level, agg, filters) {
+            Source::Cells
+        } else {
+            Source::Rows
+        }
+    }
+
+    /// The source of an arbitrary viewport (`/aggregate`, `render --bbox`):
+    /// always the rows, since neither the overview's cells nor a query's
+    /// cells line up with a viewport's pixels.
+    pub fn viewport(&self) -> Source {
+        Source::Rows
+    }
+
+    /// The source of the colour scale shared by every `size`-pixel tile of
+    /// zoom `z`.
+    pub fn scale(&self, ds: &Dataset, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> Source {
+        let level = z as u32 + size.trailing_zeros();
+        if ds
+            .overview
+            .as_ref()
+            .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters))
+        {
+            Source::Overview
+        } else if self.cells_fit(ds, agg) && QueryCells::wanted_for_zoom(ds, level, agg, filters) {
+            Source::Cells
+        } else {
+            Source::Rows
+        }
+    }
+}
