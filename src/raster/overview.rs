@@ -69,19 +69,36 @@ impl Overview {
         agg: &Agg,
         filters: &[Filter],
     ) -> bool {
-        let column_ok = match agg {
-            Agg::Count | Agg::Any => true,
-            Agg::CountCat(c) => m.column(c).is_some(),
-            _ => false,
-        };
-        column_ok
-            && if filters.is_empty() {
-                level
-                    .checked_sub(MIN_LEVEL)
-                    .is_some_and(|i| (i as usize) < self.counts.len())
-            } else {
-                self.plan(m, level, &Agg::Count, filters).is_some()
+        self.zoom_source(m, level, agg, filters).is_some()
+    }
+
+    /// What [`Overview::zoom_stats`] reads for this query, if it can answer
+    /// it: the one decision that both it and
+    /// [`Overview::answers_zoom_stats`] follow.
+    fn zoom_source(
+        &self,
+        m: &Manifest,
+        level: u32,
+        agg: &Agg,
+        filters: &[Filter],
+    ) -> Option<ZoomSource<'_>> {
+        match agg {
+            Agg::Count | Agg::Any => {}
+            // The column must exist and be categorical, as the scan requires.
+            Agg::CountCat(c) => {
+                m.column(c)?;
             }
+            _ => return None,
+        }
+        if filters.is_empty() {
+            let (v, k) = self.counts.get(level.checked_sub(MIN_LEVEL)? as usize)?;
+            Some(ZoomSource::Counts(v, k))
+        } else {
+            // Per-category totals do not depend on which column `count_cat`
+            // splits by, so a count plan over the filter's column serves all.
+            self.plan(m, level, &Agg::Count, filters)
+                .map(ZoomSource::Cells)
+        }
     }
 
     /// The grid of a tile, when the overview can answer it: a pixel level
@@ -176,35 +193,26 @@ impl Overview {
         agg: &Agg,
         filters: &[Filter],
     ) -> Option<ZoomStats> {
-        if !matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_)) {
-            return None;
-        }
-        if let Agg::CountCat(c) = agg {
-            // The column must exist and be categorical, as the scan requires.
-            m.column(c)?;
-        }
-        let mut histogram: Vec<(f64, u64)> = if filters.is_empty() {
-            let (v, k) = self.counts.get(level.checked_sub(MIN_LEVEL)? as usize)?;
-            v.iter()
+        let mut histogram: Vec<(f64, u64)> = match self.zoom_source(m, level, agg, filters)? {
+            ZoomSource::Counts(v, k) => v
+                .iter()
                 .zip(k.iter())
                 .map(|(&v, &k)| (v as f64, k))
-                .collect()
-        } else {
-            // Per-category totals do not depend on which column `count_cat`
-            // splits by, so a count plan over the filter's column serves all.
-            let plan = self.plan(m, level, &Agg::Count, filters)?;
-            let mut tally = Tally::default();
-            for i in 0..plan.level.key.len() {
-                let v = plan.value(i);
-                if v > 0 {
-                    tally.add(u64::from(v));
+                .collect(),
+            ZoomSource::Cells(plan) => {
+                let mut tally = Tally::default();
+                for i in 0..plan.level.key.len() {
+                    let v = plan.value(i);
+                    if v > 0 {
+                        tally.add(u64::from(v));
+                    }
                 }
+                tally
+                    .sorted()
+                    .into_iter()
+                    .map(|(v, k)| (v as f64, k))
+                    .collect()
             }
-            tally
-                .sorted()
-                .into_iter()
-                .map(|(v, k)| (v as f64, k))
-                .collect()
         };
         let pixels = histogram.iter().map(|h| h.1).sum();
         if matches!(agg, Agg::Any) {
@@ -220,6 +228,18 @@ impl Overview {
             pixels,
         })
     }
+}
+
+/// Where a zoom-wide distribution comes from.
+enum ZoomSource<'a> {
+    /// The pack-time count distribution of an unfiltered level: `(values,
+    /// cells)`.
+    Counts(
+        &'a arrow_buffer::ScalarBuffer<u64>,
+        &'a arrow_buffer::ScalarBuffer<u64>,
+    ),
+    /// A level's cells under a category selection.
+    Cells(Plan<'a>),
 }
 
 #[derive(Clone, Copy)]
