@@ -101,15 +101,18 @@ fn a_file_truncated_in_place_fails_only_its_dataset() {
     assert_eq!(tile("a", "").0, 200);
     assert_eq!(tile("b", "").0, 200);
     for (ds, file) in [("a", "data.arrow"), ("b", "overview.bin")] {
-        // What `truncate -s 100` does. With the server's read lease this
-        // open blocks until the server has retired the dataset; without a
-        // lease, the size check before the next scan catches it.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(root.join(ds).join(file))
-            .unwrap();
-        f.set_len(100).unwrap();
-        drop(f);
+        // `cp short data.arrow` (an open with O_TRUNC, then a write) and
+        // `truncate -s 100 overview.bin` (an open for writing, then
+        // ftruncate). With the server's read lease the open blocks until
+        // the server has retired the dataset; without a lease, the size
+        // check before the next scan catches it.
+        let path = root.join(ds).join(file);
+        if file == "data.arrow" {
+            std::fs::write(&path, b"a shorter file").unwrap();
+        } else {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(100).unwrap();
+        }
         let (status, body) = tile(ds, "?agg=count_cat:radio");
         assert_eq!(status, 503, "{ds}: {body}");
         assert!(body.contains("\"error\""), "{body}");
