@@ -17,7 +17,7 @@ use pointillist::pack::{self, PackOptions};
 use pointillist::query::View;
 use pointillist::raster::Aggregate;
 use pointillist::raster::cells::QueryCells;
-use pointillist::raster::plan::{Planner, Source};
+use pointillist::raster::plan::Source;
 use pointillist::render::{self, Scale, Style};
 use pointillist::server::ServerConfig;
 use pointillist::server::params::{Params, RenderQuery};
@@ -584,7 +584,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     // The server's planner picks the source: the overview, the query's
     // cells (one pass, then every tile and colour scale of levels <= 12 from
     // it) or the rows, with the server's default cell budget.
-    let planner = Planner::new(ServerConfig::default().cells_mb << 20);
+    let planner = ServerConfig::default().planner();
     let (tile_plan, scale_plan) = match view {
         View::Tile { tile, size } => (
             planner.tile(&ds, tile, size, &agg, &filters),

@@ -346,7 +346,7 @@ async fn low_zoom_queries_answered_from_query_cells() {
     ] {
         let agg = pointillist::query::Agg::parse(agg).unwrap();
         let fits = pointillist::raster::cells::QueryCells::estimate_bytes(&ds, &agg) <= 1 << 19;
-        assert_eq!(small.state.planner().cells_fit(&ds, &agg), fits);
+        assert_eq!(small.state.config.planner().cells_fit(&ds, &agg), fits);
         expect += fits as u64;
         let r = get(&small, &format!("/tiles/towers/1/0/0.png?{q}")).await;
         assert_eq!(r.status, StatusCode::OK, "{q}");

@@ -237,6 +237,17 @@ impl MercatorBox {
     }
 }
 
+impl MercatorBox {
+    /// The merged Hilbert key ranges of at most `max_cells` quadtree cells
+    /// covering the box (none when it misses the world square).
+    pub fn key_ranges(&self, max_cells: usize) -> Vec<(u64, u64)> {
+        match self.qbounds() {
+            Some((x0, x1, y0, y1)) => cover_key_ranges(x0, x1, y0, y1, max_cells),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Cover an inclusive quantized rectangle with quadtree cells, returning their
 /// merged, sorted Hilbert key ranges. `max_cells` bounds the work: coarser
 /// cells are used (reading a few extra rows, filtered out later by the binner).

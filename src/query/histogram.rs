@@ -83,7 +83,13 @@ impl<'a> Selection<'a> {
         let (spans, qbox) = match bbox {
             Some(b) => match b.qbounds() {
                 Some(q) => {
-                    let ranges = crate::geo::cover_key_ranges(q.0, q.1, q.2, q.3, 64);
+                    let ranges = crate::geo::cover_key_ranges(
+                        q.0,
+                        q.1,
+                        q.2,
+                        q.3,
+                        super::VIEWPORT_COVER_CELLS,
+                    );
                     (plan_rows(ds, &ranges, CHUNK), Some(q))
                 }
                 None => (Vec::new(), None),

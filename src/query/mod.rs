@@ -5,7 +5,7 @@ pub mod bitsets;
 pub mod histogram;
 pub mod points;
 
-use crate::geo::{MercatorBox, TileId, cover_key_ranges};
+use crate::geo::{MercatorBox, TileId};
 use crate::store::column::{CatColumn, NumColumn};
 use crate::store::{ColumnKind, Dataset, Manifest, Partition};
 use std::ops::Range;
@@ -13,6 +13,9 @@ use std::ops::Range;
 /// Rows per task of the column scans (histograms, filter bitsets): the
 /// per-row scratch (one byte a row) stays in L1/L2.
 pub(crate) const CHUNK: usize = 1 << 14;
+/// Most quadtree cells covering a viewport or bbox: a few extra rows read
+/// (and filtered out by the binner) against a short list of key ranges.
+pub const VIEWPORT_COVER_CELLS: usize = 64;
 /// Largest grid side accepted for viewports and tiles.
 pub const MAX_GRID_SIDE: u32 = 8192;
 
@@ -125,16 +128,17 @@ impl Limits {
             .saturating_mul(per_cell)
     }
 
-    /// Refuse a grid over [`Limits::max_grid_bytes`].
-    pub fn check_grid(&self, view: &View, agg: &Agg, ncat: usize) -> Result<u64, QueryError> {
+    /// Refuse a grid over [`Limits::max_grid_bytes`] (`m` gives the
+    /// categories of a categorical aggregation).
+    pub fn check_grid(&self, view: &View, agg: &Agg, m: &Manifest) -> Result<u64, QueryError> {
+        let ncat = agg.grids_per_pixel(m);
         let bytes = Limits::grid_bytes(view, agg, ncat);
         if bytes > self.max_grid_bytes {
             let (w, h) = view.size();
             return Err(QueryError::TooLarge {
                 what: format!(
-                    "a {w}×{h} grid with {} categor{} ({} MiB)",
-                    ncat.max(1),
-                    if ncat.max(1) == 1 { "y" } else { "ies" },
+                    "a {w}×{h} grid with {ncat} categor{} ({} MiB)",
+                    if ncat == 1 { "y" } else { "ies" },
                     bytes.div_ceil(1 << 20)
                 ),
                 limit: format!("{} MiB (max_grid_mb)", self.max_grid_bytes >> 20),
@@ -217,6 +221,14 @@ impl Agg {
             Agg::CatSum(k, c) => format!("by:{k}:sum:{c}"),
             Agg::CatMean(k, c) => format!("by:{k}:mean:{c}"),
         }
+    }
+
+    /// Values per pixel: the categories of the category column (of
+    /// `count_cat` and `by:`), else 1.
+    pub fn grids_per_pixel(&self, m: &Manifest) -> usize {
+        self.category_column()
+            .and_then(|c| m.column(c))
+            .map_or(1, |c| c.categories.len().max(1))
     }
 
     /// The value column, if any.
@@ -648,10 +660,7 @@ impl View {
     pub fn key_ranges(&self) -> Vec<(u64, u64)> {
         match self {
             View::Tile { tile, .. } => vec![tile.key_range()],
-            View::Viewport { bbox, .. } => match bbox.qbounds() {
-                Some((x0, x1, y0, y1)) => cover_key_ranges(x0, x1, y0, y1, 64),
-                None => Vec::new(),
-            },
+            View::Viewport { bbox, .. } => bbox.key_ranges(VIEWPORT_COVER_CELLS),
         }
     }
 }
@@ -709,10 +718,7 @@ pub fn rows_in(ds: &Dataset, ranges: &[(u64, u64)]) -> u64 {
 pub fn rows_in_bbox(ds: &Dataset, bbox: Option<&MercatorBox>) -> u64 {
     match bbox {
         None => ds.rows(),
-        Some(b) => match b.qbounds() {
-            Some((x0, x1, y0, y1)) => rows_in(ds, &cover_key_ranges(x0, x1, y0, y1, 64)),
-            None => 0,
-        },
+        Some(b) => rows_in(ds, &b.key_ranges(VIEWPORT_COVER_CELLS)),
     }
 }
 

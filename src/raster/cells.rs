@@ -164,15 +164,19 @@ impl QueryCells {
         })
     }
 
+    /// Whether cells can answer pixel `level` for `agg` at all: a level no
+    /// finer than [`CELL_LEVEL`] and an aggregation cells hold.
+    pub fn holds(ds: &Dataset, level: u32, agg: &Agg) -> bool {
+        level <= CELL_LEVEL && Self::supports(ds, agg)
+    }
+
     fn wanted(
         ds: &Dataset,
         level: u32,
         agg: &Agg,
         overview_answers: impl FnOnce(&crate::store::Overview) -> bool,
     ) -> bool {
-        level <= CELL_LEVEL
-            && Self::supports(ds, agg)
-            && !ds.overview.as_ref().is_some_and(overview_answers)
+        Self::holds(ds, level, agg) && !ds.overview.as_ref().is_some_and(overview_answers)
     }
 
     /// Aggregate every row that passes `filters` into cells (one parallel

@@ -325,11 +325,7 @@ pub fn aggregate_within(
     budget: Budget<'_>,
 ) -> Result<Aggregate, QueryError> {
     agg.validate(&ds.manifest)?;
-    let ncat = agg
-        .category_column()
-        .and_then(|c| ds.manifest.column(c))
-        .map_or(1, |c| c.categories.len());
-    budget.limits.check_grid(view, agg, ncat)?;
+    budget.limits.check_grid(view, agg, &ds.manifest)?;
     let cancel = budget.cancel;
     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(QueryError::Cancelled);

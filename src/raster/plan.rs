@@ -62,17 +62,11 @@ impl Planner {
         filters: &[Filter],
     ) -> Source {
         let level = tile.z as u32 + size.trailing_zeros();
-        if ds
+        let overview = ds
             .overview
             .as_ref()
-            .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters))
-        {
-            Source::Overview
-        } else if self.cells_fit(ds, agg) && QueryCells::wanted_for_tile(ds, level, agg, filters) {
-            Source::Cells
-        } else {
-            Source::Rows
-        }
+            .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters));
+        self.choose(ds, level, agg, overview)
     }
 
     /// The source of an arbitrary viewport (`/aggregate`, `render --bbox`):
@@ -86,13 +80,19 @@ impl Planner {
     /// zoom `z`.
     pub fn scale(&self, ds: &Dataset, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> Source {
         let level = z as u32 + size.trailing_zeros();
-        if ds
+        let overview = ds
             .overview
             .as_ref()
-            .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters))
-        {
+            .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters));
+        self.choose(ds, level, agg, overview)
+    }
+
+    /// The overview when it answers (no row is read), else the query's
+    /// cells when they hold the level and fit, else the rows.
+    fn choose(&self, ds: &Dataset, level: u32, agg: &Agg, overview_answers: bool) -> Source {
+        if overview_answers {
             Source::Overview
-        } else if self.cells_fit(ds, agg) && QueryCells::wanted_for_zoom(ds, level, agg, filters) {
+        } else if QueryCells::holds(ds, level, agg) && self.cells_fit(ds, agg) {
             Source::Cells
         } else {
             Source::Rows

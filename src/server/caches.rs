@@ -26,7 +26,7 @@ pub(super) fn zoom_key(
     format!(
         "{}|{}|{z}|{size}|{agg}|{}",
         entry.generation,
-        m.name,
+        entry.name,
         filters_text(filters, m)
     )
 }
@@ -69,7 +69,7 @@ pub(super) async fn zoom_stats(
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
-    let source = state.planner().scale(&e.dataset, z, size, &a, &f);
+    let source = state.config.planner().scale(&e.dataset, z, size, &a, &f);
     let from_cells = source == Source::Cells;
     // The overview answers a scale without reading rows.
     let lane = if source == Source::Overview {
@@ -115,7 +115,7 @@ pub(super) async fn query_cells(
     let key = format!(
         "{}|{}|{}|{}",
         entry.generation,
-        m.name,
+        entry.name,
         agg.to_text(),
         filters_text(filters, m)
     );

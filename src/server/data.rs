@@ -44,10 +44,7 @@ pub async fn aggregate(
         )));
     }
     let view = View::viewport(bbox, width, height)?;
-    let ncat = agg
-        .category_column()
-        .and_then(|c| m.column(c))
-        .map_or(1, |c| c.categories.len().max(1));
+    let ncat = agg.grids_per_pixel(m);
     if format == "json" && (width as usize) * (height as usize) * ncat > MAX_JSON_CELLS {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,7 +55,7 @@ pub async fn aggregate(
     }
     let limits = state.config.limits();
     // Refused before it waits for a render slot.
-    limits.check_grid(&view, &agg, ncat)?;
+    limits.check_grid(&view, &agg, m)?;
     let lane = Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()));
     let a = state
         .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
@@ -77,7 +74,7 @@ pub async fn aggregate(
     metrics::counter!("pointillist_rows_scanned_total").increment(a.rows_scanned);
     let timing = format!(
         "plan;desc=\"{}\", total;dur={:.2}",
-        state.planner().viewport().name(),
+        state.config.planner().viewport().name(),
         started.elapsed().as_secs_f64() * 1e3
     );
     let timing = HeaderValue::from_str(&timing).expect("ascii");

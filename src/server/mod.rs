@@ -162,6 +162,12 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Which source answers each tile and colour scale (cells only while
+    /// a query's cells could take at most half the cell cache).
+    pub fn planner(&self) -> Planner {
+        Planner::new(self.cells_mb << 20)
+    }
+
     /// The per-request budget of the engine.
     pub fn limits(&self) -> crate::query::Limits {
         crate::query::Limits {
@@ -298,12 +304,6 @@ impl AppState {
             metrics: metrics_handle(),
             reload: tokio::sync::Mutex::new(()),
         })
-    }
-
-    /// Which source answers each tile and colour scale (cells only while
-    /// a query's cells could take at most half the cell cache).
-    pub fn planner(&self) -> Planner {
-        Planner::new(self.config.cells_mb << 20)
     }
 
     /// The deadline of a request starting now.

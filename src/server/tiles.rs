@@ -65,11 +65,7 @@ pub async fn tile(
     }
     let view = View::tile(tile, size)?;
     let limits = state.config.limits();
-    let ncat = agg
-        .category_column()
-        .and_then(|c| m.column(c))
-        .map_or(1, |c| c.categories.len());
-    limits.check_grid(&view, &agg, ncat)?;
+    limits.check_grid(&view, &agg, m)?;
     // What the pixels depend on, in a stable encoding. The ETag names the
     // data by its manifest (not the process-local load generation), so
     // replicas serving the same files, and a restarted server, agree.
@@ -115,6 +111,7 @@ pub async fn tile(
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
             let planned = state
+                .config
                 .planner()
                 .tile(&entry.dataset, tile, size, &agg, &filters);
             let cells = if planned == Source::Cells {

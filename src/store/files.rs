@@ -186,11 +186,6 @@ impl FileWatch {
             }
         }
     }
-
-    /// Whether any file holds a lease.
-    pub fn leased(&self) -> bool {
-        self.files.iter().any(|w| w.leased.load(Ordering::SeqCst))
-    }
 }
 
 #[cfg(target_os = "linux")]
