@@ -69,20 +69,20 @@ pub(super) async fn zoom_stats(
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
-    let source = state.config.planner().scale(&e.dataset, z, size, &a, &f);
-    let from_cells = source == Source::Cells;
-    // The overview answers a scale without reading rows.
-    let lane = if source == Source::Overview {
-        Lane::Light
-    } else {
-        Lane::Heavy
-    };
     cached(
         &state.zoom,
         key,
         "pointillist_zoom_stats_seconds",
         async move {
-            let stats = if from_cells {
+            // Planned only on a cache miss.
+            let source = st.config.planner().scale(&e.dataset, z, size, &a, &f);
+            // The overview answers a scale without reading rows.
+            let lane = if source == Source::Overview {
+                Lane::Light
+            } else {
+                Lane::Heavy
+            };
+            let stats = if source == Source::Cells {
                 let cells = query_cells(&st, &e, &a, &f, deadline).await?;
                 st.compute_on(e.clone(), Lane::Light, deadline, move |_| {
                     cells
