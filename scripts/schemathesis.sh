@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Checks the server against its own OpenAPI document with schemathesis
 # (every check, positive and negative cases), bounded to a few minutes.
-#   scripts/schemathesis.sh                # debug build, 200 cases per operation
-#   MAX_EXAMPLES=1000 BUILD=release scripts/schemathesis.sh
+#   scripts/schemathesis.sh                # release build, 200 cases per operation
+#   MAX_EXAMPLES=1000 scripts/schemathesis.sh
 # Needs Python 3 (a venv with schemathesis is made under .venv-st).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX_EXAMPLES="${MAX_EXAMPLES:-200}"
-BUILD="${BUILD:-debug}"
+BUILD="${BUILD:-release}"
 PORT="${ST_PORT:-8097}"
 VENV=.venv-st
 if [ ! -x "$VENV/bin/schemathesis" ]; then

@@ -4,9 +4,13 @@
 #   scripts/test.sh            # everything
 #   SKIP_BROWSER=1 scripts/test.sh   # Rust tests (and schemathesis) only
 #   SKIP_SCHEMATHESIS=1 scripts/test.sh   # without the OpenAPI contract run
-#   SKIP_RUST=1 BROWSER_RELEASE=1 BROWSER_ROWS=10000000 scripts/test.sh
-#                                    # latency figures: release server, 10M points
+#   SKIP_RUST=1 BROWSER_ROWS=10000000 scripts/test.sh
+#                                    # latency figures over 10M points
 #                                    # (SKIP_RUST=1: browser tests only)
+# Everything is built with the release profile: the tests reuse the
+# dependencies `cargo run --release -- demo` compiled (a second, debug build
+# of every dependency would double the set-up time), and they test the code
+# as it ships.
 # Browser tests need Debian's chromium (installed here when running as root)
 # and Node.js with npm (playwright-core is installed from tests/browser).
 set -euo pipefail
@@ -16,7 +20,7 @@ if [ "${SKIP_RUST:-0}" = 1 ]; then
   echo "Rust tests skipped (SKIP_RUST=1)"
 else
   echo "== cargo test (unit, property, integration)"
-  cargo test --all-targets --locked
+  cargo test --release --all-targets --locked
 fi
 
 if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_SCHEMATHESIS:-0}" = 1 ]; then
@@ -46,15 +50,8 @@ export CHROMIUM_PATH
 command -v npm >/dev/null || { echo "npm is missing: install Node.js" >&2; exit 1; }
 npm ci --prefix tests/browser --no-audit --no-fund --silent
 
-# The tests assert behaviour, not timing, so the test build serves by
-# default; BROWSER_RELEASE=1 uses a release build for representative latency.
-if [ "${BROWSER_RELEASE:-0}" = 1 ]; then
-  cargo build --release --locked
-  BIN=target/release/pointillist
-else
-  cargo build --locked
-  BIN=target/debug/pointillist
-fi
+cargo build --release --locked
+BIN=target/release/pointillist
 ROWS="${BROWSER_ROWS:-2000000}"
 DATA=test-output/browser-data
 mkdir -p "$DATA"
