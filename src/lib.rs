@@ -18,3 +18,4 @@ pub mod server;
 pub mod shade;
 pub mod store;
 mod tally;
+pub mod time;

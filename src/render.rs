@@ -20,6 +20,11 @@ pub enum Scale {
     Tile,
 }
 
+impl Scale {
+    /// Every value's name, as `FromStr` takes them.
+    pub const NAMES: [&'static str; 2] = ["zoom", "tile"];
+}
+
 impl std::str::FromStr for Scale {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

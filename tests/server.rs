@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use pointillist::server::{AppState, ServerConfig, router};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -174,6 +175,86 @@ async fn health_datasets_and_openapi() {
     let r = get(&s, "/no/such/thing").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.json().get("error").is_some());
+}
+
+/// Each endpoint takes exactly the query parameters its OpenAPI entry
+/// lists (both come from one declaration per parameter), with the
+/// documented defaults and bounds.
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_what_each_endpoint_takes() {
+    let s = server();
+    let doc = get(&s, "/openapi.json").await.json();
+    // What a request must carry besides the probe.
+    let required = |path: &str| match path {
+        "/datasets/{name}/aggregate" => "&bbox=-75,40,-73,41.5",
+        "/datasets/{name}/points" => "&lon=-74&lat=40.7",
+        _ => "",
+    };
+    let mut probed = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        let Some(params) = op["parameters"].as_array() else {
+            continue;
+        };
+        let documented: BTreeSet<String> = params
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        if documented.is_empty() {
+            continue;
+        }
+        let uri = path
+            .replace("{name}", "towers")
+            .replace("{column}", "radio")
+            .replace("{z}/{x}/{file}", "8/75/96.png");
+        // An unknown parameter is refused, naming exactly the documented ones.
+        let r = get(&s, &format!("{uri}?zz_unknown=1{}", required(path))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        let listed: BTreeSet<String> = r
+            .error()
+            .split("valid parameters: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{uri}: {}", r.error()))
+            .split(", ")
+            .map(str::to_string)
+            .collect();
+        assert_eq!(listed, documented, "{uri}");
+        // Each documented default is accepted, each integer bound is
+        // enforced one past it.
+        for p in params.iter().filter(|p| p["in"] == "query") {
+            let name = p["name"].as_str().unwrap();
+            let schema = &p["schema"];
+            if let Some(d) = schema.get("default") {
+                let v = d.as_str().map_or_else(|| d.to_string(), str::to_string);
+                let r = get(&s, &format!("{uri}?{name}={v}{}", required(path))).await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::OK,
+                    "{uri} {name}={v}: {}",
+                    r.error_or_body()
+                );
+            }
+            if schema["type"] == "integer" {
+                if let Some(max) = schema.get("maximum").and_then(Value::as_i64) {
+                    let r = get(&s, &format!("{uri}?{name}={}{}", max + 1, required(path))).await;
+                    assert_eq!(
+                        r.status,
+                        StatusCode::BAD_REQUEST,
+                        "{uri} {name}={}",
+                        max + 1
+                    );
+                    assert!(r.error().contains(name), "{}", r.error());
+                }
+            }
+            probed += 1;
+        }
+    }
+    assert!(probed > 30, "probed {probed} parameters");
+    // A required parameter left out is named.
+    let r = get(&s, "/datasets/towers/points?lat=40.7").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("lon"), "{}", r.error());
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! pack with `--strict`.
 
 use super::{IngestError, IngestOptions, Plan};
+use crate::time::parse_iso_us;
 use arrow_array::builder::{
     Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -66,29 +67,6 @@ fn reader(path: &Path, has_header: bool) -> Result<csv::Reader<std::fs::File>, I
         .has_headers(has_header)
         .flexible(true)
         .from_reader(f))
-}
-
-fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
-    }
-    for f in [
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S%.f",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| {
-            d.and_hms_opt(0, 0, 0)
-                .expect("midnight")
-                .and_utc()
-                .timestamp_micros()
-        })
 }
 
 fn layout(path: &Path) -> Result<Layout, IngestError> {
@@ -172,7 +150,7 @@ fn layout(path: &Path) -> Result<Layout, IngestError> {
                 Kind::Int
             } else if vals.iter().all(|v| v.parse::<f64>().is_ok()) {
                 Kind::Float
-            } else if vals.iter().all(|v| parse_time(v).is_some()) {
+            } else if vals.iter().all(|v| parse_iso_us(v).is_some()) {
                 Kind::Time
             } else {
                 Kind::Text
@@ -338,7 +316,7 @@ pub fn read(
                             .ok()
                             .and_then(|v| v.checked_mul(1_000_000))
                             .map(Val::Int),
-                        Kind::Time => parse_time(s).map(Val::Int),
+                        Kind::Time => parse_iso_us(s).map(Val::Int),
                         Kind::Text => Some(Val::Text(s)),
                     }
                     .unwrap_or(Val::Null)

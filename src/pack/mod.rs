@@ -6,8 +6,8 @@ mod overview;
 mod stats;
 mod writer;
 
-use crate::ingest::{self, IngestError, IngestOptions, PointBatch};
-use crate::store::{MANIFEST_FILE, QX, QY};
+use crate::ingest::{self, IngestError, IngestOptions, Plan, PointBatch};
+use crate::store::{MANIFEST_FILE, Manifest, QX, QY};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -313,149 +313,18 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
     let mut stage = Staging::create(&parent, &prefix)?;
     tracing::info!(files = files.len(), units = plan.units.len(), coords = ?plan.coords, "packing");
 
-    let bar = progress_bar(opts.progress, plan.rows_hint, "reading");
-    // Readers run on their own pool: the main thread's spill sorts use the
-    // global pool, which must not be filled with readers blocked on the channel.
-    let threads = rayon::current_num_threads();
-    let readers = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("pack-reader-{i}"))
-        .build()
-        .map_err(|e| PackError::Options(e.to_string()))?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<PointBatch>(threads * 2);
-    let mut buffer = Buffer::default();
-    let mut runs: Vec<PathBuf> = Vec::new();
-    let mut spilled_rows = 0u64;
-    let (mut dropped, mut bad) = (0u64, 0u64);
-    let ncols = plan.attrs.fields().len();
-    let mut distinct: Vec<Option<Option<HashSet<String>>>> = vec![None; ncols];
-    let consumed: Result<(), PackError> = std::thread::scope(|s| {
-        let plan = &plan;
-        let producer = s.spawn(move || {
-            readers.install(|| {
-                plan.units.par_iter().try_for_each(|u| {
-                    let tx = tx.clone();
-                    ingest::read_unit(plan, u, &mut |b| {
-                        tx.send(b).map_err(|_| IngestError::Aborted)
-                    })
-                })
-            })
-        });
-        let mut result = Ok(());
-        for b in rx.iter() {
-            bar.inc(b.keys.len() as u64 + b.dropped + b.bad_rows);
-            dropped += b.dropped;
-            bad += b.bad_rows;
-            for (ci, set) in &b.distinct {
-                let slot = &mut distinct[*ci];
-                *slot = match (slot.take(), set) {
-                    (None, s) => Some(s.clone()),
-                    (Some(None), _) | (Some(Some(_)), None) => Some(None),
-                    (Some(Some(mut acc)), Some(s)) => {
-                        acc.extend(s.iter().cloned());
-                        Some((acc.len() <= ingest::CATEGORY_LIMIT).then_some(acc))
-                    }
-                };
-            }
-            buffer.push(b);
-            if buffer.bytes >= opts.memory_limit {
-                let path = stage.path.join(format!("run-{}.arrow", runs.len()));
-                let full = std::mem::take(&mut buffer).into_input_order();
-                if let Err(e) = spill(&full, &path) {
-                    result = Err(e);
-                    break;
-                }
-                spilled_rows += full.rows;
-                runs.push(path);
-            }
-        }
-        drop(rx);
-        match producer.join() {
-            // A reader error explains an early stop better than `Aborted`.
-            Ok(Err(IngestError::Aborted)) => result,
-            Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(())) => result,
-            Err(_) => Err(PackError::Options("an input reader panicked".into())),
-        }
-    });
-    consumed?;
-    bar.finish_and_clear();
-    let buffer = buffer.into_input_order();
-    let total_rows: u64 = buffer.rows + spilled_rows;
-    if total_rows == 0 {
-        return Err(PackError::NoRows { dropped, bad });
-    }
-    if dropped > 0 || bad > 0 {
-        tracing::warn!(
-            dropped,
-            bad_rows = bad,
-            "rows skipped: NaN/out-of-range coordinates (dropped) or unparseable (bad)"
-        );
-    }
-
-    // Low-cardinality string columns become dictionaries with sorted labels.
-    let categories: Vec<Option<Vec<String>>> = distinct
-        .into_iter()
-        .map(|d| {
-            d.flatten().map(|set| {
-                let sorted: BTreeSet<String> = set.into_iter().collect();
-                sorted.into_iter().collect()
-            })
-        })
-        .collect();
-    let in_schema = batch_schema(&plan.attrs);
-    let mut writer = PartitionWriter::create(&stage.path, &in_schema, &categories)?;
-    let bar = progress_bar(opts.progress, Some(total_rows), "writing");
-    let spilled_runs = if runs.is_empty() {
-        let order = buffer.sorted();
-        let keys: Vec<u64> = order.iter().map(|o| o.0).collect();
-        for (chunk, ks) in order
-            .chunks(opts.partition_rows)
-            .zip(keys.chunks(opts.partition_rows))
-        {
-            let idx: Vec<(usize, usize)> = chunk
-                .iter()
-                .map(|&(_, b, r)| (b as usize, r as usize))
-                .collect();
-            writer.write(&buffer.batches, &idx, ks)?;
-            bar.inc(chunk.len() as u64);
-        }
-        drop(buffer);
-        0
-    } else {
-        if buffer.rows > 0 {
-            let path = stage.path.join(format!("run-{}.arrow", runs.len()));
-            spill(&buffer, &path)?;
-            runs.push(path);
-        }
-        drop(buffer);
-        merge(&runs, opts.partition_rows, &mut writer, &bar)?;
-        for r in &runs {
-            let _ = std::fs::remove_file(r);
-        }
-        runs.len()
-    };
-    bar.finish_and_clear();
+    let read = read_inputs(&plan, opts, &stage.path)?;
+    let (dropped, bad) = (read.dropped, read.bad);
+    let mut writer =
+        PartitionWriter::create(&stage.path, &batch_schema(&plan.attrs), &read.categories())?;
+    let spilled_runs = write_sorted(read, opts, &stage.path, &mut writer)?;
     let mut manifest = writer.finish(
         &name,
         dropped,
         files.iter().map(|f| f.display().to_string()).collect(),
     )?;
     if opts.overview_level > 0 {
-        // The overview is computed from the written data, as a reader sees it.
-        let t = Instant::now();
-        let ds = crate::store::Dataset::open_with_manifest(&stage.path, manifest)
-            .map_err(|e| PackError::Options(format!("reopening the packed data: {e}")))?;
-        let info =
-            overview::build(&ds, &stage.path, opts.overview_level).map_err(io(&stage.path))?;
-        tracing::info!(
-            levels = info.levels.len(),
-            cells = info.levels.last().map_or(0, |l| l.cells),
-            seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
-            "overview"
-        );
-        manifest = ds.manifest;
-        manifest.overview = Some(info);
+        manifest = with_overview(&stage.path, manifest, opts.overview_level)?;
     }
     let mpath = stage.path.join(MANIFEST_FILE);
     let json =
@@ -481,6 +350,194 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
         spilled_runs,
         seconds,
     })
+}
+
+/// Every input row, read: the rows still in memory, the sorted runs
+/// spilled to disk, and what was learnt on the way.
+struct ReadInputs {
+    buffer: Buffer,
+    runs: Vec<PathBuf>,
+    spilled_rows: u64,
+    dropped: u64,
+    bad: u64,
+    /// Per attribute column: the distinct labels seen, `Some(None)` once
+    /// there are too many to be a category, `None` for non-string columns.
+    distinct: Vec<Option<Option<HashSet<String>>>>,
+}
+
+impl ReadInputs {
+    /// Low-cardinality string columns become dictionaries with sorted labels.
+    fn categories(&self) -> Vec<Option<Vec<String>>> {
+        self.distinct
+            .iter()
+            .map(|d| {
+                d.clone().flatten().map(|set| {
+                    let sorted: BTreeSet<String> = set.into_iter().collect();
+                    sorted.into_iter().collect()
+                })
+            })
+            .collect()
+    }
+}
+
+/// Phase 1: read the inputs in parallel, project and key every row, and
+/// spill a sorted run whenever the buffer passes the memory limit.
+fn read_inputs(plan: &Plan, opts: &PackOptions, stage: &Path) -> Result<ReadInputs, PackError> {
+    let bar = progress_bar(opts.progress, plan.rows_hint, "reading");
+    // Readers run on their own pool: the main thread's spill sorts use the
+    // global pool, which must not be filled with readers blocked on the channel.
+    let threads = rayon::current_num_threads();
+    let readers = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("pack-reader-{i}"))
+        .build()
+        .map_err(|e| PackError::Options(e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<PointBatch>(threads * 2);
+    let mut read = ReadInputs {
+        buffer: Buffer::default(),
+        runs: Vec::new(),
+        spilled_rows: 0,
+        dropped: 0,
+        bad: 0,
+        distinct: vec![None; plan.attrs.fields().len()],
+    };
+    let consumed: Result<(), PackError> = std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            readers.install(|| {
+                plan.units.par_iter().try_for_each(|u| {
+                    let tx = tx.clone();
+                    ingest::read_unit(plan, u, &mut |b| {
+                        tx.send(b).map_err(|_| IngestError::Aborted)
+                    })
+                })
+            })
+        });
+        let mut result = Ok(());
+        for b in rx.iter() {
+            bar.inc(b.keys.len() as u64 + b.dropped + b.bad_rows);
+            if let Err(e) = read.take(b, opts.memory_limit, stage) {
+                result = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        match producer.join() {
+            // A reader error explains an early stop better than `Aborted`.
+            Ok(Err(IngestError::Aborted)) => result,
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(())) => result,
+            Err(_) => Err(PackError::Options("an input reader panicked".into())),
+        }
+    });
+    consumed?;
+    bar.finish_and_clear();
+    read.buffer = std::mem::take(&mut read.buffer).into_input_order();
+    if read.buffer.rows + read.spilled_rows == 0 {
+        return Err(PackError::NoRows {
+            dropped: read.dropped,
+            bad: read.bad,
+        });
+    }
+    if read.dropped > 0 || read.bad > 0 {
+        tracing::warn!(
+            dropped = read.dropped,
+            bad_rows = read.bad,
+            "rows skipped: NaN/out-of-range coordinates (dropped) or unparseable (bad)"
+        );
+    }
+    Ok(read)
+}
+
+impl ReadInputs {
+    /// Take one batch; spill the buffer as a sorted run once it is full.
+    fn take(&mut self, b: PointBatch, memory_limit: u64, stage: &Path) -> Result<(), PackError> {
+        self.dropped += b.dropped;
+        self.bad += b.bad_rows;
+        for (ci, set) in &b.distinct {
+            let slot = &mut self.distinct[*ci];
+            *slot = match (slot.take(), set) {
+                (None, s) => Some(s.clone()),
+                (Some(None), _) | (Some(Some(_)), None) => Some(None),
+                (Some(Some(mut acc)), Some(s)) => {
+                    acc.extend(s.iter().cloned());
+                    Some((acc.len() <= ingest::CATEGORY_LIMIT).then_some(acc))
+                }
+            };
+        }
+        self.buffer.push(b);
+        if self.buffer.bytes >= memory_limit {
+            let path = stage.join(format!("run-{}.arrow", self.runs.len()));
+            let full = std::mem::take(&mut self.buffer).into_input_order();
+            spill(&full, &path)?;
+            self.spilled_rows += full.rows;
+            self.runs.push(path);
+        }
+        Ok(())
+    }
+}
+
+/// Phase 2: write the rows in curve order, from memory when nothing was
+/// spilled, else by merging the runs. Returns the number of runs.
+fn write_sorted(
+    read: ReadInputs,
+    opts: &PackOptions,
+    stage: &Path,
+    writer: &mut PartitionWriter,
+) -> Result<usize, PackError> {
+    let ReadInputs {
+        buffer,
+        mut runs,
+        spilled_rows,
+        ..
+    } = read;
+    let bar = progress_bar(opts.progress, Some(buffer.rows + spilled_rows), "writing");
+    let spilled_runs = if runs.is_empty() {
+        let order = buffer.sorted();
+        let keys: Vec<u64> = order.iter().map(|o| o.0).collect();
+        for (chunk, ks) in order
+            .chunks(opts.partition_rows)
+            .zip(keys.chunks(opts.partition_rows))
+        {
+            let idx: Vec<(usize, usize)> = chunk
+                .iter()
+                .map(|&(_, b, r)| (b as usize, r as usize))
+                .collect();
+            writer.write(&buffer.batches, &idx, ks)?;
+            bar.inc(chunk.len() as u64);
+        }
+        0
+    } else {
+        if buffer.rows > 0 {
+            let path = stage.join(format!("run-{}.arrow", runs.len()));
+            spill(&buffer, &path)?;
+            runs.push(path);
+        }
+        drop(buffer);
+        merge(&runs, opts.partition_rows, writer, &bar)?;
+        for r in &runs {
+            let _ = std::fs::remove_file(r);
+        }
+        runs.len()
+    };
+    bar.finish_and_clear();
+    Ok(spilled_runs)
+}
+
+/// Phase 3: the overview, computed from the written data as a reader sees it.
+fn with_overview(stage: &Path, manifest: Manifest, level: u32) -> Result<Manifest, PackError> {
+    let t = Instant::now();
+    let ds = crate::store::Dataset::open_with_manifest(stage, manifest)
+        .map_err(|e| PackError::Options(format!("reopening the packed data: {e}")))?;
+    let info = overview::build(&ds, stage, level).map_err(io(stage))?;
+    tracing::info!(
+        levels = info.levels.len(),
+        cells = info.levels.last().map_or(0, |l| l.cells),
+        seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+        "overview"
+    );
+    let mut manifest = ds.manifest;
+    manifest.overview = Some(info);
+    Ok(manifest)
 }
 
 /// Refuse an output that exists, unless `force` and it is replaceable.

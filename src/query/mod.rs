@@ -19,6 +19,9 @@ pub const VIEWPORT_COVER_CELLS: usize = 64;
 /// Largest grid side accepted for viewports and tiles.
 pub const MAX_GRID_SIDE: u32 = 8192;
 
+/// Most filters one request may combine (each costs a pass or a bitset).
+pub const MAX_FILTERS: usize = 16;
+
 /// Why a query is invalid.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
@@ -381,7 +384,7 @@ impl Filter {
                 return Ok(if temporal { x * 1000.0 } else { x });
             }
             if temporal {
-                if let Some(us) = parse_time_us(v) {
+                if let Some(us) = crate::time::parse_iso_us(v) {
                     return Ok(us as f64);
                 }
             }
@@ -418,22 +421,6 @@ impl Filter {
             }
         }
     }
-}
-
-/// Parse an ISO 8601 date or date-time as µs since the epoch (UTC).
-pub fn parse_time_us(s: &str) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_micros())
 }
 
 /// A filter bound to one partition's columns, evaluated per row.

@@ -10,38 +10,141 @@ use crate::store::Manifest;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub(super) fn zoom_key(
-    entry: &Entry,
-    z: u8,
-    size: u32,
-    agg: &Agg,
-    filters: &[Filter],
-    m: &Manifest,
-) -> String {
+/// A cache key: one load of one dataset, and what was asked of it. Every
+/// part is a typed value with a canonical text (aggregations, filters and
+/// styles by their `to_text`/`canonical` forms, filters in canonical
+/// order), so equivalent requests share an entry and no `Debug` output
+/// leaks into a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The load generation (a reloaded dataset never hits an old entry).
+    pub generation: u64,
+    /// The dataset's one name.
+    pub dataset: String,
+    /// What was asked.
+    pub ask: Ask,
+}
+
+/// What a cached value answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ask {
+    /// A tile's pixels.
+    Tile(TilePixels),
+    /// A zoom-wide colour scale.
+    ZoomScale {
+        /// Zoom.
+        z: u8,
+        /// Tile side in pixels.
+        size: u32,
+        /// Aggregation (count_cat shares count's).
+        agg: String,
+        /// Filters.
+        filters: Vec<String>,
+    },
+    /// The cells of a query.
+    Cells {
+        /// Aggregation.
+        agg: String,
+        /// Filters.
+        filters: Vec<String>,
+    },
+    /// One filter's bitset.
+    FilterBits(String),
+}
+
+/// Everything a tile's pixels depend on besides the data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TilePixels {
+    /// z, x, y.
+    pub tile: (u8, u32, u32),
+    /// Side in pixels.
+    pub size: u32,
+    /// Aggregation.
+    pub agg: String,
+    /// Filters.
+    pub filters: Vec<String>,
+    /// [`crate::render::Style::canonical`].
+    pub style: String,
+}
+
+impl TilePixels {
+    /// The stable encoding that ETags hash: the same across processes,
+    /// replicas and restarts.
+    pub fn encode(&self) -> String {
+        let (z, x, y) = self.tile;
+        format!(
+            "{z}/{x}/{y}|{}|{}|{}|{}",
+            self.size,
+            self.agg,
+            self.filters.join("&"),
+            self.style
+        )
+    }
+
+    /// The ETag of these pixels over `m`'s data: the data is named by its
+    /// manifest (not the process-local load generation), so replicas
+    /// serving the same files, and a restarted server, agree.
+    pub fn etag(&self, m: &Manifest) -> String {
+        use sha2::Digest;
+        let data = format!("{}|{}|{}|{}", m.created, m.rows, m.data_bytes, m.name);
+        let digest = sha2::Sha256::digest(format!("{data}|{}", self.encode()).as_bytes());
+        format!("\"{}\"", hex::encode(&digest[..16]))
+    }
+}
+
+impl Key {
+    /// `ask` of `entry`.
+    pub fn new(entry: &Entry, ask: Ask) -> Key {
+        Key {
+            generation: entry.generation,
+            dataset: entry.name.clone(),
+            ask,
+        }
+    }
+
+    /// Bytes the key holds, for cache weights.
+    pub fn weight(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
+        self.dataset.len()
+            + 64
+            + match &self.ask {
+                Ask::Tile(t) => t.agg.len() + strings(&t.filters) + t.style.len(),
+                Ask::ZoomScale { agg, filters, .. } | Ask::Cells { agg, filters } => {
+                    agg.len() + strings(filters)
+                }
+                Ask::FilterBits(f) => f.len(),
+            }
+    }
+}
+
+/// Filters in their canonical texts.
+pub(super) fn filter_texts(filters: &[Filter], m: &Manifest) -> Vec<String> {
+    filters.iter().map(|f| f.to_text(m)).collect()
+}
+
+fn zoom_key(entry: &Entry, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> Key {
     // Per-pixel totals of count_cat are plain counts: share their statistics.
     let agg = match agg {
         Agg::CountCat(_) => "count".to_string(),
         other => other.to_text(),
     };
-    format!(
-        "{}|{}|{z}|{size}|{agg}|{}",
-        entry.generation,
-        entry.name,
-        filters_text(filters, m)
+    let filters = filter_texts(filters, &entry.dataset.manifest);
+    Key::new(
+        entry,
+        Ask::ZoomScale {
+            z,
+            size,
+            agg,
+            filters,
+        },
     )
-}
-
-/// Filters as they appear in cache keys.
-pub(super) fn filters_text(filters: &[Filter], m: &Manifest) -> String {
-    let f: Vec<String> = filters.iter().map(|f| f.to_text(m)).collect();
-    f.join("&")
 }
 
 /// Run `init` once per key, keeping its result in `cache`: requests for a
 /// key whose `init` is running wait for it. `metric` records how long it took.
 pub(super) async fn cached<V: Send + Sync + 'static>(
-    cache: &moka::future::Cache<String, Arc<V>>,
-    key: String,
+    cache: &moka::future::Cache<Key, Arc<V>>,
+    key: Key,
     metric: &'static str,
     init: impl std::future::Future<Output = Result<V, ApiError>>,
 ) -> Result<Arc<V>, ApiError> {
@@ -65,7 +168,7 @@ pub(super) async fn zoom_stats(
     filters: &[Filter],
     deadline: Instant,
 ) -> Result<Arc<ZoomStats>, ApiError> {
-    let key = zoom_key(entry, z, size, agg, filters, &entry.dataset.manifest);
+    let key = zoom_key(entry, z, size, agg, filters);
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
@@ -112,12 +215,12 @@ pub(super) async fn query_cells(
     deadline: Instant,
 ) -> Result<Arc<QueryCells>, ApiError> {
     let m = &entry.dataset.manifest;
-    let key = format!(
-        "{}|{}|{}|{}",
-        entry.generation,
-        entry.name,
-        agg.to_text(),
-        filters_text(filters, m)
+    let key = Key::new(
+        entry,
+        Ask::Cells {
+            agg: agg.to_text(),
+            filters: filter_texts(filters, m),
+        },
     );
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();

@@ -1,10 +1,10 @@
 //! Crossfilter: linked histograms and counts under the brushes' filters.
 
-use super::caches::cached;
-use super::{ApiError, AppState, AppStateRef, Lane};
+use super::caches::{Ask, Key, cached};
+use super::{ApiError, AppState, AppStateRef, Lane, spec};
 use crate::query::Filter;
 use crate::query::bitsets::FilterBits;
-use crate::query::histogram::{Histogram, MAX_BINS};
+use crate::query::histogram::Histogram;
 use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
 use axum::Json;
@@ -61,9 +61,9 @@ pub async fn histogram(
     Path((name, column)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (entry, p) = state.request(&name, q.as_deref(), &["bins", "bbox", "filter"])?;
+    let (entry, p) = state.request(&name, q.as_deref(), &spec::HISTOGRAM)?;
     let m = &entry.dataset.manifest;
-    let bins = p.num("bins", 50usize, 1, MAX_BINS)?;
+    let bins = p.int(&spec::BINS)? as usize;
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;
     // The column is a path segment: one the dataset lacks is a missing
@@ -120,7 +120,7 @@ pub(super) async fn filter_bits(
     let m = &entry.dataset.manifest;
     let mut bits = Vec::with_capacity(filters.len());
     for f in filters.into_iter().filter(|f| Some(f.column()) != skip) {
-        let key = format!("{}|{}|{}", entry.generation, entry.name, f.to_text(m));
+        let key = Key::new(entry, Ask::FilterBits(f.to_text(m)));
         let (e, st) = (entry.clone(), state.clone());
         let b = cached(
             &state.filter_bits,
@@ -146,7 +146,7 @@ pub async fn count(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (entry, p) = state.request(&name, q.as_deref(), &["bbox", "filter"])?;
+    let (entry, p) = state.request(&name, q.as_deref(), &spec::COUNT)?;
     let m = &entry.dataset.manifest;
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;

@@ -1,7 +1,6 @@
 //! Data: raw aggregate grids and the points under a cursor.
 
-use super::{ApiError, AppStateRef, Lane};
-use crate::geo;
+use super::{ApiError, AppStateRef, Lane, spec};
 use crate::query::View;
 use crate::query::points::{self, Attr, Cursor};
 use crate::raster::export;
@@ -10,9 +9,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-/// Longest side of a raw aggregate grid.
-pub const MAX_AGGREGATE_SIDE: u32 = 4096;
 
 /// Most cells a JSON aggregate may hold.
 pub const MAX_JSON_CELLS: usize = 1 << 18;
@@ -24,25 +20,16 @@ pub async fn aggregate(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (entry, p) = state.request(
-        &name,
-        q.as_deref(),
-        &["bbox", "width", "height", "agg", "filter", "format"],
-    )?;
+    let (entry, p) = state.request(&name, q.as_deref(), &spec::AGGREGATE)?;
     let m = &entry.dataset.manifest;
     let bbox = p
         .bbox()?
         .ok_or_else(|| ApiError::bad_request("missing parameter bbox=west,south,east,north"))?;
-    let width = p.num("width", 256u32, 1, MAX_AGGREGATE_SIDE)?;
-    let height = p.num("height", 256u32, 1, MAX_AGGREGATE_SIDE)?;
+    let width = p.int(&spec::WIDTH)? as u32;
+    let height = p.int(&spec::HEIGHT)? as u32;
     let agg = p.agg(m)?;
     let filters = p.filters(m)?;
-    let format = p.get("format").unwrap_or("npy").to_string();
-    if format != "npy" && format != "json" {
-        return Err(ApiError::bad_request(format!(
-            "format must be npy or json, got {format:?}"
-        )));
-    }
+    let format = p.word(&spec::FORMAT)?;
     let view = View::viewport(bbox, width, height)?;
     let ncat = agg.grids_per_pixel(m);
     if format == "json" && (width as usize) * (height as usize) * ncat > MAX_JSON_CELLS {
@@ -106,31 +93,14 @@ pub async fn points(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (entry, p) = state.request(
-        &name,
-        q.as_deref(),
-        &[
-            "lon",
-            "lat",
-            "z",
-            "radius_px",
-            "limit",
-            "filter",
-            "tile_size",
-        ],
-    )?;
+    let (entry, p) = state.request(&name, q.as_deref(), &spec::POINTS)?;
     let m = &entry.dataset.manifest;
-    let lon = p.float("lon")?;
-    let lat = p.float("lat")?;
-    if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
-        return Err(ApiError::bad_request(
-            "lon must be in -180..180 and lat in -90..90",
-        ));
-    }
-    let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)?;
-    let radius = p.num("radius_px", 8.0f64, 0.0, points::MAX_RADIUS_PX)?;
-    let limit = p.num("limit", 5usize, 1, points::MAX_POINTS)?;
-    let tile_size = p.tile_size()?;
+    let lon = p.number(&spec::LON)?;
+    let lat = p.number(&spec::LAT)?;
+    let z = p.int(&spec::ZOOM)? as u32;
+    let radius = p.number(&spec::RADIUS_PX)?;
+    let limit = p.int(&spec::LIMIT)? as usize;
+    let tile_size = p.int(&spec::TILE_SIZE)? as u32;
     let filters = p.filters(m)?;
     let cursor = Cursor {
         lon,

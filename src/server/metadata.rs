@@ -2,7 +2,7 @@
 
 use super::caches::zoom_stats;
 use super::params::RenderQuery;
-use super::{ApiError, AppStateRef, Catalog};
+use super::{ApiError, AppStateRef, Catalog, spec};
 use crate::geo;
 use crate::store::{ColumnKind, Manifest};
 use axum::Json;
@@ -196,7 +196,7 @@ pub async fn tilejson(
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
     // Validate now, so a bad URL fails here and not in every tile.
-    RenderQuery::parse(q.as_deref(), m, &[])?;
+    RenderQuery::parse(q.as_deref(), m, &spec::TILEJSON)?;
     let suffix = q
         .filter(|s| !s.is_empty())
         .map(|s| format!("?{s}"))
@@ -228,14 +228,14 @@ pub async fn legend(
 ) -> Result<Json<Value>, ApiError> {
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let (r, p) = RenderQuery::parse(q.as_deref(), m, &["z"])?;
+    let (r, p) = RenderQuery::parse(q.as_deref(), m, &spec::LEGEND)?;
     let RenderQuery {
         agg,
         filters,
         style,
         tile_size: size,
     } = r;
-    let z = p.num("z", 0u32, 0, geo::MAX_ZOOM as u32)? as u8;
+    let z = p.int(&spec::ZOOM)? as u8;
     if let Some(col) = agg.category_column().and_then(|c| m.column(c)) {
         let key = style
             .color_key

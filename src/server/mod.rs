@@ -16,6 +16,7 @@ mod listen;
 mod metadata;
 mod openapi;
 pub mod params;
+pub mod spec;
 mod tiles;
 
 pub use catalog::{Catalog, Entry, valid_name};
@@ -223,10 +224,10 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Served datasets.
     pub catalog: ArcSwap<Catalog>,
-    tiles: moka::future::Cache<String, Arc<CachedTile>>,
-    zoom: moka::future::Cache<String, Arc<ZoomStats>>,
-    cells: moka::future::Cache<String, Arc<QueryCells>>,
-    filter_bits: moka::future::Cache<String, Arc<FilterBits>>,
+    tiles: moka::future::Cache<caches::Key, Arc<CachedTile>>,
+    zoom: moka::future::Cache<caches::Key, Arc<ZoomStats>>,
+    cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
+    filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
     heavy_limiter: Arc<Semaphore>,
     heavy_pool: rayon::ThreadPool,
@@ -259,10 +260,10 @@ fn bounded_cache<V: Send + Sync + 'static>(
     bytes: u64,
     idle: Option<Duration>,
     size: fn(&V) -> usize,
-) -> moka::future::Cache<String, Arc<V>> {
-    let b = moka::future::Cache::builder()
-        .max_capacity(bytes)
-        .weigher(move |k: &String, v: &Arc<V>| (k.len() + size(v)).min(u32::MAX as usize) as u32);
+) -> moka::future::Cache<caches::Key, Arc<V>> {
+    let b = moka::future::Cache::builder().max_capacity(bytes).weigher(
+        move |k: &caches::Key, v: &Arc<V>| (k.weight() + size(v)).min(u32::MAX as usize) as u32,
+    );
     match idle {
         Some(d) => b.time_to_idle(d).build(),
         None => b.build(),
@@ -317,11 +318,11 @@ impl AppState {
         &self,
         name: &str,
         raw: Option<&str>,
-        allowed: &[&str],
+        endpoint: &spec::Endpoint,
     ) -> Result<(Arc<Entry>, params::Params), ApiError> {
         let entry = self.dataset(name)?;
         let p = params::Params::parse(raw)?;
-        p.only(&[allowed])?;
+        p.only(endpoint)?;
         Ok((entry, p))
     }
 

@@ -8,9 +8,10 @@
 //! parameter's description, and the test's hooks keep generated requests
 //! to it.
 
+use super::spec::{self, Endpoint, Grammar, Kind, Param};
 use super::{AppState, Catalog};
 use crate::geo::MAX_ZOOM;
-use crate::query::histogram::MAX_BINS;
+use crate::query::MAX_FILTERS;
 use crate::shade::Colormap;
 use crate::store::ColumnKind;
 use axum::Json;
@@ -18,14 +19,6 @@ use axum::extract::State;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-fn q(name: &str, desc: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema})
-}
-
-fn req(name: &str, desc: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": true, "description": desc, "schema": schema})
-}
 
 fn path(name: &str, desc: &str, schema: Value) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": desc, "schema": schema})
@@ -130,107 +123,76 @@ impl Vocabulary {
         )
     }
 
-    fn filter(&self) -> Value {
-        let pattern = if self.filters.is_empty() {
-            "^$(?!x)x".to_string()
-        } else {
-            format!("^({})$", self.filters.join("|"))
+    /// The schema of a text grammar, from what the catalog accepts.
+    fn grammar(&self, g: Grammar) -> Value {
+        let pattern = |p: String| json!({"type": "string", "pattern": p});
+        match g {
+            Grammar::Agg => json!({"type": "string", "enum": self.aggs}),
+            Grammar::Filter => pattern(if self.filters.is_empty() {
+                "^$(?!x)x".to_string()
+            } else {
+                format!("^({})$", self.filters.join("|"))
+            }),
+            Grammar::Cmap => {
+                let names: BTreeSet<String> =
+                    Colormap::names().iter().map(|s| s.to_string()).collect();
+                pattern(format!("^({}(_r)?|{HEX}(,{HEX})*)$", one_of(&names)))
+            }
+            Grammar::ColorKey => pattern(format!("^{HEX}(,{HEX})*$")),
+            Grammar::Span => pattern(format!("^{NUM},{NUM}$")),
+            Grammar::Dynspread => pattern(r"^(0(\.[0-9]{1,3})?|1)(,([0-9]|1[0-6]))?$".into()),
+            Grammar::Colour => pattern(format!("^{HEX}$")),
+            Grammar::Bbox => pattern(format!("^{LON},{LAT},{LON},{LAT}$")),
+        }
+    }
+
+    /// One query parameter, from its declaration.
+    fn param(&self, p: &Param) -> Value {
+        let schema = match p.kind {
+            Kind::Int { min, max, default } => {
+                json!({"type": "integer", "minimum": min, "maximum": max, "default": default})
+            }
+            Kind::IntOf { values, default } => {
+                json!({"type": "integer", "enum": values, "default": default})
+            }
+            Kind::Number { min, max, default } => {
+                let mut s = json!({"type": "number", "minimum": min, "maximum": max});
+                if let Some(d) = default {
+                    s["default"] = json!(d);
+                }
+                s
+            }
+            Kind::Word { values, default } => {
+                json!({"type": "string", "enum": values, "default": default})
+            }
+            Kind::Bool { default } => json!({"type": "boolean", "default": default}),
+            Kind::Text {
+                grammar, default, ..
+            } => {
+                let mut s = self.grammar(grammar);
+                if let Some(d) = default {
+                    s["default"] = json!(d);
+                }
+                s
+            }
         };
-        json!({"name": "filter", "in": "query", "required": false, "explode": true, "style": "form",
-            "description": "Repeatable; all must hold. COL:MIN..MAX on a numeric or temporal column (either end may be empty; MIN <= MAX; temporal bounds as epoch milliseconds or ISO 8601 dates and times), or COL:in:A,B on a categorical column.",
-            "schema": {"type": "array", "maxItems": 8, "items": {"type": "string", "pattern": pattern}}})
+        let mut out = json!({"name": p.name, "in": "query", "required": p.required(),
+            "description": p.desc, "schema": schema});
+        if p.repeated() {
+            out["schema"] =
+                json!({"type": "array", "maxItems": MAX_FILTERS, "items": out["schema"].take()});
+            out["explode"] = json!(true);
+            out["style"] = json!("form");
+        }
+        out
     }
 
-    fn agg(&self) -> Value {
-        q(
-            "agg",
-            "Reduction: count, any, sum:COL, mean:COL, min:COL, max:COL, std:COL, var:COL, count_cat:CAT, by:CAT:sum:COL or by:CAT:mean:COL",
-            json!({"type": "string", "enum": self.aggs, "default": "count"}),
-        )
-    }
-
-    fn render_params(&self) -> Vec<Value> {
-        let names: BTreeSet<String> = Colormap::names().iter().map(|s| s.to_string()).collect();
-        let cmap = format!("^({}(_r)?|{HEX}(,{HEX})*)$", one_of(&names));
-        vec![
-            self.agg(),
-            q(
-                "how",
-                "Normalization",
-                json!({"type": "string", "enum": ["linear", "log", "cbrt", "eq_hist"], "default": "eq_hist"}),
-            ),
-            q(
-                "cmap",
-                "Colormap name (optionally reversed with _r), or a comma-separated list of hex colours",
-                json!({"type": "string", "pattern": cmap, "default": "fire"}),
-            ),
-            q(
-                "color_key",
-                "Category colours with count_cat/by aggregations: hex colours in category order, or LABEL:COLOUR pairs",
-                json!({"type": "string", "pattern": format!("^{HEX}(,{HEX})*$")}),
-            ),
-            q(
-                "span",
-                "min,max of the colour scale, min <= max (not with how=eq_hist, as in Datashader)",
-                json!({"type": "string", "pattern": format!("^{NUM},{NUM}$")}),
-            ),
-            q(
-                "spread",
-                "Spread each point by N pixels",
-                json!({"type": "integer", "minimum": 0, "maximum": 16, "default": 0}),
-            ),
-            q(
-                "shape",
-                "Spread shape",
-                json!({"type": "string", "enum": ["circle", "square"], "default": "circle"}),
-            ),
-            q(
-                "dynspread",
-                "threshold[,max_px]: Datashader's dynspread (threshold 0..=1, max_px 0..=16)",
-                json!({"type": "string", "pattern": r"^(0(\.[0-9]{1,3})?|1)(,([0-9]|1[0-6]))?$"}),
-            ),
-            q(
-                "scale",
-                "zoom: one colour scale per zoom level (seamless); tile: per tile (Datashader)",
-                json!({"type": "string", "enum": ["zoom", "tile"], "default": "zoom"}),
-            ),
-            q(
-                "tile_size",
-                "Tile side in pixels",
-                json!({"type": "integer", "enum": [256, 512], "default": 256}),
-            ),
-            q(
-                "background",
-                "Opaque background colour",
-                json!({"type": "string", "pattern": format!("^{HEX}$")}),
-            ),
-            q(
-                "alpha",
-                "Alpha of coloured pixels",
-                json!({"type": "integer", "minimum": 0, "maximum": 255, "default": 255}),
-            ),
-            q(
-                "min_alpha",
-                "Lowest alpha (single-colour and categorical), at most alpha",
-                json!({"type": "integer", "minimum": 0, "maximum": 255, "default": 40}),
-            ),
-            q(
-                "rescale_discrete_levels",
-                "Datashader's rescale_discrete_levels for eq_hist",
-                json!({"type": "boolean", "default": false}),
-            ),
-            self.filter(),
-        ]
-    }
-}
-
-fn bbox(required: bool) -> Value {
-    let desc = "west,south,east,north in degrees, west < east, south < north; latitudes are clamped to ±85.0511° (the Web Mercator square)";
-    let schema = json!({"type": "string", "pattern": format!("^{LON},{LAT},{LON},{LAT}$")});
-    if required {
-        req("bbox", desc, schema)
-    } else {
-        q("bbox", desc, schema)
+    /// `name` and then the endpoint's query parameters.
+    fn params(&self, path_params: &[Value], e: &Endpoint) -> Vec<Value> {
+        let mut out = vec![self.name()];
+        out.extend(path_params.iter().cloned());
+        out.extend(e.params().map(|p| self.param(p)));
+        out
     }
 }
 
@@ -267,45 +229,32 @@ fn responses(ok: Value, extra: &[&str]) -> Value {
 /// The document for the served catalog.
 pub fn document(cat: &Catalog) -> Value {
     let v = Vocabulary::of(cat);
-    let name = v.name();
     let max_coord = (1u64 << MAX_ZOOM) - 1;
-    let mut tile_params = vec![
-        name.clone(),
-        path(
-            "z",
-            "Zoom",
-            json!({"type": "integer", "minimum": 0, "maximum": MAX_ZOOM}),
-        ),
-        path(
-            "x",
-            "Column, below 2^z",
-            json!({"type": "integer", "minimum": 0, "maximum": max_coord}),
-        ),
-        path(
-            "file",
-            "{y}.png or {y}@2x.png (512 pixels), y below 2^z",
-            json!({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(@2x)?\.png$"}),
-        ),
-    ];
-    tile_params.extend(v.render_params());
-    let mut legend_params = vec![
-        name.clone(),
-        q(
-            "z",
-            "Zoom whose colour scale to describe",
-            json!({"type": "integer", "minimum": 0, "maximum": MAX_ZOOM, "default": 0}),
-        ),
-    ];
-    legend_params.extend(v.render_params());
-    let mut tilejson_params = vec![name.clone()];
-    tilejson_params.extend(v.render_params());
-    let side = |what: &str| {
-        q(
-            what,
-            "Grid side in pixels",
-            json!({"type": "integer", "minimum": 1, "maximum": super::data::MAX_AGGREGATE_SIDE, "default": 256}),
-        )
-    };
+    let tile_params = v.params(
+        &[
+            path(
+                "z",
+                "Zoom",
+                json!({"type": "integer", "minimum": 0, "maximum": MAX_ZOOM}),
+            ),
+            path(
+                "x",
+                "Column, below 2^z",
+                json!({"type": "integer", "minimum": 0, "maximum": max_coord}),
+            ),
+            path(
+                "file",
+                "{y}.png or {y}@2x.png (512 pixels), y below 2^z",
+                json!({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(@2x)?\.png$"}),
+            ),
+        ],
+        &spec::TILE,
+    );
+    let column = path(
+        "column",
+        "A numeric, temporal or categorical column",
+        json!({"type": "string", "enum": v.histogram_columns}),
+    );
     let png = json!({"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}});
     json!({
         "openapi": "3.1.0",
@@ -315,29 +264,14 @@ pub fn document(cat: &Catalog) -> Value {
             "/tiles/{name}/{z}/{x}/{file}": {"get": {"summary": "A PNG tile", "parameters": tile_params,
                 "responses": responses(png, &["304", "413"])}},
             "/datasets": {"get": {"summary": "Served datasets", "responses": {"200": ok_json("{datasets: [...]}")}}},
-            "/datasets/{name}": {"get": {"summary": "Schema, rows, bounds, categories, statistics", "parameters": [name.clone()], "responses": responses(ok_json("Dataset"), &[])}},
-            "/datasets/{name}/tilejson": {"get": {"summary": "TileJSON 3.0 carrying the rendering parameters", "parameters": tilejson_params, "responses": responses(ok_json("TileJSON"), &[])}},
-            "/datasets/{name}/histogram/{column}": {"get": {"summary": "Crossfilter histogram: all filters but the column's own", "parameters": [
-                name.clone(),
-                path("column", "A numeric, temporal or categorical column", json!({"type": "string", "enum": v.histogram_columns})),
-                q("bins", "Bins for numeric and temporal columns", json!({"type": "integer", "minimum": 1, "maximum": MAX_BINS, "default": 50})),
-                bbox(false), v.filter()], "responses": responses(ok_json("Histogram"), &[])}},
-            "/datasets/{name}/count": {"get": {"summary": "Rows in the bbox passing all filters", "parameters": [name.clone(), bbox(false), v.filter()], "responses": responses(ok_json("{count, total}"), &[])}},
-            "/datasets/{name}/aggregate": {"get": {"summary": "The raw aggregate grid (row 0 = north)", "parameters": [
-                name.clone(), bbox(true), side("width"), side("height"), v.agg(),
-                q("format", "npy, or json (at most 262,144 cells × categories)", json!({"type": "string", "enum": ["npy", "json"], "default": "npy"})),
-                v.filter()],
+            "/datasets/{name}": {"get": {"summary": "Schema, rows, bounds, categories, statistics", "parameters": v.params(&[], &spec::NONE), "responses": responses(ok_json("Dataset"), &[])}},
+            "/datasets/{name}/tilejson": {"get": {"summary": "TileJSON 3.0 carrying the rendering parameters", "parameters": v.params(&[], &spec::TILEJSON), "responses": responses(ok_json("TileJSON"), &[])}},
+            "/datasets/{name}/histogram/{column}": {"get": {"summary": "Crossfilter histogram: all filters but the column's own", "parameters": v.params(&[column], &spec::HISTOGRAM), "responses": responses(ok_json("Histogram"), &[])}},
+            "/datasets/{name}/count": {"get": {"summary": "Rows in the bbox passing all filters", "parameters": v.params(&[], &spec::COUNT), "responses": responses(ok_json("{count, total}"), &[])}},
+            "/datasets/{name}/aggregate": {"get": {"summary": "The raw aggregate grid (row 0 = north)", "parameters": v.params(&[], &spec::AGGREGATE),
                 "responses": responses(json!({"description": "NumPy .npy or JSON", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}}), &["413"])}},
-            "/datasets/{name}/points": {"get": {"summary": "Points under the cursor, nearest first", "parameters": [
-                name.clone(),
-                req("lon", "Longitude", json!({"type": "number", "minimum": -180, "maximum": 180})),
-                req("lat", "Latitude", json!({"type": "number", "minimum": -90, "maximum": 90})),
-                q("z", "Zoom", json!({"type": "integer", "minimum": 0, "maximum": MAX_ZOOM, "default": 0})),
-                q("radius_px", "Search radius in pixels", json!({"type": "number", "minimum": 0, "maximum": 64, "default": 8})),
-                q("limit", "Most points returned", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 5})),
-                q("tile_size", "Tile side the zoom refers to", json!({"type": "integer", "enum": [256, 512], "default": 256})),
-                v.filter()], "responses": responses(ok_json("{points: [...]}"), &[])}},
-            "/datasets/{name}/legend": {"get": {"summary": "Colour bar or category key", "parameters": legend_params, "responses": responses(ok_json("Legend"), &[])}},
+            "/datasets/{name}/points": {"get": {"summary": "Points under the cursor, nearest first", "parameters": v.params(&[], &spec::POINTS), "responses": responses(ok_json("{points: [...]}"), &[])}},
+            "/datasets/{name}/legend": {"get": {"summary": "Colour bar or category key", "parameters": v.params(&[], &spec::LEGEND), "responses": responses(ok_json("Legend"), &[])}},
             "/health": {"get": {"summary": "Liveness", "responses": {"200": ok_json("{status: ok}")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI 3.1")}}},

@@ -2,30 +2,12 @@
 //! validated; unknown values get a 400 listing the valid choices.
 
 use super::error::ApiError;
+use super::spec::{self, Endpoint, Kind, Param};
 use crate::geo::MercatorBox;
 use crate::query::{Agg, Filter};
 use crate::render::{Scale, Style};
 use crate::shade::{self, Colormap, How, Shape};
 use crate::store::Manifest;
-
-/// Parameter names each endpoint accepts, for the "unknown parameter" check.
-pub const RENDER_PARAMS: &[&str] = &[
-    "agg",
-    "how",
-    "cmap",
-    "color_key",
-    "span",
-    "spread",
-    "shape",
-    "dynspread",
-    "scale",
-    "tile_size",
-    "background",
-    "alpha",
-    "min_alpha",
-    "rescale_discrete_levels",
-    "filter",
-];
 
 /// The rendering parameters that tiles, TileJSON and legends share, parsed
 /// and checked against a dataset by one function.
@@ -42,15 +24,16 @@ pub struct RenderQuery {
 }
 
 impl RenderQuery {
-    /// Parse a raw query string; `extra` names the endpoint's own
-    /// parameters besides [`RENDER_PARAMS`], which are returned for it.
+    /// Parse a raw query string held to `endpoint`'s parameters (which
+    /// include [`spec::RENDER`]); the parameters are returned for the
+    /// endpoint's own.
     pub fn parse(
         raw: Option<&str>,
         m: &Manifest,
-        extra: &[&str],
+        endpoint: &Endpoint,
     ) -> Result<(RenderQuery, Params), ApiError> {
         let p = Params::parse(raw)?;
-        p.only(&[RENDER_PARAMS, extra])?;
+        p.only(endpoint)?;
         Ok((RenderQuery::from_params(&p, m)?, p))
     }
 
@@ -59,7 +42,7 @@ impl RenderQuery {
         let agg = p.agg(m)?;
         let filters = p.filters(m)?;
         let style = p.style(m, &agg)?;
-        let tile_size = p.tile_size()?;
+        let tile_size = p.int(&spec::TILE_SIZE)? as u32;
         Ok(RenderQuery {
             agg,
             filters,
@@ -100,86 +83,140 @@ impl Params {
             .collect()
     }
 
-    /// Reject parameters not in `allowed` (typos would otherwise be silently ignored).
-    pub fn only(&self, allowed: &[&[&str]]) -> Result<(), ApiError> {
+    /// Reject parameters `endpoint` does not take (typos would otherwise be
+    /// silently ignored) and requests missing a required one. Of a
+    /// parameter given twice the last counts, except `filter`, which is
+    /// repeatable.
+    pub fn only(&self, endpoint: &Endpoint) -> Result<(), ApiError> {
         for (k, _) in &self.0 {
-            if !allowed.iter().any(|a| a.contains(&k.as_str())) {
-                let valid: Vec<&str> = allowed.iter().flat_map(|a| a.iter().copied()).collect();
+            if !endpoint.params().any(|p| p.name == k) {
+                let valid: Vec<&str> = endpoint.params().map(|p| p.name).collect();
+                return Err(ApiError::bad_request(if valid.is_empty() {
+                    format!("unknown parameter {k:?}; this endpoint takes none")
+                } else {
+                    format!(
+                        "unknown parameter {k:?}; valid parameters: {}",
+                        valid.join(", ")
+                    )
+                }));
+            }
+        }
+        for p in endpoint.params() {
+            if p.required() && self.get(p.name).is_none() {
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter {k:?}; valid parameters: {}",
-                    valid.join(", ")
+                    "missing parameter {}: {}",
+                    p.name, p.desc
                 )));
             }
         }
         Ok(())
     }
 
-    /// Parse a number parameter with bounds.
-    pub fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
-        &self,
-        key: &str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> Result<T, ApiError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(s) => {
-                let v: T = s.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{key} must be a number in {min}..={max}, got {s:?}"
-                    ))
-                })?;
-                // Written so that NaN, which compares false, fails too.
-                #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                if !(v >= min && v <= max) {
-                    return Err(ApiError::bad_request(format!(
-                        "{key} must be in {min}..={max}, got {s}"
-                    )));
-                }
-                Ok(v)
+    /// An integer parameter ([`Kind::Int`] or [`Kind::IntOf`]), its default
+    /// when absent.
+    pub fn int(&self, p: &Param) -> Result<i64, ApiError> {
+        let (ok, default, rule): (&dyn Fn(i64) -> bool, i64, String) = match &p.kind {
+            Kind::Int { min, max, default } => (
+                &move |v| (*min..=*max).contains(&v),
+                *default,
+                format!("an integer in {min}..={max}"),
+            ),
+            Kind::IntOf { values, default } => {
+                let list: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                (
+                    &move |v| values.contains(&v),
+                    *default,
+                    format!("one of {}", list.join(", ")),
+                )
             }
-        }
-    }
-
-    /// `tile_size`: 256 (default) or 512, as XYZ tiles come; every
-    /// endpoint that takes it shares this one rule.
-    pub fn tile_size(&self) -> Result<u32, ApiError> {
-        match self.get("tile_size").map(str::trim) {
-            None | Some("256") => Ok(256),
-            Some("512") => Ok(512),
-            Some(o) => Err(ApiError::bad_request(format!(
-                "tile_size must be 256 or 512, got {o:?}"
+            _ => unreachable!("{} is not an integer parameter", p.name),
+        };
+        let Some(s) = self.get(p.name) else {
+            return Ok(default);
+        };
+        match s.trim().parse::<i64>() {
+            Ok(v) if ok(v) => Ok(v),
+            _ => Err(ApiError::bad_request(format!(
+                "{} must be {rule}, got {s:?}",
+                p.name
             ))),
         }
     }
 
-    /// Required float parameter.
-    pub fn float(&self, key: &str) -> Result<f64, ApiError> {
-        let s = self
-            .get(key)
-            .ok_or_else(|| ApiError::bad_request(format!("missing parameter {key}")))?;
-        let v: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("{key} must be a number, got {s:?}")))?;
-        if !v.is_finite() {
-            return Err(ApiError::bad_request(format!("{key} must be finite")));
+    /// A number parameter ([`Kind::Number`]): finite, in bounds.
+    pub fn number(&self, p: &Param) -> Result<f64, ApiError> {
+        let Kind::Number { min, max, default } = p.kind else {
+            unreachable!("{} is not a number parameter", p.name)
+        };
+        let Some(s) = self.get(p.name) else {
+            return default
+                .ok_or_else(|| ApiError::bad_request(format!("missing parameter {}", p.name)));
+        };
+        match s.trim().parse::<f64>() {
+            // NaN fails the range test, so it is refused with the rest.
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(ApiError::bad_request(format!(
+                "{} must be a number in {min}..={max}, got {s:?}",
+                p.name
+            ))),
         }
-        Ok(v)
+    }
+
+    /// A word parameter ([`Kind::Word`]), its default when absent.
+    pub fn word(&self, p: &Param) -> Result<&'static str, ApiError> {
+        let Kind::Word { values, default } = p.kind else {
+            unreachable!("{} is not a word parameter", p.name)
+        };
+        let Some(s) = self.get(p.name) else {
+            return Ok(default);
+        };
+        values
+            .iter()
+            .copied()
+            .find(|v| *v == s.trim())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{} must be one of {}, got {s:?}",
+                    p.name,
+                    values.join(", ")
+                ))
+            })
+    }
+
+    /// A boolean parameter ([`Kind::Bool`]).
+    pub fn flag(&self, p: &Param) -> Result<bool, ApiError> {
+        let Kind::Bool { default } = p.kind else {
+            unreachable!("{} is not a boolean parameter", p.name)
+        };
+        match self.get(p.name).map(str::trim) {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(o) => Err(ApiError::bad_request(format!(
+                "{} must be true or false, got {o:?}",
+                p.name
+            ))),
+        }
     }
 
     /// The aggregation (default `count`).
     pub fn agg(&self, m: &Manifest) -> Result<Agg, ApiError> {
-        let agg = Agg::parse(self.get("agg").unwrap_or("count"))?;
+        let agg = Agg::parse(self.get(spec::AGG.name).unwrap_or("count"))?;
         agg.validate(m)?;
         Ok(agg)
     }
 
     /// All `filter` parameters, parsed against the dataset.
     pub fn filters(&self, m: &Manifest) -> Result<Vec<Filter>, ApiError> {
-        let mut fs: Vec<Filter> = self
-            .all("filter")
+        let raw = self.all(spec::FILTER.name);
+        if raw.len() > crate::query::MAX_FILTERS {
+            return Err(ApiError::bad_request(format!(
+                "at most {} filters, got {}",
+                crate::query::MAX_FILTERS,
+                raw.len()
+            )));
+        }
+        let mut fs: Vec<Filter> = raw
             .into_iter()
             .map(|f| Filter::parse(f, m).map_err(ApiError::from))
             .collect::<Result<_, _>>()?;
@@ -190,7 +227,7 @@ impl Params {
 
     /// `bbox=west,south,east,north` in degrees, if given.
     pub fn bbox(&self) -> Result<Option<MercatorBox>, ApiError> {
-        let Some(s) = self.get("bbox") else {
+        let Some(s) = self.get(spec::BBOX.name) else {
             return Ok(None);
         };
         let v: Vec<f64> = s
@@ -218,10 +255,8 @@ impl Params {
     /// The rendering style.
     pub fn style(&self, m: &Manifest, agg: &Agg) -> Result<Style, ApiError> {
         let mut st = Style::default();
-        if let Some(h) = self.get("how") {
-            st.shade.how = h.parse::<How>()?;
-        }
-        if let Some(c) = self.get("cmap") {
+        st.shade.how = self.word(&spec::HOW)?.parse::<How>()?;
+        if let Some(c) = self.get(spec::CMAP.name) {
             st.shade.cmap = if c.contains(',') || c.starts_with('#') {
                 Colormap::from_hex_list(c)?
             } else {
@@ -231,14 +266,14 @@ impl Params {
         }
         // As in Datashader, a colour key only matters to categorical
         // aggregations; others ignore it (it is still checked to parse).
-        if let Some(k) = self.get("color_key") {
+        if let Some(k) = self.get(spec::COLOR_KEY.name) {
             if agg.category_column().is_some() {
                 st.color_key = Some(color_key(k, m, agg)?);
             } else {
                 shade::parse_color_list(k)?;
             }
         }
-        if let Some(s) = self.get("span") {
+        if let Some(s) = self.get(spec::SPAN.name) {
             let v: Vec<f64> = s
                 .split(',')
                 .map(|x| x.trim().parse::<f64>())
@@ -251,11 +286,12 @@ impl Params {
             }
             st.shade.span = Some((v[0], v[1]));
         }
-        st.spread = self.num("spread", 0u32, 0, 16)?;
-        if let Some(s) = self.get("shape") {
-            st.shape = s.parse::<Shape>().map_err(ApiError::bad_request)?;
-        }
-        if let Some(d) = self.get("dynspread") {
+        st.spread = self.int(&spec::SPREAD)? as u32;
+        st.shape = self
+            .word(&spec::SHAPE)?
+            .parse::<Shape>()
+            .map_err(ApiError::bad_request)?;
+        if let Some(d) = self.get(spec::DYNSPREAD.name) {
             let v: Vec<&str> = d.split(',').collect();
             let threshold: f64 = v[0].parse().map_err(|_| {
                 ApiError::bad_request(format!("dynspread must be threshold[,max_px], got {d:?}"))
@@ -273,26 +309,19 @@ impl Params {
             }
             st.dynspread = Some((threshold, max_px));
         }
-        if let Some(s) = self.get("scale") {
-            st.scale = s.parse::<Scale>().map_err(ApiError::bad_request)?;
-        }
-        if let Some(b) = self.get("background") {
+        st.scale = self
+            .word(&spec::SCALE)?
+            .parse::<Scale>()
+            .map_err(ApiError::bad_request)?;
+        if let Some(b) = self.get(spec::BACKGROUND.name) {
             st.background = Some(shade::parse_color(b)?);
         }
-        st.shade.alpha = self.num("alpha", 255u8, 0, 255)?;
-        st.shade.min_alpha = self.num("min_alpha", 40u8, 0, 255)?;
+        st.shade.alpha = self.int(&spec::ALPHA)? as u8;
+        st.shade.min_alpha = self.int(&spec::MIN_ALPHA)? as u8;
         if st.shade.min_alpha > st.shade.alpha {
             return Err(ApiError::bad_request("min_alpha must not exceed alpha"));
         }
-        st.shade.rescale_discrete_levels = match self.get("rescale_discrete_levels") {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(o) => {
-                return Err(ApiError::bad_request(format!(
-                    "rescale_discrete_levels must be true or false, got {o:?}"
-                )));
-            }
-        };
+        st.shade.rescale_discrete_levels = self.flag(&spec::RESCALE_DISCRETE_LEVELS)?;
         if st.shade.how == How::EqHist && st.shade.span.is_some() {
             return Err(ApiError::bad_request(
                 "span is not allowed with how=eq_hist (as in Datashader)",

@@ -1,8 +1,8 @@
 //! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png`, cached, with ETags.
 
-use super::caches::{filters_text, query_cells, zoom_stats};
+use super::caches::{Ask, Key, TilePixels, filter_texts, query_cells, zoom_stats};
 use super::params::RenderQuery;
-use super::{ApiError, AppStateRef, CachedTile, Lane};
+use super::{ApiError, AppState, AppStateRef, CachedTile, Entry, Lane, spec};
 use crate::geo::TileId;
 use crate::query::View;
 use crate::raster::plan::Source;
@@ -11,7 +11,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sha2::Digest;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,44 +45,23 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let dl = state.deadline();
-    let z = parse_coord("z", &z)?;
-    let x = parse_coord("x", &x)?;
-    let (y, retina) = parse_tile_file(&file)?;
-    let tile = TileId::new(z.min(u32::MAX as u64) as u32, x, y)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (tile, retina) = parse_tile_path(&z, &x, &file)?;
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let (r, _) = RenderQuery::parse(q.as_deref(), m, &[])?;
-    let RenderQuery {
-        agg,
-        filters,
-        style,
-        tile_size: mut size,
-    } = r;
+    let (mut r, _) = RenderQuery::parse(q.as_deref(), m, &spec::TILE)?;
     if retina {
-        size = 512;
+        r.tile_size = 512;
     }
-    let view = View::tile(tile, size)?;
-    let limits = state.config.limits();
-    limits.check_grid(&view, &agg, m)?;
-    // What the pixels depend on, in a stable encoding. The ETag names the
-    // data by its manifest (not the process-local load generation), so
-    // replicas serving the same files, and a restarted server, agree.
-    let pixels = format!(
-        "{}/{}/{}|{size}|{}|{}|{}",
-        tile.z,
-        tile.x,
-        tile.y,
-        agg.to_text(),
-        filters_text(&filters, m),
-        style.canonical()
-    );
-    let key = format!("{}|{}|{pixels}", entry.generation, entry.name);
-    let data = format!("{}|{}|{}|{}", m.created, m.rows, m.data_bytes, m.name);
-    let etag = format!(
-        "\"{}\"",
-        hex::encode(&sha2::Sha256::digest(format!("{data}|{pixels}").as_bytes())[..16])
-    );
+    let view = View::tile(tile, r.tile_size)?;
+    state.config.limits().check_grid(&view, &r.agg, m)?;
+    let pixels = TilePixels {
+        tile: (tile.z, tile.x, tile.y),
+        size: r.tile_size,
+        agg: r.agg.to_text(),
+        filters: filter_texts(&r.filters, m),
+        style: r.style.canonical(),
+    };
+    let etag = pixels.etag(m);
     let cache_control = format!("public, max-age={}", state.config.tile_max_age);
     let headers_out = |r: &mut Response| {
         let h = r.headers_mut();
@@ -106,88 +84,19 @@ pub async fn tile(
         return Ok(r);
     }
     let miss = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let render_tile = {
+    let render = {
         let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
-            let planned = state
-                .config
-                .planner()
-                .tile(&entry.dataset, tile, size, &agg, &filters);
-            let cells = if planned == Source::Cells {
-                Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
-            } else {
-                None
-            };
-            let norm = if style.scale == Scale::Zoom {
-                let stats = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, dl).await?;
-                render::zoom_normalization(&stats, &agg, &style)?
-            } else {
-                None
-            };
-            // Cells and the overview answer without reading rows; otherwise
-            // the tile's key range says how many rows it may read.
-            let lane = match planned {
-                Source::Overview | Source::Cells => Lane::Light,
-                Source::Rows => {
-                    Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
-                }
-            };
-            let (png, rows, source) = state
-                .compute_on(
-                    entry.clone(),
-                    lane,
-                    dl,
-                    move |cancel| -> Result<(Vec<u8>, u64, &'static str), ApiError> {
-                        let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
-                        let source = match (&from_cells, planned) {
-                            (Some(_), _) => Source::Cells,
-                            (None, Source::Overview) => Source::Overview,
-                            (None, _) => Source::Rows,
-                        }
-                        .name();
-                        let r = match from_cells {
-                            Some((grid, read)) => render::shade_aggregate(
-                                crate::raster::Aggregate {
-                                    grid,
-                                    rows_scanned: read,
-                                    partitions_skipped: 0,
-                                },
-                                &agg,
-                                &style,
-                                norm.as_ref(),
-                            )?,
-                            None => render::render(
-                                &entry.dataset,
-                                &view,
-                                &agg,
-                                &filters,
-                                &style,
-                                norm.as_ref(),
-                                crate::query::Budget {
-                                    cancel: Some(cancel),
-                                    limits,
-                                },
-                            )?,
-                        };
-                        let png = crate::shade::encode_png(&r.image)?;
-                        Ok((png, r.aggregate.rows_scanned, source))
-                    },
-                )
-                .await??;
-            metrics::counter!("pointillist_rows_scanned_total").increment(rows);
-            Ok::<_, ApiError>(Arc::new(CachedTile {
-                png: Bytes::from(png),
-                source,
-            }))
+            render_tile(state, entry, tile, view, r, dl).await
         }
     };
     let tile_data = if state.config.cache_mb == 0 {
-        render_tile.await?
+        render.await?
     } else {
         state
             .tiles
-            .try_get_with(key, render_tile)
+            .try_get_with(Key::new(&entry, Ask::Tile(pixels)), render)
             .await
             .map_err(|e: Arc<ApiError>| (*e).clone())?
     };
@@ -216,4 +125,103 @@ pub async fn tile(
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     Ok(r)
+}
+
+/// `{z}`, `{x}` and `{y}.png` / `{y}@2x.png` as a tile and whether it is
+/// the 512-pixel (retina) form.
+fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool), ApiError> {
+    let z = parse_coord("z", z)?;
+    let x = parse_coord("x", x)?;
+    let (y, retina) = parse_tile_file(file)?;
+    let tile = TileId::new(z.min(u32::MAX as u64) as u32, x, y)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((tile, retina))
+}
+
+/// A tile cache miss: plan the source, fetch what it needs (query cells,
+/// the zoom's colour scale) from their caches, then aggregate and shade on
+/// the lane the plan implies.
+async fn render_tile(
+    state: Arc<AppState>,
+    entry: Arc<Entry>,
+    tile: TileId,
+    view: View,
+    r: RenderQuery,
+    dl: Instant,
+) -> Result<Arc<CachedTile>, ApiError> {
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size: size,
+    } = r;
+    let limits = state.config.limits();
+    let planned = state
+        .config
+        .planner()
+        .tile(&entry.dataset, tile, size, &agg, &filters);
+    let cells = if planned == Source::Cells {
+        Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
+    } else {
+        None
+    };
+    let norm = if style.scale == Scale::Zoom {
+        let stats = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, dl).await?;
+        render::zoom_normalization(&stats, &agg, &style)?
+    } else {
+        None
+    };
+    // Cells and the overview answer without reading rows; otherwise the
+    // tile's key range says how many rows it may read.
+    let lane = match planned {
+        Source::Overview | Source::Cells => Lane::Light,
+        Source::Rows => Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges())),
+    };
+    let (png, rows, source) = state
+        .compute_on(
+            entry.clone(),
+            lane,
+            dl,
+            move |cancel| -> Result<(Vec<u8>, u64, &'static str), ApiError> {
+                let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
+                let source = match (&from_cells, planned) {
+                    (Some(_), _) => Source::Cells,
+                    (None, Source::Overview) => Source::Overview,
+                    (None, _) => Source::Rows,
+                }
+                .name();
+                let r = match from_cells {
+                    Some((grid, read)) => render::shade_aggregate(
+                        crate::raster::Aggregate {
+                            grid,
+                            rows_scanned: read,
+                            partitions_skipped: 0,
+                        },
+                        &agg,
+                        &style,
+                        norm.as_ref(),
+                    )?,
+                    None => render::render(
+                        &entry.dataset,
+                        &view,
+                        &agg,
+                        &filters,
+                        &style,
+                        norm.as_ref(),
+                        crate::query::Budget {
+                            cancel: Some(cancel),
+                            limits,
+                        },
+                    )?,
+                };
+                let png = crate::shade::encode_png(&r.image)?;
+                Ok((png, r.aggregate.rows_scanned, source))
+            },
+        )
+        .await??;
+    metrics::counter!("pointillist_rows_scanned_total").increment(rows);
+    Ok(Arc::new(CachedTile {
+        png: Bytes::from(png),
+        source,
+    }))
 }

@@ -13,6 +13,11 @@ pub enum Shape {
     Square,
 }
 
+impl Shape {
+    /// Every value's name, as `FromStr` takes them.
+    pub const NAMES: [&'static str; 2] = ["circle", "square"];
+}
+
 impl std::str::FromStr for Shape {
     type Err = String;
 

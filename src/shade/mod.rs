@@ -127,6 +127,11 @@ pub enum How {
     EqHist,
 }
 
+impl How {
+    /// Every value's name, as [`FromStr`] takes them.
+    pub const NAMES: [&'static str; 4] = ["linear", "log", "cbrt", "eq_hist"];
+}
+
 impl FromStr for How {
     type Err = ShadeError;
 

@@ -17,6 +17,7 @@ import schemathesis
 
 NUM = re.compile(r"^(-?[0-9.]+),(-?[0-9.]+)$")
 RANGE = re.compile(r"^([^:]*):(.*?)\.\.(.*)$")
+MAX_ZOOM = 30
 MAX_JSON_CELLS = 1 << 18
 MAX_GRID_BYTES = 256 << 20
 
@@ -111,10 +112,14 @@ def map_path_parameters(ctx, path_parameters):
         z = int(path_parameters.get("z"))
     except (TypeError, ValueError):
         return path_parameters
-    if 0 <= z <= 30 and "x" in path_parameters:
+    if 0 <= z <= MAX_ZOOM and "x" in path_parameters:
         n = 1 << z
         try:
-            path_parameters["x"] = int(path_parameters["x"]) % n
+            x = int(path_parameters["x"])
+            # Only an x the schema allows is moved inside its zoom: one
+            # outside the schema is a negative case and stays as generated.
+            if 0 <= x < 1 << MAX_ZOOM:
+                path_parameters["x"] = x % n
         except (TypeError, ValueError):
             pass
         file = path_parameters.get("file")
