@@ -235,48 +235,10 @@ pub fn read(
             .map(|&i| schema.field(i).clone())
             .collect::<Vec<_>>(),
     ));
-    let new_cols = || -> Vec<Col> {
-        wanted
-            .iter()
-            .map(|&i| match l.kinds[i] {
-                Kind::Int => Col::Int(Int64Builder::with_capacity(batch_rows)),
-                Kind::Float => Col::Float(Float64Builder::with_capacity(batch_rows)),
-                Kind::Time | Kind::EpochSeconds => Col::Time(
-                    TimestampMicrosecondBuilder::with_capacity(batch_rows).with_timezone("UTC"),
-                ),
-                Kind::Text => Col::Text(StringBuilder::with_capacity(batch_rows, batch_rows * 8)),
-            })
-            .collect()
-    };
-    let mut cols = new_cols();
+    let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
     let mut r = reader(path, l.has_header)?;
-    let mut rows = 0usize;
     let mut bad = 0u64;
     let mut rec = csv::StringRecord::new();
-
-    let flush = |cols: &mut Vec<Col>,
-                 rows: &mut usize,
-                 bad: &mut u64,
-                 sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), IngestError>|
-     -> Result<(), IngestError> {
-        let arrays: Vec<ArrayRef> = cols
-            .iter_mut()
-            .map(|c| -> ArrayRef {
-                match c {
-                    Col::Int(b) => Arc::new(b.finish()),
-                    Col::Float(b) => Arc::new(b.finish()),
-                    Col::Time(b) => Arc::new(b.finish()),
-                    Col::Text(b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
-        let batch =
-            RecordBatch::try_new(out_schema.clone(), arrays).map_err(|e| io_err(path, e))?;
-        sink(batch, *bad)?;
-        *rows = 0;
-        *bad = 0;
-        Ok(())
-    };
     loop {
         let line = r.position().line();
         match r.read_record(&mut rec) {
@@ -297,50 +259,98 @@ pub fn read(
             }
             Err(e) => return Err(io_err(path, e)),
         }
-        let line = rec.position().map_or(line, |p| p.line());
-        let mut vals: Vec<Val> = Vec::with_capacity(wanted.len());
-        let problem = if rec.len() != l.names.len() {
-            Some(format!("{} fields, expected {}", rec.len(), l.names.len()))
-        } else {
-            let mut problem = None;
-            for &i in &wanted {
-                let s = rec.get(i).unwrap_or("").trim();
-                let v = if s.is_empty() {
-                    Val::Null
-                } else {
-                    match l.kinds[i] {
-                        Kind::Int => s.parse().map(Val::Int).ok(),
-                        Kind::Float => s.parse().map(Val::Float).ok(),
-                        Kind::EpochSeconds => s
-                            .parse::<i64>()
-                            .ok()
-                            .and_then(|v| v.checked_mul(1_000_000))
-                            .map(Val::Int),
-                        Kind::Time => parse_iso_us(s).map(Val::Int),
-                        Kind::Text => Some(Val::Text(s)),
-                    }
-                    .unwrap_or(Val::Null)
-                };
-                if matches!(v, Val::Null) && !s.is_empty() {
-                    problem = Some(format!("column {:?}: cannot parse {s:?}", l.names[i]));
-                    break;
-                }
-                vals.push(v);
-            }
-            problem
-        };
-        if let Some(message) = problem {
-            if plan.options.strict {
+        match parse_row(&rec, &l, &wanted) {
+            Ok(vals) => cols.append(vals),
+            Err(message) if plan.options.strict => {
                 return Err(IngestError::BadRow {
                     path: path.to_path_buf(),
-                    line,
+                    line: rec.position().map_or(line, |p| p.line()),
                     message,
                 });
             }
-            bad += 1;
+            Err(_) => bad += 1,
+        }
+        if cols.rows == batch_rows {
+            sink(cols.finish(&out_schema, path)?, bad)?;
+            bad = 0;
+        }
+    }
+    if cols.rows > 0 || bad > 0 {
+        sink(cols.finish(&out_schema, path)?, bad)?;
+    }
+    Ok(())
+}
+
+/// The wanted fields of one record as values, or what is wrong with it.
+fn parse_row<'a>(
+    rec: &'a csv::StringRecord,
+    l: &Layout,
+    wanted: &[usize],
+) -> Result<Vec<Val<'a>>, String> {
+    if rec.len() != l.names.len() {
+        return Err(format!("{} fields, expected {}", rec.len(), l.names.len()));
+    }
+    let mut vals: Vec<Val> = Vec::with_capacity(wanted.len());
+    for &i in wanted {
+        let s = rec.get(i).unwrap_or("").trim();
+        if s.is_empty() {
+            vals.push(Val::Null);
             continue;
         }
-        for (c, v) in cols.iter_mut().zip(vals.drain(..)) {
+        let v = match l.kinds[i] {
+            Kind::Int => s.parse().map(Val::Int).ok(),
+            Kind::Float => s.parse().map(Val::Float).ok(),
+            Kind::EpochSeconds => s
+                .parse::<i64>()
+                .ok()
+                .and_then(|v| v.checked_mul(1_000_000))
+                .map(Val::Int),
+            Kind::Time => parse_iso_us(s).map(Val::Int),
+            Kind::Text => Some(Val::Text(s)),
+        }
+        .ok_or_else(|| format!("column {:?}: cannot parse {s:?}", l.names[i]))?;
+        vals.push(v);
+    }
+    Ok(vals)
+}
+
+/// The builders of one batch.
+struct Columns {
+    cols: Vec<Col>,
+    kinds: Vec<Kind>,
+    capacity: usize,
+    rows: usize,
+}
+
+impl Columns {
+    fn new(wanted: &[usize], kinds: &[Kind], capacity: usize) -> Columns {
+        let mut c = Columns {
+            cols: Vec::new(),
+            kinds: wanted.iter().map(|&i| kinds[i]).collect(),
+            capacity,
+            rows: 0,
+        };
+        c.cols = c.fresh();
+        c
+    }
+
+    fn fresh(&self) -> Vec<Col> {
+        let n = self.capacity;
+        self.kinds
+            .iter()
+            .map(|k| match k {
+                Kind::Int => Col::Int(Int64Builder::with_capacity(n)),
+                Kind::Float => Col::Float(Float64Builder::with_capacity(n)),
+                Kind::Time | Kind::EpochSeconds => {
+                    Col::Time(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"))
+                }
+                Kind::Text => Col::Text(StringBuilder::with_capacity(n, n * 8)),
+            })
+            .collect()
+    }
+
+    fn append(&mut self, vals: Vec<Val>) {
+        for (c, v) in self.cols.iter_mut().zip(vals) {
             match (c, v) {
                 (Col::Int(b), Val::Int(x)) => b.append_value(x),
                 (Col::Float(b), Val::Float(x)) => b.append_value(x),
@@ -352,13 +362,24 @@ pub fn read(
                 (Col::Text(b), _) => b.append_null(),
             }
         }
-        rows += 1;
-        if rows == batch_rows {
-            flush(&mut cols, &mut rows, &mut bad, sink)?;
-        }
+        self.rows += 1;
     }
-    if rows > 0 || bad > 0 {
-        flush(&mut cols, &mut rows, &mut bad, sink)?;
+
+    /// The rows so far as a batch; the builders start over.
+    fn finish(&mut self, schema: &SchemaRef, path: &Path) -> Result<RecordBatch, IngestError> {
+        let arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| -> ArrayRef {
+                match c {
+                    Col::Int(b) => Arc::new(b.finish()),
+                    Col::Float(b) => Arc::new(b.finish()),
+                    Col::Time(b) => Arc::new(b.finish()),
+                    Col::Text(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| io_err(path, e))
     }
-    Ok(())
 }

@@ -545,25 +545,10 @@ fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partit
         .map_err(|e| format!("footer schema: {e}"))?;
     let schema = Arc::new(schema);
     check_schema(&schema, manifest)?;
-    let block_slice = |b: &Block| -> Result<(Buffer, usize), String> {
-        let (Ok(start), Ok(meta), Ok(body)) = (
-            usize::try_from(b.offset()),
-            usize::try_from(b.metaDataLength()),
-            usize::try_from(b.bodyLength()),
-        ) else {
-            return Err("negative block offset or length".into());
-        };
-        let end = start
-            .checked_add(meta)
-            .and_then(|e| e.checked_add(body))
-            .filter(|&e| e <= n)
-            .ok_or_else(|| format!("block at {start} extends past the {n}-byte file"))?;
-        Ok((buffer.slice_with_length(start, end - start), meta))
-    };
     let mut decoder =
         FileDecoder::new(schema.clone(), footer.version()).with_require_alignment(true);
     for block in footer.dictionaries().iter().flatten() {
-        let (data, meta) = block_slice(block)?;
+        let (data, meta) = block_slice(buffer, block)?;
         check_buffers_in_body(&data, meta).map_err(|e| format!("dictionary: {e}"))?;
         decoder
             .read_dictionary(block, &data)
@@ -579,15 +564,8 @@ fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partit
             manifest.partitions.len()
         ));
     }
-    // Packed data (primitive, string and dictionary columns) is decoded
-    // without Arrow's per-value validation, after the layout checks above and
-    // below; anything else gets Arrow's full validation.
-    let layouts: Option<Vec<Layout>> = schema
-        .fields()
-        .iter()
-        .map(|f| Layout::of(f.data_type()))
-        .collect();
-    if layouts.is_some() {
+    let checks = BatchChecks::of(&schema);
+    if checks.layouts.is_some() {
         // SAFETY: every record batch is checked by `check_batch_layout`
         // before it is decoded: buffers inside the block, aligned and long
         // enough for their column's length and type, so building the arrays
@@ -599,17 +577,91 @@ fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partit
         // `TypedDictionaryArray`).
         decoder = unsafe { decoder.with_skip_validation(true) };
     }
-    let utf8_cols: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.data_type() == &DataType::Utf8)
-        .map(|(i, _)| i)
-        .collect();
     let mut parts = Vec::with_capacity(blocks.len());
     for (i, (block, info)) in blocks.iter().zip(&manifest.partitions).enumerate() {
-        let (data, meta) = block_slice(block)?;
-        match &layouts {
+        let batch = checks.decode(i, buffer, block, &decoder, info)?;
+        let (qx, qy) = (coord(&batch, i, QX)?, coord(&batch, i, QY)?);
+        check_keys(
+            i,
+            info,
+            &qx,
+            &qy,
+            parts.last().map(|p: &Partition| p.info.key_max),
+        )?;
+        if i == 0 {
+            check_categories(&batch, manifest)?;
+        }
+        parts.push(Partition {
+            info: info.clone(),
+            batch,
+            qx,
+            qy,
+        });
+    }
+    Ok((schema, parts))
+}
+
+/// A block's bytes (metadata and body) and its metadata length, checked to
+/// lie inside the file.
+fn block_slice(buffer: &Buffer, b: &Block) -> Result<(Buffer, usize), String> {
+    let n = buffer.len();
+    let (Ok(start), Ok(meta), Ok(body)) = (
+        usize::try_from(b.offset()),
+        usize::try_from(b.metaDataLength()),
+        usize::try_from(b.bodyLength()),
+    ) else {
+        return Err("negative block offset or length".into());
+    };
+    let end = start
+        .checked_add(meta)
+        .and_then(|e| e.checked_add(body))
+        .filter(|&e| e <= n)
+        .ok_or_else(|| format!("block at {start} extends past the {n}-byte file"))?;
+    Ok((buffer.slice_with_length(start, end - start), meta))
+}
+
+/// How the record batches of one schema are checked.
+struct BatchChecks {
+    /// Packed data (primitive, string and dictionary columns) is decoded
+    /// without Arrow's per-value validation, after the layout checks;
+    /// anything else (`None`) gets Arrow's full validation.
+    layouts: Option<Vec<Layout>>,
+    /// String columns, validated in full after a layout-checked decode.
+    utf8_cols: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl BatchChecks {
+    fn of(schema: &SchemaRef) -> BatchChecks {
+        BatchChecks {
+            layouts: schema
+                .fields()
+                .iter()
+                .map(|f| Layout::of(f.data_type()))
+                .collect(),
+            utf8_cols: schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.data_type() == &DataType::Utf8)
+                .map(|(i, _)| i)
+                .collect(),
+            schema: schema.clone(),
+        }
+    }
+
+    /// Partition `i`: its layout checked, decoded, its row count and
+    /// strings checked.
+    fn decode(
+        &self,
+        i: usize,
+        buffer: &Buffer,
+        block: &Block,
+        decoder: &FileDecoder,
+        info: &PartitionInfo,
+    ) -> Result<RecordBatch, String> {
+        let (data, meta) = block_slice(buffer, block)?;
+        match &self.layouts {
             Some(l) => {
                 let rows = check_batch_layout(&data, meta, l)
                     .map_err(|e| format!("partition {i}: {e}"))?;
@@ -635,59 +687,67 @@ fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partit
                 info.rows
             ));
         }
-        if layouts.is_some() {
-            for &c in &utf8_cols {
+        if self.layouts.is_some() {
+            for &c in &self.utf8_cols {
                 batch.column(c).to_data().validate_full().map_err(|e| {
-                    format!("partition {i}, column {:?}: {e}", schema.field(c).name())
+                    format!(
+                        "partition {i}, column {:?}: {e}",
+                        self.schema.field(c).name()
+                    )
                 })?;
             }
         }
-        let coord = |name: &str| -> Result<arrow_buffer::ScalarBuffer<u32>, String> {
-            let a = batch
-                .column_by_name(name)
-                .ok_or_else(|| format!("partition {i}: no {name} column"))?;
-            let a = a
-                .as_primitive_opt::<UInt32Type>()
-                .ok_or_else(|| format!("partition {i}: {name} is not UInt32"))?;
-            if a.null_count() > 0 {
-                return Err(format!("partition {i}: {name} has nulls"));
-            }
-            Ok(a.values().clone())
-        };
-        let (qx, qy) = (coord(QX)?, coord(QY)?);
-        // The first and last rows must agree with the manifest's key range
-        // and bounds (two rows per partition, so opening stays O(partitions)).
-        let [x0, y0, x1, y1] = info.bounds.quantized;
-        for r in [0, qx.len() - 1] {
-            let key = crate::geo::hilbert(qx[r], qy[r]);
-            if (r == 0 && key != info.key_min) || (r > 0 && key != info.key_max) {
-                return Err(format!(
-                    "partition {i}: row {r} has Hilbert key {key}, manifest range is {}..={}",
-                    info.key_min, info.key_max
-                ));
-            }
-            if !(x0..=x1).contains(&qx[r]) || !(y0..=y1).contains(&qy[r]) {
-                return Err(format!(
-                    "partition {i}: row {r} lies outside the manifest's bounds"
-                ));
-            }
-        }
-        if let Some(prev) = parts.last().map(|p: &Partition| p.info.key_max) {
-            if info.key_min < prev {
-                return Err(format!("partition {i} is out of Hilbert order"));
-            }
-        }
-        if i == 0 {
-            check_categories(&batch, manifest)?;
-        }
-        parts.push(Partition {
-            info: info.clone(),
-            batch,
-            qx,
-            qy,
-        });
+        Ok(batch)
     }
-    Ok((schema, parts))
+}
+
+/// A quantized coordinate column of partition `i`: UInt32 without nulls.
+fn coord(
+    batch: &RecordBatch,
+    i: usize,
+    name: &str,
+) -> Result<arrow_buffer::ScalarBuffer<u32>, String> {
+    let a = batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("partition {i}: no {name} column"))?;
+    let a = a
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| format!("partition {i}: {name} is not UInt32"))?;
+    if a.null_count() > 0 {
+        return Err(format!("partition {i}: {name} has nulls"));
+    }
+    Ok(a.values().clone())
+}
+
+/// The first and last rows must agree with the manifest's key range and
+/// bounds (two rows per partition, so opening stays O(partitions)), and
+/// partitions must follow the curve.
+fn check_keys(
+    i: usize,
+    info: &PartitionInfo,
+    qx: &[u32],
+    qy: &[u32],
+    previous_key_max: Option<u64>,
+) -> Result<(), String> {
+    let [x0, y0, x1, y1] = info.bounds.quantized;
+    for r in [0, qx.len() - 1] {
+        let key = crate::geo::hilbert(qx[r], qy[r]);
+        if (r == 0 && key != info.key_min) || (r > 0 && key != info.key_max) {
+            return Err(format!(
+                "partition {i}: row {r} has Hilbert key {key}, manifest range is {}..={}",
+                info.key_min, info.key_max
+            ));
+        }
+        if !(x0..=x1).contains(&qx[r]) || !(y0..=y1).contains(&qy[r]) {
+            return Err(format!(
+                "partition {i}: row {r} lies outside the manifest's bounds"
+            ));
+        }
+    }
+    if previous_key_max.is_some_and(|prev| info.key_min < prev) {
+        return Err(format!("partition {i} is out of Hilbert order"));
+    }
+    Ok(())
 }
 
 /// The data file's columns must be `_qx`, `_qy` and the manifest's columns,
