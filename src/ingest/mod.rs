@@ -308,65 +308,8 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
     let mut schemas: Vec<(PathBuf, SchemaRef)> = Vec::with_capacity(files.len());
     let mut first_geo: Option<Option<String>> = None;
     for path in files {
-        let format = Format::of(path).ok_or_else(|| IngestError::Format {
-            path: path.clone(),
-            message: "unknown file type".into(),
-        })?;
-        let (schema, geo_meta) = match format {
-            Format::Parquet => {
-                let file = open(path)?;
-                let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|e| fmt_err(path, format!("not a readable Parquet file: {e}")))?;
-                let pq = meta.metadata().clone();
-                let geo_meta = pq.file_metadata().key_value_metadata().and_then(|kv| {
-                    kv.iter()
-                        .find(|k| k.key == "geo")
-                        .and_then(|k| k.value.clone())
-                });
-                for (i, rg) in pq.row_groups().iter().enumerate() {
-                    units.push(Unit {
-                        index: units.len(),
-                        path: path.clone(),
-                        format,
-                        row_group: Some(i),
-                        rows: Some(rg.num_rows() as u64),
-                        parquet: Some(meta.clone()),
-                    });
-                }
-                rows_hint = rows_hint.map(|r| r + pq.file_metadata().num_rows() as u64);
-                (meta.schema().clone(), geo_meta)
-            }
-            Format::Ipc => {
-                let reader = arrow_ipc::reader::FileReader::try_new(
-                    std::io::BufReader::new(open(path)?),
-                    None,
-                )
-                .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;
-                units.push(Unit {
-                    index: units.len(),
-                    path: path.clone(),
-                    format,
-                    row_group: None,
-                    rows: None,
-                    parquet: None,
-                });
-                rows_hint = None;
-                (reader.schema(), None)
-            }
-            Format::Csv => {
-                let schema = csv::infer_schema(path, options)?;
-                units.push(Unit {
-                    index: units.len(),
-                    path: path.clone(),
-                    format,
-                    row_group: None,
-                    rows: None,
-                    parquet: None,
-                });
-                rows_hint = None;
-                (schema, None)
-            }
-        };
+        let (schema, geo_meta, rows) = survey(path, options, &mut units)?;
+        rows_hint = rows_hint.zip(rows).map(|(a, b)| a + b);
         check_unique_names(path, &schema)?;
         first_geo.get_or_insert(geo_meta);
         schemas.push((path.clone(), schema));
@@ -381,7 +324,6 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
         IngestError::NoInput(files.iter().map(|f| f.display().to_string()).collect())
     })?;
     let coords = detect_coords(&schema, first_geo.flatten().as_deref(), options)?;
-    let coord_cols = coords.columns();
     if let Some(cols) = &options.columns {
         for c in cols {
             if schema.field_with_name(c).is_err() {
@@ -392,21 +334,97 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
             }
         }
     }
-    // Every input must have the same columns (in any order); their types are
-    // widened to one type per column (integers + floats → Float64, anything
-    // + text → text).
-    let first_names = name_index(&schema);
-    let others: Vec<_> = schemas[1..]
-        .iter()
-        .map(|(p, s)| (p, s, name_index(s)))
-        .collect();
-    for (path, s, names) in &others {
-        let mut missing: Vec<&str> = Vec::new();
-        for f in schema.fields() {
-            if !names.contains_key(f.name().as_str()) {
-                missing.push(f.name());
+    let fields = attribute_fields(&first_path, &schema, &schemas[1..], &coords, options)?;
+    Ok(Plan {
+        units,
+        coords,
+        attrs: Arc::new(Schema::new(fields)),
+        options: options.clone(),
+        rows_hint,
+    })
+}
+
+/// One input's schema, GeoParquet metadata and row count (when its
+/// footer says), its units appended to `units`.
+fn survey(
+    path: &Path,
+    options: &IngestOptions,
+    units: &mut Vec<Unit>,
+) -> Result<(SchemaRef, Option<String>, Option<u64>), IngestError> {
+    let format = Format::of(path).ok_or_else(|| IngestError::Format {
+        path: path.to_path_buf(),
+        message: "unknown file type".into(),
+    })?;
+    let whole_file = |units: &mut Vec<Unit>| {
+        units.push(Unit {
+            index: units.len(),
+            path: path.to_path_buf(),
+            format,
+            row_group: None,
+            rows: None,
+            parquet: None,
+        })
+    };
+    Ok(match format {
+        Format::Parquet => {
+            let file = open(path)?;
+            let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                .map_err(|e| fmt_err(path, format!("not a readable Parquet file: {e}")))?;
+            let pq = meta.metadata().clone();
+            let geo_meta = pq.file_metadata().key_value_metadata().and_then(|kv| {
+                kv.iter()
+                    .find(|k| k.key == "geo")
+                    .and_then(|k| k.value.clone())
+            });
+            for (i, rg) in pq.row_groups().iter().enumerate() {
+                units.push(Unit {
+                    index: units.len(),
+                    path: path.to_path_buf(),
+                    format,
+                    row_group: Some(i),
+                    rows: Some(rg.num_rows() as u64),
+                    parquet: Some(meta.clone()),
+                });
             }
+            let rows = pq.file_metadata().num_rows() as u64;
+            (meta.schema().clone(), geo_meta, Some(rows))
         }
+        Format::Ipc => {
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(open(path)?), None)
+                    .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;
+            whole_file(units);
+            (reader.schema(), None, None)
+        }
+        Format::Csv => {
+            let schema = csv::infer_schema(path, options)?;
+            whole_file(units);
+            (schema, None, None)
+        }
+    })
+}
+
+/// The attribute columns to pack: the first input's columns less the
+/// coordinates (and those `--columns` leaves out). Every input must have
+/// the same columns (in any order); their types are widened to one type
+/// per column (integers + floats → Float64, anything + text → text).
+fn attribute_fields(
+    first_path: &Path,
+    schema: &SchemaRef,
+    rest: &[(PathBuf, SchemaRef)],
+    coords: &CoordSource,
+    options: &IngestOptions,
+) -> Result<Vec<Field>, IngestError> {
+    let coord_cols = coords.columns();
+    let first_names = name_index(schema);
+    let others: Vec<_> = rest.iter().map(|(p, s)| (p, s, name_index(s))).collect();
+    for (path, s, names) in &others {
+        let missing: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| !names.contains_key(f.name().as_str()))
+            .map(|f| f.name().as_str())
+            .collect();
         let extra: Vec<&str> = s
             .fields()
             .iter()
@@ -452,13 +470,7 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
         }
         fields.push(Field::new(f.name(), t, true));
     }
-    Ok(Plan {
-        units,
-        coords,
-        attrs: Arc::new(Schema::new(fields)),
-        options: options.clone(),
-        rows_hint,
-    })
+    Ok(fields)
 }
 
 fn names_of(schema: &Schema) -> String {
