@@ -11,7 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Args, Parser, Subcommand};
 use pointillist::datagen::{DemoKind, GenOptions};
-use pointillist::geo::TileId;
+use pointillist::geo::{MercatorBox, TileId};
 use pointillist::ingest::{Crs, IngestOptions};
 use pointillist::pack::{self, PackOptions};
 use pointillist::query::View;
@@ -21,6 +21,7 @@ use pointillist::raster::plan::Source;
 use pointillist::render::{self, Scale, Style};
 use pointillist::server::ServerConfig;
 use pointillist::server::params::{Params, RenderQuery};
+use pointillist::server::spec;
 use pointillist::shade;
 use pointillist::store::{ColumnKind, Dataset};
 use std::io::IsTerminal;
@@ -518,44 +519,41 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-fn render_cmd(a: RenderArgs) -> Result<()> {
-    let ds = Dataset::open(&a.dir).with_context(|| format!("cannot open {}", a.dir.display()))?;
-    let m = &ds.manifest;
-    // The flags are the server's query parameters, parsed by the same code.
-    let mut pairs: Vec<(String, String)> = vec![("agg".into(), a.agg.clone())];
-    let mut put = |k: &str, v: Option<String>| {
+/// The render flags as the server's query parameters, so one parser
+/// (and one declaration of each, `server::spec`) serves both.
+fn render_params(a: &RenderArgs) -> Params {
+    let mut pairs: Vec<(String, String)> = vec![(spec::AGG.name.into(), a.agg.clone())];
+    let mut put = |p: &spec::Param, v: Option<String>| {
         if let Some(v) = v {
-            pairs.push((k.to_string(), v));
+            pairs.push((p.name.to_string(), v));
         }
     };
-    put("how", a.how.clone());
-    put("cmap", a.cmap.clone());
-    put("color_key", a.color_key.clone());
-    put("span", a.span.clone());
-    put("spread", a.spread.map(|v| v.to_string()));
-    put("shape", a.shape.clone());
-    put("dynspread", a.dynspread.clone());
-    put("scale", a.scale.clone());
-    put("background", a.background.clone());
-    put("alpha", a.alpha.map(|v| v.to_string()));
-    put("min_alpha", a.min_alpha.map(|v| v.to_string()));
+    put(&spec::HOW, a.how.clone());
+    put(&spec::CMAP, a.cmap.clone());
+    put(&spec::COLOR_KEY, a.color_key.clone());
+    put(&spec::SPAN, a.span.clone());
+    put(&spec::SPREAD, a.spread.map(|v| v.to_string()));
+    put(&spec::SHAPE, a.shape.clone());
+    put(&spec::DYNSPREAD, a.dynspread.clone());
+    put(&spec::SCALE, a.scale.clone());
+    put(&spec::BACKGROUND, a.background.clone());
+    put(&spec::ALPHA, a.alpha.map(|v| v.to_string()));
+    put(&spec::MIN_ALPHA, a.min_alpha.map(|v| v.to_string()));
     put(
-        "rescale_discrete_levels",
+        &spec::RESCALE_DISCRETE_LEVELS,
         a.rescale_discrete_levels.then(|| "true".to_string()),
     );
-    put("tile_size", Some(a.tile_size.to_string()));
-    put("bbox", a.bbox.clone());
+    put(&spec::TILE_SIZE, Some(a.tile_size.to_string()));
+    put(&spec::BBOX, a.bbox.clone());
     for f in &a.filter {
-        pairs.push(("filter".into(), f.clone()));
+        put(&spec::FILTER, Some(f.clone()));
     }
-    let params = Params(pairs);
-    let RenderQuery {
-        agg,
-        filters,
-        style,
-        tile_size,
-    } = RenderQuery::from_params(&params, m)?;
-    let view = match (&a.tile, params.bbox()?) {
+    Params(pairs)
+}
+
+/// `--tile z/x/y`, or `--bbox` with `--width` and `--height`.
+fn render_view(a: &RenderArgs, bbox: Option<MercatorBox>, tile_size: u32) -> Result<View> {
+    Ok(match (&a.tile, bbox) {
         (Some(t), None) => {
             let p: Vec<&str> = t.split('/').collect();
             let parse = |s: &str| {
@@ -570,7 +568,44 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             View::viewport(bbox, a.width.unwrap_or(256), a.height.unwrap_or(256))?
         }
         _ => anyhow::bail!("give either --tile z/x/y or --bbox with --width and --height"),
-    };
+    })
+}
+
+/// `--timings N`: run the stages `N` times and print their medians as JSON.
+fn print_timings(
+    runs: usize,
+    tile_plan: Source,
+    scale_plan: Source,
+    mut once: impl FnMut(()) -> Result<(u64, [f64; 4])>,
+) -> Result<()> {
+    let mut stages: [Vec<f64>; 4] = Default::default();
+    let mut rows = 0;
+    for _ in 0..runs {
+        let (r, t) = once(())?;
+        rows = r;
+        for (s, t) in stages.iter_mut().zip(t) {
+            s.push(t);
+        }
+    }
+    let [z, ag, sh, pn] = stages.map(median);
+    println!(
+        "{}",
+        serde_json::json!({"runs": runs, "plan": tile_plan.name(), "scale_plan": scale_plan.name(), "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
+    );
+    Ok(())
+}
+
+fn render_cmd(a: RenderArgs) -> Result<()> {
+    let ds = Dataset::open(&a.dir).with_context(|| format!("cannot open {}", a.dir.display()))?;
+    let m = &ds.manifest;
+    let params = render_params(&a);
+    let RenderQuery {
+        agg,
+        filters,
+        style,
+        tile_size,
+    } = RenderQuery::from_params(&params, m)?;
+    let view = render_view(&a, params.bbox()?, tile_size)?;
     let ext = a
         .out
         .extension()
@@ -647,9 +682,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
     if a.timings > 0 {
-        let (mut ta, mut ts, mut tp, mut tz) = (vec![], vec![], vec![], vec![]);
-        let mut rows = 0;
-        for _ in 0..a.timings {
+        let rows_and_times = |_: ()| -> Result<(u64, [f64; 4])> {
             let t0 = std::time::Instant::now();
             let norm = norm_for(&style)?;
             let t1 = std::time::Instant::now();
@@ -660,17 +693,13 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             let png = shade::encode_png(&img)?;
             let t4 = std::time::Instant::now();
             std::hint::black_box(png);
-            rows = agg_r.rows_scanned;
-            tz.push((t1 - t0).as_secs_f64() * 1e3);
-            ta.push((t2 - t1).as_secs_f64() * 1e3);
-            ts.push((t3 - t2).as_secs_f64() * 1e3);
-            tp.push((t4 - t3).as_secs_f64() * 1e3);
-        }
-        let (z, ag, sh, pn) = (median(tz), median(ta), median(ts), median(tp));
-        println!(
-            "{}",
-            serde_json::json!({"runs": a.timings, "plan": tile_plan.name(), "scale_plan": scale_plan.name(), "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
-        );
+            let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+            Ok((
+                agg_r.rows_scanned,
+                [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)],
+            ))
+        };
+        print_timings(a.timings, tile_plan, scale_plan, rows_and_times)?;
     }
     Ok(())
 }
