@@ -122,7 +122,7 @@ struct RenderArgs {
     /// Background colour.
     #[arg(long)]
     background: Option<String>,
-    /// Colour scale of a tile: zoom (seamless, default) or tile.
+    /// Colour scale of a tile: zoom (seamless; estimated from a bounded sample over large datasets, the default), exact (seamless, always exact) or tile.
     #[arg(long)]
     scale: Option<String>,
     /// Spread shape: circle or square.
@@ -623,17 +623,23 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let (tile_plan, scale_plan) = match view {
         View::Tile { tile, size } => (
             planner.tile(&ds, tile, size, &agg, &filters),
-            planner.scale(&ds, tile.z, size, &agg, &filters),
+            planner.scale(
+                &ds,
+                tile.z,
+                size,
+                &agg,
+                &filters,
+                style.scale == Scale::Exact,
+            ),
         ),
         View::Viewport { .. } => (planner.viewport(), planner.viewport()),
     };
-    let cells = if tile_plan == Source::Cells
-        || (scale_plan == Source::Cells && style.scale == Scale::Zoom)
-    {
-        Some(QueryCells::compute(&ds, &agg, &filters, None)?)
-    } else {
-        None
-    };
+    let cells =
+        if tile_plan == Source::Cells || (scale_plan == Source::Cells && style.scale.seamless()) {
+            Some(QueryCells::compute(&ds, &agg, &filters, None)?)
+        } else {
+            None
+        };
     let aggregate_view = || -> Result<Aggregate> {
         if let (View::Tile { tile, size }, Some(c), Source::Cells) = (view, &cells, tile_plan) {
             if let Some((grid, read)) = c.tile(tile, size) {
@@ -650,15 +656,28 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     };
     let norm_for = |style: &Style| -> Result<Option<shade::Normalization>> {
         match view {
-            View::Tile { tile, size } if style.scale == Scale::Zoom => {
+            View::Tile { tile, size } if style.scale.seamless() => {
                 let level = tile.z as u32 + size.trailing_zeros();
+                let exact = || {
+                    pointillist::raster::zoom::zoom_stats(&ds, tile.z, size, &agg, &filters, None)
+                };
                 let stats = match (&cells, scale_plan) {
                     (Some(c), Source::Cells) => c
                         .zoom_stats(&ds, level)
                         .context("zoom level finer than the cells")?,
-                    _ => pointillist::raster::zoom::zoom_stats(
-                        &ds, tile.z, size, &agg, &filters, None,
-                    )?,
+                    (_, Source::Sample) => match pointillist::raster::sample::zoom_stats(
+                        &ds,
+                        tile.z,
+                        size,
+                        &agg,
+                        &filters,
+                        planner.sample_rows,
+                        None,
+                    )? {
+                        Some(s) => s,
+                        None => exact()?,
+                    },
+                    _ => exact()?,
                 };
                 Ok(render::zoom_normalization(&stats, &agg, style)?)
             }

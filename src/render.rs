@@ -14,15 +14,34 @@ use crate::store::Dataset;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Scale {
     /// One scale per (dataset, zoom, aggregation, filters): seamless tiles.
+    /// Over large datasets it is estimated from a bounded sample of the
+    /// rows when no cheaper exact source (overview, query cells) answers.
     #[default]
     Zoom,
+    /// As [`Scale::Zoom`], always exact (one pass over the rows when the
+    /// overview and the query cells cannot answer).
+    Exact,
     /// Each image autoranges on its own pixels (Datashader's behaviour).
     Tile,
 }
 
 impl Scale {
     /// Every value's name, as `FromStr` takes them.
-    pub const NAMES: [&'static str; 2] = ["zoom", "tile"];
+    pub const NAMES: [&'static str; 3] = ["zoom", "exact", "tile"];
+
+    /// Whether tiles share one scale per zoom (seamless).
+    pub fn seamless(self) -> bool {
+        matches!(self, Scale::Zoom | Scale::Exact)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Zoom => "zoom",
+            Scale::Exact => "exact",
+            Scale::Tile => "tile",
+        }
+    }
 }
 
 impl std::str::FromStr for Scale {
@@ -30,8 +49,11 @@ impl std::str::FromStr for Scale {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "zoom" => Ok(Scale::Zoom),
+            "exact" => Ok(Scale::Exact),
             "tile" => Ok(Scale::Tile),
-            _ => Err(format!("unknown scale {s:?} (expected zoom or tile)")),
+            _ => Err(format!(
+                "unknown scale {s:?} (expected zoom, exact or tile)"
+            )),
         }
     }
 }
@@ -85,10 +107,7 @@ impl Style {
             },
             opt(self.dynspread.map(|(t, p)| format!("{t:e},{p}"))),
             opt(self.background.as_ref().map(hex)),
-            match self.scale {
-                Scale::Zoom => "zoom",
-                Scale::Tile => "tile",
-            },
+            self.scale.name(),
         )
     }
 }
@@ -246,4 +265,62 @@ pub fn shade_aggregate(
     check_style(style)?;
     let image = shade_grid(&aggregate.grid, agg, style, norm)?;
     Ok(Rendered { aggregate, image })
+}
+
+/// How close an estimated zoom scale is to the exact one, measured over
+/// the zoom's real pixels: each pixel value of `exact` is placed on both
+/// colour scales, as one of 256 colour levels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaleAccuracy {
+    /// Non-empty pixels compared.
+    pub pixels: u64,
+    /// Share of them whose colour level differs at all.
+    pub differ: f64,
+    /// Share whose colour level differs by more than 16 of 256.
+    pub beyond_16: f64,
+    /// Mean difference in colour levels.
+    pub mean_levels: f64,
+    /// Largest difference in colour levels.
+    pub max_levels: u32,
+}
+
+/// [`ScaleAccuracy`] of `estimated` against `exact` for `agg` shaded with
+/// `style`; `None` when either scale is empty.
+pub fn scale_accuracy(
+    exact: &ZoomStats,
+    estimated: &ZoomStats,
+    agg: &Agg,
+    style: &Style,
+) -> Result<Option<ScaleAccuracy>, ShadeError> {
+    let (Some(a), Some(b)) = (
+        zoom_normalization(exact, agg, style)?,
+        zoom_normalization(estimated, agg, style)?,
+    ) else {
+        return Ok(None);
+    };
+    let level = |n: &Normalization, v: f64| (n.position(v) * 255.0).round() as i64;
+    let (mut pixels, mut differ, mut beyond, mut sum, mut max) = (0u64, 0u64, 0u64, 0f64, 0u32);
+    for &(v, n) in &exact.histogram {
+        let d = (level(&a, v) - level(&b, v)).unsigned_abs() as u32;
+        pixels += n;
+        if d > 0 {
+            differ += n;
+        }
+        if d > 16 {
+            beyond += n;
+        }
+        sum += d as f64 * n as f64;
+        max = max.max(d);
+    }
+    if pixels == 0 {
+        return Ok(None);
+    }
+    let share = |k: u64| k as f64 / pixels as f64;
+    Ok(Some(ScaleAccuracy {
+        pixels,
+        differ: share(differ),
+        beyond_16: share(beyond),
+        mean_levels: sum / pixels as f64,
+        max_levels: max,
+    }))
 }

@@ -1280,3 +1280,39 @@ fn dataset_names_cannot_escape() {
     }
     assert!(valid_name("towers-2024_v1.0"));
 }
+
+/// A new query's zoom scale over a dataset of many sample budgets comes
+/// from a sample (`Server-Timing: scale;desc="sample"`); `scale=exact`
+/// makes the exact pass, and the two are cached apart.
+#[tokio::test]
+async fn zoom_scales_are_sampled_unless_exact_is_asked() {
+    let s = server_with(|c| c.scale_sample_rows = 512);
+    let timing = |r: &Resp| {
+        r.headers
+            .get("server-timing")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let tile = "/tiles/towers/10/301/385.png?filter=range:1000..3000";
+    let r = get(&s, tile).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
+    assert!(
+        timing(&r).contains("scale;desc=\"sample\""),
+        "{}",
+        timing(&r)
+    );
+    let r = get(&s, &format!("{tile}&scale=exact")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(timing(&r).contains("scale;desc=\"rows\""), "{}", timing(&r));
+    let r = get(&s, &format!("{tile}&scale=tile")).await;
+    assert!(!timing(&r).contains("scale;"), "{}", timing(&r));
+    // The legend describes the same scale as the tiles.
+    let r = get(
+        &s,
+        "/datasets/towers/legend?z=10&filter=range:1000..3000&scale=exact",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
+}

@@ -19,6 +19,7 @@ pub mod cells;
 pub mod export;
 mod overview;
 pub mod plan;
+pub mod sample;
 pub mod zoom;
 
 use crate::geo::{HALF_WORLD, MercatorBox, Q_STEP, TileId};

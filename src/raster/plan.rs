@@ -20,6 +20,9 @@ pub enum Source {
     Cells,
     /// The rows the view covers.
     Rows,
+    /// A bounded sample of the rows (estimated zoom scales; see
+    /// [`super::sample`]).
+    Sample,
 }
 
 impl Source {
@@ -29,6 +32,7 @@ impl Source {
             Source::Overview => "overview",
             Source::Cells => "cells",
             Source::Rows => "rows",
+            Source::Sample => "sample",
         }
     }
 }
@@ -39,12 +43,17 @@ pub struct Planner {
     /// Bytes the query-cell cache holds (0: cells are never used). A
     /// query whose cells could take more than half of it reads rows.
     pub cells_bytes: u64,
+    /// Rows an estimated zoom scale reads (0: scales are always exact).
+    pub sample_rows: u64,
 }
 
 impl Planner {
     /// A planner whose cells may take up to `cells_bytes` (0 for none).
-    pub fn new(cells_bytes: u64) -> Planner {
-        Planner { cells_bytes }
+    pub fn new(cells_bytes: u64, sample_rows: u64) -> Planner {
+        Planner {
+            cells_bytes,
+            sample_rows,
+        }
     }
 
     /// Whether the query's cells are small enough to compute and keep.
@@ -77,14 +86,31 @@ impl Planner {
     }
 
     /// The source of the colour scale shared by every `size`-pixel tile of
-    /// zoom `z`.
-    pub fn scale(&self, ds: &Dataset, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> Source {
+    /// zoom `z`: the overview or the query's cells when they answer (both
+    /// exact and shared with the tiles), else, unless `exact`, a bounded
+    /// sample once the dataset is over twice its size, else the rows.
+    pub fn scale(
+        &self,
+        ds: &Dataset,
+        z: u8,
+        size: u32,
+        agg: &Agg,
+        filters: &[Filter],
+        exact: bool,
+    ) -> Source {
         let level = z as u32 + size.trailing_zeros();
         let overview = ds
             .overview
             .as_ref()
             .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters));
-        self.choose(ds, level, agg, overview)
+        match self.choose(ds, level, agg, overview) {
+            Source::Rows
+                if !exact && self.sample_rows > 0 && ds.manifest.rows > 2 * self.sample_rows =>
+            {
+                Source::Sample
+            }
+            s => s,
+        }
     }
 
     /// The overview when it answers (no row is read), else the query's

@@ -40,6 +40,8 @@ pub enum Ask {
         agg: String,
         /// Filters.
         filters: Vec<String>,
+        /// Exact, or estimated from a sample where that is cheaper.
+        exact: bool,
     },
     /// The cells of a query.
     Cells {
@@ -122,7 +124,7 @@ pub(super) fn filter_texts(filters: &[Filter], m: &Manifest) -> Vec<String> {
     filters.iter().map(|f| f.to_text(m)).collect()
 }
 
-fn zoom_key(entry: &Entry, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> Key {
+fn zoom_key(entry: &Entry, z: u8, size: u32, agg: &Agg, filters: &[Filter], exact: bool) -> Key {
     // Per-pixel totals of count_cat are plain counts: share their statistics.
     let agg = match agg {
         Agg::CountCat(_) => "count".to_string(),
@@ -136,6 +138,7 @@ fn zoom_key(entry: &Entry, z: u8, size: u32, agg: &Agg, filters: &[Filter]) -> K
             size,
             agg,
             filters,
+            exact,
         },
     )
 }
@@ -159,6 +162,18 @@ pub(super) async fn cached<V: Send + Sync + 'static>(
         .map_err(|e: Arc<ApiError>| (*e).clone())
 }
 
+/// A zoom's colour scale and what it came from.
+#[derive(Debug)]
+pub struct ZoomScale {
+    /// The distribution of the zoom's pixel values.
+    pub stats: ZoomStats,
+    /// Overview, cells, sample or rows.
+    pub source: Source,
+}
+
+/// The colour scale of `size`-pixel tiles at zoom `z` (exact, or
+/// estimated from a sample unless `exact`), cached per query.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn zoom_stats(
     state: &Arc<AppState>,
     entry: &Arc<Entry>,
@@ -166,9 +181,10 @@ pub(super) async fn zoom_stats(
     size: u32,
     agg: &Agg,
     filters: &[Filter],
+    exact: bool,
     deadline: Instant,
-) -> Result<Arc<ZoomStats>, ApiError> {
-    let key = zoom_key(entry, z, size, agg, filters);
+) -> Result<Arc<ZoomScale>, ApiError> {
+    let key = zoom_key(entry, z, size, agg, filters, exact);
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
@@ -178,28 +194,56 @@ pub(super) async fn zoom_stats(
         "pointillist_zoom_stats_seconds",
         async move {
             // Planned only on a cache miss.
-            let source = st.config.planner().scale(&e.dataset, z, size, &a, &f);
-            // The overview answers a scale without reading rows.
-            let lane = if source == Source::Overview {
-                Lane::Light
-            } else {
-                Lane::Heavy
-            };
-            let stats = if source == Source::Cells {
-                let cells = query_cells(&st, &e, &a, &f, deadline).await?;
-                st.compute_on(e.clone(), Lane::Light, deadline, move |_| {
-                    cells
-                        .zoom_stats(&e.dataset, level)
-                        .ok_or_else(|| ApiError::internal("zoom level finer than the cells"))
-                })
-                .await??
-            } else {
+            let planner = st.config.planner();
+            let source = planner.scale(&e.dataset, z, size, &a, &f, exact);
+            let exact_pass = |e: Arc<Entry>, a: Agg, f: Vec<Filter>| {
+                // The overview answers without reading rows; rows are a pass.
+                let lane = if source == Source::Overview {
+                    Lane::Light
+                } else {
+                    Lane::Heavy
+                };
                 st.compute_on(e.clone(), lane, deadline, move |cancel| {
                     crate::raster::zoom::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
-                .await??
             };
-            Ok(stats)
+            let (stats, source) = match source {
+                Source::Cells => {
+                    let cells = query_cells(&st, &e, &a, &f, deadline).await?;
+                    let stats = st
+                        .compute_on(e.clone(), Lane::Light, deadline, move |_| {
+                            cells.zoom_stats(&e.dataset, level).ok_or_else(|| {
+                                ApiError::internal("zoom level finer than the cells")
+                            })
+                        })
+                        .await??;
+                    (stats, source)
+                }
+                Source::Sample => {
+                    let (e2, a2, f2) = (e.clone(), a.clone(), f.clone());
+                    let rows = planner.sample_rows;
+                    let sampled = st
+                        .compute_on(e.clone(), Lane::Light, deadline, move |cancel| {
+                            crate::raster::sample::zoom_stats(
+                                &e2.dataset,
+                                z,
+                                size,
+                                &a2,
+                                &f2,
+                                rows,
+                                Some(cancel),
+                            )
+                        })
+                        .await??;
+                    match sampled {
+                        Some(stats) => (stats, Source::Sample),
+                        // Pixels too large to sample cheaply: the exact pass.
+                        None => (exact_pass(e, a, f).await??, Source::Rows),
+                    }
+                }
+                _ => (exact_pass(e, a, f).await??, source),
+            };
+            Ok(ZoomScale { stats, source })
         },
     )
     .await

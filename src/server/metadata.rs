@@ -251,7 +251,19 @@ pub async fn legend(
             json!({"kind": "categorical", "column": col.name, "agg": agg.to_text(), "categories": cats}),
         ));
     }
-    let stats = zoom_stats(&state, &entry, z, size, &agg, &filters, state.deadline()).await?;
+    let exact = style.scale == crate::render::Scale::Exact;
+    let scale = zoom_stats(
+        &state,
+        &entry,
+        z,
+        size,
+        &agg,
+        &filters,
+        exact,
+        state.deadline(),
+    )
+    .await?;
+    let stats = &scale.stats;
     let colors: Vec<String> = style.shade.cmap.colors().iter().map(|&c| hex(c)).collect();
     let (min, max) = style.shade.span.or(stats.range()).unwrap_or((0.0, 0.0));
     Ok(Json(json!({

@@ -25,7 +25,6 @@ pub use error::ApiError;
 use crate::query::bitsets::FilterBits;
 use crate::raster::cells::QueryCells;
 use crate::raster::plan::Planner;
-use crate::raster::zoom::ZoomStats;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -65,6 +64,10 @@ pub struct ServerConfig {
     /// answer its tiles and colour scales up to pixel level 12 (0 disables
     /// them; those tiles are then aggregated from the rows).
     pub cells_mb: u64,
+    /// Rows an estimated (`scale=zoom`) colour scale reads: a new query's
+    /// first tile then costs this many rows, not a pass over the dataset
+    /// (0: every scale exact).
+    pub scale_sample_rows: u64,
     /// Filter bitset cache size in MiB: histograms and counts AND the
     /// cached rows of each filter instead of re-reading its column (0
     /// disables it).
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             datasets: Vec::new(),
             cache_mb: 256,
             cells_mb: 256,
+            scale_sample_rows: crate::raster::sample::DEFAULT_SAMPLE_ROWS,
             filter_bits_mb: 128,
             max_renders: rayon::current_num_threads().max(1),
             queue: 256,
@@ -166,7 +170,7 @@ impl ServerConfig {
     /// Which source answers each tile and colour scale (cells only while
     /// a query's cells could take at most half the cell cache).
     pub fn planner(&self) -> Planner {
-        Planner::new(self.cells_mb << 20)
+        Planner::new(self.cells_mb << 20, self.scale_sample_rows)
     }
 
     /// The per-request budget of the engine.
@@ -216,6 +220,9 @@ pub struct CachedTile {
     pub png: Bytes,
     /// What answered it: `overview`, `cells` or `rows`.
     pub source: &'static str,
+    /// What its zoom's colour scale came from (`overview`, `cells`,
+    /// `sample` or `rows`); `None` for `scale=tile`.
+    pub scale: Option<&'static str>,
 }
 
 /// Shared server state.
@@ -225,7 +232,7 @@ pub struct AppState {
     /// Served datasets.
     pub catalog: ArcSwap<Catalog>,
     tiles: moka::future::Cache<caches::Key, Arc<CachedTile>>,
-    zoom: moka::future::Cache<caches::Key, Arc<ZoomStats>>,
+    zoom: moka::future::Cache<caches::Key, Arc<caches::ZoomScale>>,
     cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
     filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
@@ -283,7 +290,9 @@ impl AppState {
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
             t.png.len() + 64
         });
-        let zoom = bounded_cache(64 << 20, idle, |z: &ZoomStats| z.histogram.len() * 16 + 64);
+        let zoom = bounded_cache(64 << 20, idle, |z: &caches::ZoomScale| {
+            z.stats.histogram.len() * 16 + 64
+        });
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
         let filter_bits = bounded_cache(config.filter_bits_mb << 20, idle, FilterBits::bytes);
         let max_renders = config.max_renders.max(1);

@@ -205,7 +205,7 @@ pub const DYNSPREAD: Param = text(
 /// `scale`.
 pub const SCALE: Param = Param {
     name: "scale",
-    desc: "zoom: one colour scale per zoom level (seamless); tile: per tile (Datashader)",
+    desc: "zoom: one colour scale per zoom level (seamless; over large datasets estimated from a bounded sample of the rows); exact: the same, always exact; tile: per tile (Datashader)",
     kind: Kind::Word {
         values: &Scale::NAMES,
         default: "zoom",

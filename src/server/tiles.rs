@@ -110,8 +110,12 @@ pub async fn tile(
     headers_out(&mut r);
     // Which source answered (overview, cells or rows), whether from the tile
     // cache, and how long it took: visible in a browser's network panel.
+    let scale = tile_data
+        .scale
+        .map(|s| format!(", scale;desc=\"{s}\""))
+        .unwrap_or_default();
     let timing = format!(
-        "plan;desc=\"{}\", cache;desc=\"{}\", total;dur={:.2}",
+        "plan;desc=\"{}\"{scale}, cache;desc=\"{}\", total;dur={:.2}",
         tile_data.source,
         if hit { "hit" } else { "miss" },
         started.elapsed().as_secs_f64() * 1e3
@@ -165,17 +169,23 @@ async fn render_tile(
     } else {
         None
     };
-    let norm = if style.scale == Scale::Zoom {
-        let stats = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, dl).await?;
-        render::zoom_normalization(&stats, &agg, &style)?
+    let (norm, scale_source) = if style.scale.seamless() {
+        let exact = style.scale == Scale::Exact;
+        let scale = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, exact, dl).await?;
+        (
+            render::zoom_normalization(&scale.stats, &agg, &style)?,
+            Some(scale.source.name()),
+        )
     } else {
-        None
+        (None, None)
     };
     // Cells and the overview answer without reading rows; otherwise the
     // tile's key range says how many rows it may read.
     let lane = match planned {
         Source::Overview | Source::Cells => Lane::Light,
-        Source::Rows => Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges())),
+        Source::Rows | Source::Sample => {
+            Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
+        }
     };
     let (png, rows, source) = state
         .compute_on(
@@ -223,5 +233,6 @@ async fn render_tile(
     Ok(Arc::new(CachedTile {
         png: Bytes::from(png),
         source,
+        scale: scale_source,
     }))
 }

@@ -1,0 +1,261 @@
+//! Zoom-wide colour scales at a cost that does not grow with the dataset.
+//!
+//! An exact zoom scale needs the value of every non-empty pixel of the
+//! zoom: one pass over every row that passes the filters. Here the pixel
+//! values come from a stratified sample instead. The rows are in Hilbert
+//! order, so [`BLOCKS`] windows of rows spread evenly along the curve are
+//! [`BLOCKS`] compact patches spread over the data. Each window is widened
+//! to whole pixels of the zoom, so every pixel it touches is read in full
+//! and its value is exact. A pixel of `n` rows meets a window of `B` rows
+//! placed at random with probability `π = BLOCKS·(n + B − 1)/N`, so each
+//! sampled pixel stands for `1/π` pixels (Horvitz–Thompson weights): the
+//! weighted values estimate the distribution of all pixel values without
+//! favouring dense pixels, which windows meet more often.
+//!
+//! The cost is the rows of the windows (the sample budget) plus the rows of
+//! the pixels cut by their edges; it does not depend on the dataset's size.
+
+use super::zoom::{Acc, ZoomStats, value};
+use crate::geo::QBITS;
+use crate::query::{Agg, Filter, QueryError};
+use crate::store::Dataset;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Rows a sampled scale reads by default (plus the pixels cut by the
+/// windows' edges).
+pub const DEFAULT_SAMPLE_ROWS: u64 = 1 << 20;
+
+/// Windows along the curve.
+const BLOCKS: u64 = 256;
+
+/// Float pixel values kept (by a hash of the pixel, so deterministically).
+const MAX_FLOAT_VALUES: usize = 1 << 18;
+
+/// The distribution of the zoom's pixel values estimated from about
+/// `sample_rows` rows. `None` when a sample would not be cheaper than the
+/// exact pass (a dataset under twice the budget, or pixels so large that
+/// widening the windows to whole pixels reads more than four budgets).
+pub fn zoom_stats(
+    ds: &Dataset,
+    zoom: u8,
+    tile_size: u32,
+    agg: &Agg,
+    filters: &[Filter],
+    sample_rows: u64,
+    cancel: Option<&AtomicBool>,
+) -> Result<Option<ZoomStats>, QueryError> {
+    agg.validate(&ds.manifest)?;
+    let n = ds.manifest.rows;
+    if sample_rows == 0 || n <= 2 * sample_rows {
+        return Ok(None);
+    }
+    let level = (zoom as u32 + tile_size.trailing_zeros()).min(QBITS);
+    let rows = Rows::of(ds, level);
+    let block = (sample_rows / BLOCKS).max(1);
+    let windows = rows.windows(block);
+    let read: u64 = windows.iter().map(|w| w.end - w.start).sum();
+    if read > 4 * sample_rows {
+        return Ok(None);
+    }
+    let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+    let bound = crate::query::bind_all(ds, filters);
+    let weight = |raw: u64| -> f64 {
+        let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
+        1.0 / pi.min(1.0)
+    };
+    let pieces: Vec<Vec<(f64, f64)>> = windows
+        .par_iter()
+        .map(|w| {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(QueryError::Cancelled);
+            }
+            let mut out = Vec::new();
+            let mut run: Option<PixelRun> = None;
+            for (p, local) in rows.segments(w.clone()) {
+                let part = &ds.partitions[p];
+                let num = super::value_column(part, agg);
+                let mut mask = Vec::new();
+                let passes: Option<&[bool]> = match &bound[p] {
+                    // The zone maps rule the partition out: no row passes.
+                    None => {
+                        mask = vec![false; local.len()];
+                        Some(&mask)
+                    }
+                    Some(f) => f
+                        .mask_valid(local.clone(), num.as_ref().and_then(|c| c.nulls), &mut mask)
+                        .then_some(&mask[..]),
+                };
+                let (qx, qy) = (&part.qx()[local.clone()], &part.qy()[local.clone()]);
+                let shift = rows.shift;
+                for i in 0..qx.len() {
+                    let pixel = ((qx[i] >> shift) as u64) << 32 | (qy[i] >> shift) as u64;
+                    let v = num.as_ref().map_or(0.0, |c| c.get(local.start + i));
+                    let keep = passes.is_none_or(|m| m[i]);
+                    let r = match &mut run {
+                        Some(r) if r.pixel == pixel => r,
+                        slot => {
+                            if let Some(done) = slot.take() {
+                                done.close(agg, &weight, &mut out);
+                            }
+                            slot.insert(PixelRun::new(pixel, v))
+                        }
+                    };
+                    r.raw += 1;
+                    r.kept += keep as u64;
+                    r.acc.add_if(v, keep & !v.is_nan());
+                }
+            }
+            if let Some(done) = run {
+                done.close(agg, &weight, &mut out);
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut values: Vec<(f64, f64)> = pieces.into_iter().flatten().collect();
+    if !integer && values.len() > MAX_FLOAT_VALUES {
+        let stride = values.len().div_ceil(MAX_FLOAT_VALUES);
+        values = values.into_iter().step_by(stride).collect();
+    }
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut histogram: Vec<(f64, f64)> = Vec::new();
+    for (v, w) in values {
+        match histogram.last_mut() {
+            Some(last) if last.0 == v => last.1 += w,
+            _ => histogram.push((v, w)),
+        }
+    }
+    let histogram: Vec<(f64, u64)> = histogram
+        .into_iter()
+        .map(|(v, w)| (v, (w.round() as u64).max(1)))
+        .collect();
+    let pixels = histogram.iter().map(|h| h.1).sum();
+    Ok(Some(ZoomStats {
+        histogram,
+        integer,
+        pixels,
+    }))
+}
+
+/// One pixel's rows within a window.
+struct PixelRun {
+    pixel: u64,
+    /// Rows of the pixel (passing or not): what its inclusion probability
+    /// depends on.
+    raw: u64,
+    /// Rows that pass the filters.
+    kept: u64,
+    acc: Acc,
+}
+
+impl PixelRun {
+    fn new(pixel: u64, first: f64) -> PixelRun {
+        PixelRun {
+            pixel,
+            raw: 0,
+            kept: 0,
+            acc: Acc::starting_at(first),
+        }
+    }
+
+    fn close(self, agg: &Agg, weight: &impl Fn(u64) -> f64, out: &mut Vec<(f64, f64)>) {
+        if let Some(v) = value(agg, &self.acc, self.kept).filter(|v| v.is_finite()) {
+            out.push((v, weight(self.raw)));
+        }
+    }
+}
+
+/// The dataset's rows as one sequence in curve order.
+struct Rows<'a> {
+    ds: &'a Dataset,
+    /// Global index of each partition's first row, and the total last.
+    starts: Vec<u64>,
+    /// Bits a quantized coordinate drops to become a pixel coordinate.
+    shift: u32,
+}
+
+impl<'a> Rows<'a> {
+    fn of(ds: &'a Dataset, level: u32) -> Rows<'a> {
+        let mut starts = Vec::with_capacity(ds.partitions.len() + 1);
+        let mut at = 0u64;
+        for p in &ds.partitions {
+            starts.push(at);
+            at += p.info.rows;
+        }
+        starts.push(at);
+        Rows {
+            ds,
+            starts,
+            shift: QBITS - level,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        *self.starts.last().expect("at least the total")
+    }
+
+    /// Partition and row within it of global row `g`.
+    fn locate(&self, g: u64) -> (usize, usize) {
+        let p = self.starts.partition_point(|&s| s <= g) - 1;
+        (p, (g - self.starts[p]) as usize)
+    }
+
+    /// The pixel of global row `g`, as its Hilbert key prefix: pixels of a
+    /// level are contiguous key ranges, so this never decreases with `g`.
+    fn pixel_key(&self, g: u64) -> u64 {
+        let (p, i) = self.locate(g);
+        let part = &self.ds.partitions[p];
+        let key = crate::geo::hilbert(part.qx()[i], part.qy()[i]);
+        key.checked_shr(2 * self.shift).unwrap_or(0)
+    }
+
+    /// The first global row at or after `lo` whose pixel key is at least `key`.
+    fn first_at_least(&self, mut lo: u64, mut hi: u64, key: u64) -> u64 {
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.pixel_key(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// [`BLOCKS`] windows of `block` rows centred at evenly spaced points
+    /// of the curve, widened to whole pixels and merged where they meet.
+    fn windows(&self, block: u64) -> Vec<std::ops::Range<u64>> {
+        let n = self.total();
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+        for k in 0..BLOCKS {
+            let centre = ((2 * k + 1) * n) / (2 * BLOCKS);
+            let lo = centre.saturating_sub(block / 2);
+            let hi = (lo + block).min(n);
+            if lo >= hi {
+                continue;
+            }
+            let start = self.first_at_least(0, lo, self.pixel_key(lo));
+            let end = self.first_at_least(hi, n, self.pixel_key(hi - 1) + 1);
+            match out.last_mut() {
+                Some(prev) if prev.end >= start => prev.end = prev.end.max(end),
+                _ => out.push(start..end),
+            }
+        }
+        out
+    }
+
+    /// A global row range as (partition, local rows) pieces.
+    fn segments(
+        &self,
+        r: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+        let (first, _) = self.locate(r.start);
+        (first..self.ds.partitions.len())
+            .take_while(move |&p| self.starts[p] < r.end)
+            .map(move |p| {
+                let s = r.start.max(self.starts[p]) - self.starts[p];
+                let e = r.end.min(self.starts[p + 1]) - self.starts[p];
+                (p, s as usize..e as usize)
+            })
+    }
+}
