@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows a sampled scale reads by default (plus the pixels cut by the
 /// windows' edges).
-pub const DEFAULT_SAMPLE_ROWS: u64 = 1 << 20;
+pub const DEFAULT_SAMPLE_ROWS: u64 = 1 << 18;
 
 /// Windows along the curve.
 const BLOCKS: u64 = 256;
@@ -58,19 +58,20 @@ pub fn zoom_stats(
     if read > 4 * sample_rows {
         return Ok(None);
     }
+
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
     let bound = crate::query::bind_all(ds, filters);
     let weight = |raw: u64| -> f64 {
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
         1.0 / pi.min(1.0)
     };
-    let pieces: Vec<Vec<(f64, f64)>> = windows
+    let pieces: Vec<Weighted> = windows
         .par_iter()
         .map(|w| {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(QueryError::Cancelled);
             }
-            let mut out = Vec::new();
+            let mut out = Weighted::new(integer);
             let mut run: Option<PixelRun> = None;
             for (p, local) in rows.segments(w.clone()) {
                 let part = &ds.partitions[p];
@@ -112,19 +113,11 @@ pub fn zoom_stats(
             Ok(out)
         })
         .collect::<Result<_, _>>()?;
-    let mut values: Vec<(f64, f64)> = pieces.into_iter().flatten().collect();
-    if !integer && values.len() > MAX_FLOAT_VALUES {
-        let stride = values.len().div_ceil(MAX_FLOAT_VALUES);
-        values = values.into_iter().step_by(stride).collect();
+    let mut all = Weighted::new(integer);
+    for p in pieces {
+        all.merge(p);
     }
-    values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut histogram: Vec<(f64, f64)> = Vec::new();
-    for (v, w) in values {
-        match histogram.last_mut() {
-            Some(last) if last.0 == v => last.1 += w,
-            _ => histogram.push((v, w)),
-        }
-    }
+    let histogram = all.into_histogram();
     let histogram: Vec<(f64, u64)> = histogram
         .into_iter()
         .map(|(v, w)| (v, (w.round() as u64).max(1)))
@@ -158,9 +151,102 @@ impl PixelRun {
         }
     }
 
-    fn close(self, agg: &Agg, weight: &impl Fn(u64) -> f64, out: &mut Vec<(f64, f64)>) {
+    fn close(self, agg: &Agg, weight: &impl Fn(u64) -> f64, out: &mut Weighted) {
         if let Some(v) = value(agg, &self.acc, self.kept).filter(|v| v.is_finite()) {
-            out.push((v, weight(self.raw)));
+            out.add(v, weight(self.raw));
+        }
+    }
+}
+
+/// Sampled pixel values with their weights.
+enum Weighted {
+    /// Counts: weights summed per count (deep zooms sample a million
+    /// pixels of a handful of distinct counts; sorting them would cost
+    /// more than reading the rows).
+    Counts {
+        small: Vec<f64>,
+        large: std::collections::BTreeMap<u64, f64>,
+    },
+    /// Float values, kept to be sorted.
+    Floats(Vec<(f64, f64)>),
+}
+
+/// Counts below this are summed in a vector.
+const SMALL_COUNTS: usize = 1 << 12;
+
+impl Weighted {
+    fn new(integer: bool) -> Weighted {
+        if integer {
+            Weighted::Counts {
+                small: Vec::new(),
+                large: Default::default(),
+            }
+        } else {
+            Weighted::Floats(Vec::new())
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, v: f64, w: f64) {
+        match self {
+            Weighted::Counts { small, large } => {
+                let k = v as u64;
+                if (k as usize) < SMALL_COUNTS {
+                    if small.len() <= k as usize {
+                        small.resize(k as usize + 1, 0.0);
+                    }
+                    small[k as usize] += w;
+                } else {
+                    *large.entry(k).or_default() += w;
+                }
+            }
+            Weighted::Floats(f) => f.push((v, w)),
+        }
+    }
+
+    fn merge(&mut self, o: Weighted) {
+        match (self, o) {
+            (Weighted::Counts { small, large }, Weighted::Counts { small: s, large: l }) => {
+                if small.len() < s.len() {
+                    small.resize(s.len(), 0.0);
+                }
+                for (a, b) in small.iter_mut().zip(s) {
+                    *a += b;
+                }
+                for (k, w) in l {
+                    *large.entry(k).or_default() += w;
+                }
+            }
+            (Weighted::Floats(a), Weighted::Floats(b)) => a.extend(b),
+            _ => unreachable!("one kind per scale"),
+        }
+    }
+
+    /// `(value, weight)` sorted by value, repeated values merged.
+    fn into_histogram(self) -> Vec<(f64, f64)> {
+        match self {
+            Weighted::Counts { small, large } => small
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, w)| w > 0.0)
+                .map(|(k, w)| (k as f64, w))
+                .chain(large.into_iter().map(|(k, w)| (k as f64, w)))
+                .collect(),
+            Weighted::Floats(mut values) => {
+                if values.len() > MAX_FLOAT_VALUES {
+                    let stride = values.len().div_ceil(MAX_FLOAT_VALUES);
+                    values = values.into_iter().step_by(stride).collect();
+                }
+                values.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut h: Vec<(f64, f64)> = Vec::new();
+                for (v, w) in values {
+                    match h.last_mut() {
+                        Some(last) if last.0 == v => last.1 += w,
+                        _ => h.push((v, w)),
+                    }
+                }
+                h
+            }
         }
     }
 }
