@@ -14,7 +14,7 @@
 use pointillist::query::{Agg, Filter};
 use pointillist::raster::{sample, zoom};
 use pointillist::render::{Style, scale_accuracy};
-use pointillist::store::Dataset;
+use pointillist::store::{ColumnKind, Dataset};
 use std::time::Instant;
 
 fn ms<T>(f: impl FnOnce() -> T) -> (T, f64) {
@@ -58,15 +58,38 @@ fn main() {
         "{:<16} {:>3} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7} {:>5}",
         "agg", "z", "exact ms", "sample ms", "speedup", "pixels", "differ", "mean", "max"
     );
+    // The first numeric column filters (and is averaged), the first
+    // categorical one splits: `range` and `radio` for towers, `sog` and
+    // `vessel_type`-like columns for AIS.
+    let numeric = m
+        .columns
+        .iter()
+        .find(|c| c.kind == ColumnKind::Numeric)
+        .expect("a numeric column");
+    let (lo0, hi0) = (
+        numeric.stats.min.unwrap_or(0.0),
+        numeric.stats.max.unwrap_or(1.0),
+    );
+    let categorical = m.columns.iter().find(|c| c.kind == ColumnKind::Categorical);
+    let mut aggs = vec!["count".to_string(), format!("mean:{}", numeric.name)];
+    if let Some(c) = categorical {
+        aggs.push(format!("count_cat:{}", c.name));
+    }
     let style = Style::default();
     let mut k = 0u32;
-    for agg in ["count", "mean:range", "count_cat:radio"] {
+    for agg in &aggs {
         let agg = Agg::parse(agg).expect("agg");
         for z in [5u8, 6, 8, 10, 12, 14] {
             // A new range each time: no cache of any kind can answer it.
             k += 1;
-            let lo = 50 + 37 * k;
-            let f = vec![Filter::parse(&format!("range:{lo}..{}", lo + 4000), m).expect("filter")];
+            // A new range each time (a tenth of the column's span, moving):
+            // no cache of any kind can answer it.
+            let w = (hi0 - lo0) / 10.0;
+            let lo = lo0 + w * (0.1 + 0.037 * k as f64);
+            let f = vec![
+                Filter::parse(&format!("{}:{lo}..{}", numeric.name, lo + 4.0 * w), m)
+                    .expect("filter"),
+            ];
             let (exact, t_exact) = ms(|| zoom::zoom_stats(&ds, z, 256, &agg, &f, None));
             let exact = exact.expect("exact");
             let mut times = Vec::new();

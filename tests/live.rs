@@ -13,6 +13,8 @@ use std::time::Duration;
 struct Server {
     child: Child,
     addr: String,
+    /// Everything the server logged.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -55,10 +57,19 @@ fn start(dir: tempfile::TempDir, root: &Path, toml: &str) -> Server {
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(log));
+    let sink = kept.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
     Server {
         child,
         addr,
+        log: kept,
         _dir: dir,
     }
 }
@@ -197,4 +208,39 @@ fn connections_beyond_the_cap_wait() {
     let mut out = Vec::new();
     second.read_to_end(&mut out).unwrap();
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+}
+
+/// Passes over the rows longer than `long_pass_ms` are logged with their
+/// dataset and lane (0 here, so every pass is), and `/metrics` reports the
+/// bytes the process read from storage.
+#[test]
+fn long_passes_are_logged_and_storage_reads_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    common::packed_towers(&root, "towers", 5_000, 1);
+    let s = start(dir, &root, "long_pass_ms = 0\n");
+    let (status, _) = get(&s.addr, "/tiles/towers/8/75/96.png?filter=range:100..2000");
+    assert_eq!(status, 200);
+    // The line is written when the pass ends, before the response; the
+    // reader thread may still be copying it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = s.log.lock().unwrap().clone();
+        if log.contains("long pass over the rows") {
+            assert!(log.contains("dataset=towers"), "{log}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no long-pass line:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, metrics) = get(&s.addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("pointillist_storage_read_bytes"),
+        "{metrics}"
+    );
 }

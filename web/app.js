@@ -510,10 +510,28 @@ function refreshLegend() {
     });
 }
 
+/** Tiles outstanding this long show the map's progress overlay (shorter
+ * waits would only flicker). */
+const MAP_PROGRESS_DELAY_MS = 300;
+let mapProgressTimer = null;
+
 function updateBusy() {
   const busy = pendingRequests() > 0 || (app.map && !app.map.areTilesLoaded());
   $('busy').hidden = !busy;
   document.body.dataset.busy = busy ? 'true' : 'false';
+  // A slow first answer (a new query over a large dataset) keeps the old
+  // tiles on screen; the overlay says that new ones are being computed.
+  const tilesPending = app.map && !app.map.areTilesLoaded();
+  if (!tilesPending) {
+    clearTimeout(mapProgressTimer);
+    mapProgressTimer = null;
+    $('map-progress').hidden = true;
+  } else if (mapProgressTimer === null && $('map-progress').hidden) {
+    mapProgressTimer = setTimeout(() => {
+      mapProgressTimer = null;
+      if (app.map && !app.map.areTilesLoaded()) $('map-progress').hidden = false;
+    }, MAP_PROGRESS_DELAY_MS);
+  }
 }
 onPendingChange(updateBusy);
 

@@ -14,7 +14,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub fn batch_rows_for(columns: usize) -> usize {
 
 /// Each column name's index in `schema`: one O(columns) pass, so that
 /// looking up every column is linear rather than quadratic.
-pub(crate) fn name_index(schema: &Schema) -> std::collections::HashMap<&str, usize> {
+pub(crate) fn name_index(schema: &Schema) -> HashMap<&str, usize> {
     schema
         .fields()
         .iter()
@@ -418,19 +418,17 @@ fn attribute_fields(
     let coord_cols = coords.columns();
     let first_names = name_index(schema);
     let others: Vec<_> = rest.iter().map(|(p, s)| (p, s, name_index(s))).collect();
+    // The columns of `a` that `b` lacks.
+    let lacking = |a: &'_ Schema, b: &HashMap<&str, usize>| -> Vec<String> {
+        a.fields()
+            .iter()
+            .filter(|f| !b.contains_key(f.name().as_str()))
+            .map(|f| f.name().clone())
+            .collect()
+    };
     for (path, s, names) in &others {
-        let missing: Vec<&str> = schema
-            .fields()
-            .iter()
-            .filter(|f| !names.contains_key(f.name().as_str()))
-            .map(|f| f.name().as_str())
-            .collect();
-        let extra: Vec<&str> = s
-            .fields()
-            .iter()
-            .filter(|f| !first_names.contains_key(f.name().as_str()))
-            .map(|f| f.name().as_str())
-            .collect();
+        let missing = lacking(schema, names);
+        let extra = lacking(s, &first_names);
         if !missing.is_empty() || !extra.is_empty() {
             return Err(IngestError::Schema {
                 path: path.to_path_buf(),

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// first tile then costs this many rows, not a pass over the dataset
     /// (0: every scale exact).
     pub scale_sample_rows: u64,
+    /// Passes over the rows that take at least this long are logged
+    /// (dataset, lane, milliseconds).
+    pub long_pass_ms: u64,
     /// Filter bitset cache size in MiB: histograms and counts AND the
     /// cached rows of each filter instead of re-reading its column (0
     /// disables it).
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             cache_mb: 256,
             cells_mb: 256,
             scale_sample_rows: crate::raster::sample::DEFAULT_SAMPLE_ROWS,
+            long_pass_ms: 100,
             filter_bits_mb: 128,
             max_renders: rayon::current_num_threads().max(1),
             queue: 256,
@@ -200,6 +204,14 @@ pub enum Lane {
 pub const HEAVY_ROWS: u64 = 8_000_000;
 
 impl Lane {
+    /// `light` or `heavy`, as metrics and logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Light => "light",
+            Lane::Heavy => "heavy",
+        }
+    }
+
     /// The lane of a request that reads `rows` rows.
     pub fn for_rows(rows: u64) -> Lane {
         if rows > HEAVY_ROWS {
@@ -377,13 +389,22 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&AtomicBool) -> T + Send + 'static,
     {
+        let long_pass_ms = self.config.long_pass_ms as f64;
         self.compute(lane, deadline, move |cancel| {
             let _inside = entry
                 .dataset
                 .files
                 .enter()
                 .map_err(|r| ApiError::unavailable(format!("{}: {r}", entry.name)))?;
-            Ok(f(cancel))
+            let t = Instant::now();
+            let out = f(cancel);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            // A slow pass is what a user waits for: say so, with its lane
+            // (heavy: a whole-map scan), so slow datasets show in the logs.
+            if ms >= long_pass_ms {
+                tracing::info!(dataset = %entry.name, lane = lane.name(), ms = format!("{ms:.0}"), "long pass over the rows");
+            }
+            Ok(out)
         })
         .await?
     }
@@ -437,11 +458,7 @@ impl AppState {
             Lane::Light => rayon::spawn(job),
             Lane::Heavy => self.heavy_pool.spawn(job),
         }
-        metrics::counter!("pointillist_computations_total", "lane" => match lane {
-            Lane::Light => "light",
-            Lane::Heavy => "heavy",
-        })
-        .increment(1);
+        metrics::counter!("pointillist_computations_total", "lane" => lane.name()).increment(1);
         let out = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(_))) => Err(ApiError::internal("render failed unexpectedly")),
@@ -587,6 +604,12 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
     metrics::gauge!("pointillist_filter_bits_bytes").set(state.filter_bits.weighted_size() as f64);
+    if let Some(bytes) = storage_read_bytes() {
+        // What the process made the kernel fetch from storage: page faults
+        // on the mapped data files (and readahead) once the data is larger
+        // than the page cache holds.
+        metrics::gauge!("pointillist_storage_read_bytes").set(bytes as f64);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -594,6 +617,15 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
         )],
         state.metrics.render(),
     )
+}
+
+/// Bytes this process caused to be read from storage (`read_bytes` of
+/// `/proc/self/io`; `None` where the kernel does not say).
+fn storage_read_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("read_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Serve until SIGINT/SIGTERM, then finish requests in flight.

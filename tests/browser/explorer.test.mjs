@@ -485,6 +485,34 @@ test('the back button restores the previous selection; clear buttons clear', { t
   assert.deepEqual(await pageErrors(), [], 'errors shown by the page');
 });
 
+test('a slow answer shows the map progress overlay until its tiles arrive', { timeout: 4 * T }, async () => {
+  await waitIdle();
+  assert.equal(await page.isVisible('[data-testid="map-progress"]'), false, 'overlay shown while idle');
+  // Hold every tile response, as a slow first answer over a large dataset would.
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const hold = async (route) => {
+    await gate;
+    await route.continue();
+  };
+  await page.route('**/tiles/**', hold);
+  try {
+    // A zoom level not seen yet: every tile in view is new.
+    await page.evaluate(() => {
+      const m = window.__pointillist.map;
+      m.jumpTo({ zoom: m.getZoom() + 1.5 });
+    });
+    await page.waitForSelector('[data-testid="map-progress"]:not([hidden])', { timeout: T });
+  } finally {
+    release();
+  }
+  await page.waitForSelector('[data-testid="map-progress"]', { state: 'hidden', timeout: T });
+  await page.unroute('**/tiles/**', hold);
+  await waitIdle();
+  assert.deepEqual(consoleErrors, [], 'console errors');
+  assert.deepEqual(await pageErrors(), [], 'errors shown by the page');
+});
+
 test('latency: brush end to new tiles loaded', { timeout: (N_BRUSHES + 2) * 2 * T }, async () => {
   const { num } = ctx.cols;
   await page.mouse.move(5, 5);
