@@ -1,7 +1,8 @@
 //! Zoom colour scales: exact pass versus bounded sample, cost and accuracy.
 //!
 //! ```sh
-//! cargo bench --bench scales -- bench-data/towers-40000000.pack [SAMPLE_ROWS]
+//! cargo bench --bench scales -- bench-data/towers-40000000.pack [SAMPLE_ROWS [NUMERIC [CATEGORICAL]]]
+//! cargo bench --bench scales -- bench-data/ais-20000000.pack 262144 sog vessel_type
 //! ```
 //!
 //! For each zoom and aggregation, with a new range filter each time (as a
@@ -55,22 +56,23 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "{:<16} {:>3} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7} {:>5}",
-        "agg", "z", "exact ms", "sample ms", "speedup", "pixels", "differ", "mean", "max"
+        "{:<22} {:>3} {:>10} {:>10} {:>8} {:>9} {:>8} {:>8} {:>7} {:>5}",
+        "agg", "z", "exact ms", "sample ms", "speedup", "pixels", "differ", ">16 lvl", "mean", "max"
     );
-    // The first numeric column filters (and is averaged), the first
-    // categorical one splits: `range` and `radio` for towers, `sog` and
-    // `vessel_type`-like columns for AIS.
-    let numeric = m
-        .columns
-        .iter()
-        .find(|c| c.kind == ColumnKind::Numeric)
-        .expect("a numeric column");
+    // A numeric column filters (and is averaged), a categorical one splits:
+    // the ones named, else the first of each kind (`range` and `radio` for
+    // towers).
+    let named = |i: usize, kind: ColumnKind| {
+        m.columns
+            .iter()
+            .find(|c| c.kind == kind && args.get(i).is_none_or(|n| *n == c.name))
+    };
+    let numeric = named(2, ColumnKind::Numeric).expect("a numeric column");
     let (lo0, hi0) = (
         numeric.stats.min.unwrap_or(0.0),
         numeric.stats.max.unwrap_or(1.0),
     );
-    let categorical = m.columns.iter().find(|c| c.kind == ColumnKind::Categorical);
+    let categorical = named(3, ColumnKind::Categorical);
     let mut aggs = vec!["count".to_string(), format!("mean:{}", numeric.name)];
     if let Some(c) = categorical {
         aggs.push(format!("count_cat:{}", c.name));
@@ -103,7 +105,7 @@ fn main() {
             let t_sample = times[2];
             let Some(est) = est else {
                 println!(
-                    "{:<16} {z:>3} {t_exact:>10.1} {:>10} (pixels too large to sample: exact)",
+                    "{:<22} {z:>3} {t_exact:>10.1} {:>10} (pixels too large to sample: exact)",
                     agg.to_text(),
                     "-"
                 );
@@ -111,15 +113,16 @@ fn main() {
             };
             match scale_accuracy(&exact, &est, &agg, &style).expect("accuracy") {
                 Some(a) => println!(
-                    "{:<16} {z:>3} {t_exact:>10.1} {t_sample:>10.2} {:>7.0}x {:>9} {:>7.1}% {:>7.2} {:>5}",
+                    "{:<22} {z:>3} {t_exact:>10.1} {t_sample:>10.2} {:>7.0}x {:>9} {:>7.1}% {:>7.2}% {:>7.2} {:>5}",
                     agg.to_text(),
                     t_exact / t_sample,
                     a.pixels,
                     a.differ * 100.0,
+                    a.beyond_16 * 100.0,
                     a.mean_levels,
                     a.max_levels
                 ),
-                None => println!("{:<16} {z:>3} (empty)", agg.to_text()),
+                None => println!("{:<22} {z:>3} (empty)", agg.to_text()),
             }
         }
     }
