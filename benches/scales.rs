@@ -57,7 +57,16 @@ fn main() {
     );
     println!(
         "{:<22} {:>3} {:>10} {:>10} {:>8} {:>9} {:>8} {:>8} {:>7} {:>5}",
-        "agg", "z", "exact ms", "sample ms", "speedup", "pixels", "differ", ">16 lvl", "mean", "max"
+        "agg",
+        "z",
+        "exact ms",
+        "sample ms",
+        "speedup",
+        "pixels",
+        "differ",
+        ">16 lvl",
+        "mean",
+        "max"
     );
     // A numeric column filters (and is averaged), a categorical one splits:
     // the ones named, else the first of each kind (`range` and `radio` for
