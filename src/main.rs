@@ -186,6 +186,13 @@ struct ServeArgs {
     /// Most client connections open at once.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Heap the server may hold, in MiB: caches left at their defaults are
+    /// sized from it, and it refuses to start if the settings could exceed it.
+    #[arg(long)]
+    memory_budget: Option<u64>,
+    /// Rows an estimated zoom colour scale reads (0: every scale exact).
+    #[arg(long)]
+    scale_sample_rows: Option<u64>,
 }
 
 #[derive(Args)]
@@ -322,6 +329,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(c) = a.cells_mb {
                 config.cells_mb = c;
+            }
+            if let Some(b) = a.memory_budget {
+                config.memory_budget_mb = b;
+            }
+            if let Some(r) = a.scale_sample_rows {
+                config.scale_sample_rows = r;
             }
             if let Some(m) = a.filter_bits_mb {
                 config.filter_bits_mb = m;

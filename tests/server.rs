@@ -1318,3 +1318,34 @@ async fn zoom_scales_are_sampled_unless_exact_is_asked() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
 }
+
+/// `memory_budget_mb` sizes the caches left at their defaults and refuses
+/// settings that could exceed it, naming each part.
+#[test]
+fn a_memory_budget_sizes_the_caches_and_bounds_them() {
+    let mut c = ServerConfig {
+        memory_budget_mb: 512,
+        max_renders: 2,
+        ..ServerConfig::default()
+    };
+    c.fit_to_budget().unwrap();
+    assert_eq!(
+        (c.cache_mb, c.cells_mb, c.filter_bits_mb, c.zoom_mb),
+        (64, 128, 64, 32)
+    );
+    let total: u64 = c.memory_parts().iter().map(|p| p.1).sum();
+    assert!(total <= 512, "{:?}", c.memory_parts());
+    assert!(c.max_grid_mb >= 1 && c.max_grid_mb * 2 * 4 <= 512 / 8);
+    // An explicit cache larger than the budget allows is refused.
+    let mut c = ServerConfig {
+        memory_budget_mb: 512,
+        cache_mb: 1024,
+        ..ServerConfig::default()
+    };
+    let e = c.fit_to_budget().unwrap_err();
+    assert!(e.contains("cache_mb 1024") && e.contains("512"), "{e}");
+    // No budget: nothing changes.
+    let mut c = ServerConfig::default();
+    c.fit_to_budget().unwrap();
+    assert_eq!(c.cache_mb, ServerConfig::default().cache_mb);
+}

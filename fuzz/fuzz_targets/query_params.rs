@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pointillist::server::params::{Params, RenderQuery};
+use pointillist::server::spec::{self, Kind};
 use pointillist::store::Manifest;
 use std::sync::OnceLock;
 
@@ -19,13 +20,39 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let m = manifest();
-    let _ = RenderQuery::parse(Some(raw), m, &["z", "bbox", "bins", "width", "height"]);
+    let _ = RenderQuery::parse(Some(raw), m, &spec::LEGEND);
     if let Ok(p) = Params::parse(Some(raw)) {
+        // Every declared parameter of every endpoint, by its own parser.
+        for e in [
+            spec::TILE,
+            spec::LEGEND,
+            spec::HISTOGRAM,
+            spec::COUNT,
+            spec::AGGREGATE,
+            spec::POINTS,
+        ] {
+            let _ = p.only(&e);
+            for param in e.params() {
+                match param.kind {
+                    Kind::Int { .. } | Kind::IntOf { .. } => {
+                        let _ = p.int(param);
+                    }
+                    Kind::Number { .. } => {
+                        let _ = p.number(param);
+                    }
+                    Kind::Word { .. } => {
+                        let _ = p.word(param);
+                    }
+                    Kind::Bool { .. } => {
+                        let _ = p.flag(param);
+                    }
+                    Kind::Text { .. } => {}
+                }
+            }
+        }
         let _ = p.bbox();
         let _ = p.filters(m);
-        let _ = p.num("bins", 50usize, 1, 1000);
-        let _ = p.num("radius_px", 8.0f64, 0.0, 64.0);
-        let _ = p.float("lon");
+        let _ = p.agg(m);
     }
     let _ = pointillist::query::Filter::parse(raw, m);
     let _ = pointillist::query::Agg::parse(raw);

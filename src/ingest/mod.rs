@@ -566,12 +566,7 @@ fn detect_coords(
         } else {
             Err(IngestError::Coordinates(format!(
                 "coordinate column {c:?} is not in the input (columns: {})",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names_of(schema)
             )))
         }
     };

@@ -341,6 +341,12 @@ pub fn aggregate_within(
         }
     }
     let spans = plan_rows(ds, &view.key_ranges(), CHUNK_ROWS);
+    prefetch(
+        ds,
+        spans.iter().map(|s| (s.partition, s.rows.clone())),
+        agg,
+        filters,
+    );
     match *view {
         View::Tile { tile, size } => run(
             ds,
@@ -562,6 +568,34 @@ pub(crate) fn scan_spans<P: Send>(
 }
 
 /// The column `agg` reduces, as numbers.
+/// Rows a scan asks the kernel to read ahead of it. A larger scan (a
+/// whole-map pass) reads most of the file: read-ahead would only evict,
+/// under memory pressure, what it is about to read.
+const PREFETCH_MAX_ROWS: usize = 4 << 20;
+
+/// Advise the kernel that the columns a query reads, over these rows, are
+/// about to be read ([`Dataset::prefetch`]): on data larger than memory, a
+/// tile's or a sample's scattered row ranges are then fetched by parallel
+/// reads instead of one page fault at a time.
+pub(crate) fn prefetch(
+    ds: &Dataset,
+    spans: impl Iterator<Item = (usize, std::ops::Range<usize>)> + Clone,
+    agg: &Agg,
+    filters: &[Filter],
+) {
+    let rows: usize = spans.clone().map(|(_, r)| r.len()).sum();
+    if rows > PREFETCH_MAX_ROWS {
+        return;
+    }
+    let mut columns: Vec<&str> = vec![crate::store::QX, crate::store::QY];
+    columns.extend(agg.value_column());
+    columns.extend(agg.category_column());
+    columns.extend(filters.iter().map(|f| f.column()));
+    for (p, r) in spans {
+        ds.prefetch(p, r, &columns);
+    }
+}
+
 pub(crate) fn value_column<'a>(part: &'a Partition, agg: &Agg) -> Option<NumColumn<'a>> {
     agg.value_column()
         .and_then(|c| part.column(c))

@@ -60,6 +60,14 @@ pub fn zoom_stats(
     }
 
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+    // The windows are scattered over the file: on data larger than memory,
+    // one batch of read-ahead for all of them beats a fault at a time.
+    super::prefetch(
+        ds,
+        windows.iter().flat_map(|w| rows.segments(w.clone())),
+        agg,
+        filters,
+    );
     let bound = crate::query::bind_all(ds, filters);
     let weight = |raw: u64| -> f64 {
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
@@ -334,7 +342,7 @@ impl<'a> Rows<'a> {
     fn segments(
         &self,
         r: std::ops::Range<u64>,
-    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + Clone + '_ {
         let (first, _) = self.locate(r.start);
         (first..self.ds.partitions.len())
             .take_while(move |&p| self.starts[p] < r.end)

@@ -110,6 +110,14 @@ pub struct ServerConfig {
     /// Time with no byte moving on a connection before it is closed, in
     /// milliseconds (must exceed `timeout_ms`).
     pub idle_timeout_ms: u64,
+    /// Zoom colour-scale cache size in MiB.
+    pub zoom_mb: u64,
+    /// Heap the server may hold, in MiB (0: no budget). Caches left at
+    /// their defaults are sized from it, and the server refuses to start
+    /// when the caches and the grids of every computation that may run at
+    /// once could exceed it ([`ServerConfig::memory_parts`]). The mapped
+    /// data is page cache, not heap: the kernel evicts it under pressure.
+    pub memory_budget_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +143,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            zoom_mb: 64,
+            memory_budget_mb: 0,
         }
     }
 }
@@ -144,6 +154,60 @@ impl ServerConfig {
     pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// What may hold heap memory, in MiB: each cache's limit, and the
+    /// aggregation grids of every computation that may run at once (two
+    /// lanes of `max_renders`, each computation up to twice `max_grid_mb`).
+    pub fn memory_parts(&self) -> Vec<(&'static str, u64)> {
+        let slots = 2 * self.max_renders.max(1) as u64;
+        vec![
+            ("cache_mb", self.cache_mb),
+            ("cells_mb", self.cells_mb),
+            ("filter_bits_mb", self.filter_bits_mb),
+            ("zoom_mb", self.zoom_mb),
+            (
+                "grids in flight (2 × max_grid_mb × 2 lanes × max_renders)",
+                self.max_grid_mb.saturating_mul(2 * slots),
+            ),
+        ]
+    }
+
+    /// Apply `memory_budget_mb`: caches left at their defaults take their
+    /// share of it (tiles 1/8, cells 1/4, filter bitsets 1/8, zoom scales
+    /// 1/16, grids in flight 1/8), then everything must fit.
+    pub fn fit_to_budget(&mut self) -> Result<(), String> {
+        let b = self.memory_budget_mb;
+        if b == 0 {
+            return Ok(());
+        }
+        let d = ServerConfig::default();
+        let slots = 2 * self.max_renders.max(1) as u64;
+        if self.cache_mb == d.cache_mb {
+            self.cache_mb = b / 8;
+        }
+        if self.cells_mb == d.cells_mb {
+            self.cells_mb = b / 4;
+        }
+        if self.filter_bits_mb == d.filter_bits_mb {
+            self.filter_bits_mb = b / 8;
+        }
+        if self.zoom_mb == d.zoom_mb {
+            self.zoom_mb = (b / 16).max(1);
+        }
+        if self.max_grid_mb == d.max_grid_mb {
+            self.max_grid_mb = (b / (16 * slots)).max(1);
+        }
+        let parts = self.memory_parts();
+        let total: u64 = parts.iter().map(|p| p.1).sum();
+        if total > b {
+            let list: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            return Err(format!(
+                "memory_budget_mb = {b} is less than the settings may use: {} = {total} MiB",
+                list.join(" + ")
+            ));
+        }
+        Ok(())
     }
 
     /// Check settings that only make sense together.
@@ -302,7 +366,7 @@ impl AppState {
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
             t.png.len() + 64
         });
-        let zoom = bounded_cache(64 << 20, idle, |z: &caches::ZoomScale| {
+        let zoom = bounded_cache(config.zoom_mb << 20, idle, |z: &caches::ZoomScale| {
             z.stats.histogram.len() * 16 + 64
         });
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
@@ -629,10 +693,13 @@ fn storage_read_bytes() -> Option<u64> {
 }
 
 /// Serve until SIGINT/SIGTERM, then finish requests in flight.
-pub async fn serve(config: ServerConfig) -> Result<(), std::io::Error> {
-    config
-        .validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+pub async fn serve(mut config: ServerConfig) -> Result<(), std::io::Error> {
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    config.fit_to_budget().map_err(invalid)?;
+    config.validate().map_err(invalid)?;
+    if config.memory_budget_mb > 0 {
+        tracing::info!(parts = ?config.memory_parts(), "memory budget {} MiB", config.memory_budget_mb);
+    }
     let bind = config.bind;
     // The lease-break handler must be in place before any lease is taken:
     // SIGIO's default action ends the process.
