@@ -8,9 +8,10 @@
 #
 # A limit of 0 means no cgroup (in RAM). For a limit, the page cache is
 # dropped first and the server runs in a fresh memory cgroup (v2
-# memory.max, or v1 memory.limit_in_bytes) with that limit; the report says
-# how many OOM kills the cgroup saw. PER_CELL (default 12) requests per
-# zoom and class; PORT (default 8099). Writes JSON next to the dataset
+# memory.max, or v1 memory.limit_in_bytes) with that limit and
+# --memory-budget of half of it; the report says how many OOM kills the
+# cgroup saw. PER_CELL (default 12) requests per
+# zoom and class; PORT (default 8099); BIN (default target/release/pointillist). Writes JSON next to the dataset
 # under bench-data/logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ shift 3
 LIMITS=("${@:-0}")
 PORT="${PORT:-8099}"
 PER_CELL="${PER_CELL:-12}"
-BIN=target/release/pointillist
+BIN="${BIN:-target/release/pointillist}"
 [ -x "$BIN" ] || cargo build --release --locked
 NAME=$(basename "$DIR")
 mkdir -p bench-data/logs
@@ -66,7 +67,9 @@ for LIMIT in "${LIMITS[@]}"; do
     fi
     sync
     echo 3 > /proc/sys/vm/drop_caches
-    sh -c "echo \$\$ > $CG/cgroup.procs && exec $BIN serve $DIR --bind 127.0.0.1:$PORT" > "$LOG" 2>&1 &
+    # The heap gets half the limit (the caches sized to it); the rest is
+    # page cache for the mapped data, which the kernel evicts as needed.
+    sh -c "echo \$\$ > $CG/cgroup.procs && exec $BIN serve $DIR --bind 127.0.0.1:$PORT --memory-budget $((LIMIT / 2))" > "$LOG" 2>&1 &
     SERVER=$!
   fi
   trap 'kill $SERVER 2>/dev/null || true' EXIT

@@ -1331,11 +1331,11 @@ fn a_memory_budget_sizes_the_caches_and_bounds_them() {
     c.fit_to_budget().unwrap();
     assert_eq!(
         (c.cache_mb, c.cells_mb, c.filter_bits_mb, c.zoom_mb),
-        (64, 128, 64, 32)
+        (64, 64, 64, 32)
     );
     let total: u64 = c.memory_parts().iter().map(|p| p.1).sum();
     assert!(total <= 512, "{:?}", c.memory_parts());
-    assert!(c.max_grid_mb >= 1 && c.max_grid_mb * 2 * 4 <= 512 / 8);
+    assert!(c.max_grid_mb >= 1 && c.max_grid_mb * 2 * 4 <= 512 / 4);
     // An explicit cache larger than the budget allows is refused.
     let mut c = ServerConfig {
         memory_budget_mb: 512,

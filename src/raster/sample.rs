@@ -316,6 +316,40 @@ impl<'a> Rows<'a> {
         lo
     }
 
+    /// The first row of the pixel holding row `g`. The search gallops out
+    /// from `g` before it bisects, so it only touches rows near the window:
+    /// a bisection over the whole dataset would fault in pages (and their
+    /// read-around) all over a file that may not be in memory.
+    fn pixel_start(&self, g: u64) -> u64 {
+        let key = self.pixel_key(g);
+        let (mut inside, mut step) = (g, 1u64);
+        while inside > 0 {
+            let probe = inside.saturating_sub(step);
+            if self.pixel_key(probe) < key {
+                return self.first_at_least(probe + 1, inside, key);
+            }
+            inside = probe;
+            step *= 2;
+        }
+        0
+    }
+
+    /// One past the last row of the pixel holding row `g` (galloping, as
+    /// [`Rows::pixel_start`]).
+    fn pixel_end(&self, g: u64) -> u64 {
+        let (key, n) = (self.pixel_key(g), self.total());
+        let (mut from, mut step) = (g + 1, 1u64);
+        while from < n {
+            let probe = (from + step - 1).min(n - 1);
+            if self.pixel_key(probe) > key {
+                return self.first_at_least(from, probe, key + 1);
+            }
+            from = probe + 1;
+            step *= 2;
+        }
+        n
+    }
+
     /// [`BLOCKS`] windows of `block` rows centred at evenly spaced points
     /// of the curve, widened to whole pixels and merged where they meet.
     fn windows(&self, block: u64) -> Vec<std::ops::Range<u64>> {
@@ -328,8 +362,7 @@ impl<'a> Rows<'a> {
             if lo >= hi {
                 continue;
             }
-            let start = self.first_at_least(0, lo, self.pixel_key(lo));
-            let end = self.first_at_least(hi, n, self.pixel_key(hi - 1) + 1);
+            let (start, end) = (self.pixel_start(lo), self.pixel_end(hi - 1));
             match out.last_mut() {
                 Some(prev) if prev.end >= start => prev.end = prev.end.max(end),
                 _ => out.push(start..end),

@@ -174,8 +174,8 @@ impl ServerConfig {
     }
 
     /// Apply `memory_budget_mb`: caches left at their defaults take their
-    /// share of it (tiles 1/8, cells 1/4, filter bitsets 1/8, zoom scales
-    /// 1/16, grids in flight 1/8), then everything must fit.
+    /// share of it (tiles 1/8, cells 1/8, filter bitsets 1/8, zoom scales
+    /// 1/16, grids in flight 1/4), then everything must fit.
     pub fn fit_to_budget(&mut self) -> Result<(), String> {
         let b = self.memory_budget_mb;
         if b == 0 {
@@ -187,7 +187,7 @@ impl ServerConfig {
             self.cache_mb = b / 8;
         }
         if self.cells_mb == d.cells_mb {
-            self.cells_mb = b / 4;
+            self.cells_mb = b / 8;
         }
         if self.filter_bits_mb == d.filter_bits_mb {
             self.filter_bits_mb = b / 8;
@@ -196,7 +196,7 @@ impl ServerConfig {
             self.zoom_mb = (b / 16).max(1);
         }
         if self.max_grid_mb == d.max_grid_mb {
-            self.max_grid_mb = (b / (16 * slots)).max(1);
+            self.max_grid_mb = (b / (8 * slots)).max(1);
         }
         let parts = self.memory_parts();
         let total: u64 = parts.iter().map(|p| p.1).sum();
