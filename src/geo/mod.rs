@@ -20,6 +20,12 @@ pub const HILBERT_ORDER: u8 = 32;
 /// Metres per quantization step.
 pub const Q_STEP: f64 = 2.0 * HALF_WORLD / 4_294_967_296.0;
 /// Highest zoom whose tiles still contain whole pixels of the quantized grid.
+/// Name of the quantized x column of packed data (ingest writes it, the
+/// store reads it).
+pub const QX: &str = "_qx";
+/// Name of the quantized y column.
+pub const QY: &str = "_qy";
+
 pub const MAX_ZOOM: u8 = 30;
 
 /// Longitude/latitude (degrees) to Web Mercator metres, as Datashader's

@@ -6,7 +6,7 @@ mod csv;
 mod geom;
 
 use crate::geo;
-use crate::store::{QX, QY};
+use crate::geo::{QX, QY};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};

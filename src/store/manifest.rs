@@ -9,10 +9,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the columnar data (Arrow IPC file, one record batch per partition).
 pub const DATA_FILE: &str = "data.arrow";
-/// Name of the quantized x column.
-pub const QX: &str = "_qx";
-/// Name of the quantized y column.
-pub const QY: &str = "_qy";
+pub use crate::geo::{QX, QY};
 
 /// How a column can be used by queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
