@@ -591,8 +591,24 @@ pub(crate) fn prefetch(
     columns.extend(agg.value_column());
     columns.extend(agg.category_column());
     columns.extend(filters.iter().map(|f| f.column()));
+    // A filter on the reduced column names it twice.
+    columns.sort_unstable();
+    columns.dedup();
+    // Scans come in chunks of one row range: one advice per range, not per
+    // chunk.
+    let mut run: Option<(usize, std::ops::Range<usize>)> = None;
     for (p, r) in spans {
-        ds.prefetch(p, r, &columns);
+        match &mut run {
+            Some((q, open)) if *q == p && open.end == r.start => open.end = r.end,
+            _ => {
+                if let Some((q, open)) = run.replace((p, r)) {
+                    ds.prefetch(q, open, &columns);
+                }
+            }
+        }
+    }
+    if let Some((q, open)) = run {
+        ds.prefetch(q, open, &columns);
     }
 }
 

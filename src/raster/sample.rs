@@ -15,7 +15,7 @@
 //! The cost is the rows of the windows (the sample budget) plus the rows of
 //! the pixels cut by their edges; it does not depend on the dataset's size.
 
-use super::zoom::{Acc, ZoomStats, value};
+use super::zoom::{Acc, MAX_FLOAT_VALUES, ZoomStats, value};
 use crate::geo::QBITS;
 use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
@@ -28,9 +28,6 @@ pub const DEFAULT_SAMPLE_ROWS: u64 = 1 << 18;
 
 /// Windows along the curve.
 const BLOCKS: u64 = 256;
-
-/// Float pixel values kept (by a hash of the pixel, so deterministically).
-const MAX_FLOAT_VALUES: usize = 1 << 18;
 
 /// The distribution of the zoom's pixel values estimated from about
 /// `sample_rows` rows. `None` when a sample would not be cheaper than the

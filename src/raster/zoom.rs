@@ -15,8 +15,8 @@ use crate::tally::Tally;
 use std::sync::atomic::AtomicBool;
 
 /// Float pixel values kept before subsampling (by a fixed stride, so
-/// deterministic).
-const MAX_FLOAT_VALUES: usize = 1 << 18;
+/// deterministic); sampled scales keep as many.
+pub(crate) const MAX_FLOAT_VALUES: usize = 1 << 18;
 
 /// Distribution of non-empty pixel values over a whole zoom level.
 #[derive(Clone, Debug, PartialEq)]

@@ -115,31 +115,35 @@ impl Params {
     /// An integer parameter ([`Kind::Int`] or [`Kind::IntOf`]), its default
     /// when absent.
     pub fn int(&self, p: &Param) -> Result<i64, ApiError> {
-        let (ok, default, rule): (&dyn Fn(i64) -> bool, i64, String) = match &p.kind {
-            Kind::Int { min, max, default } => (
-                &move |v| (*min..=*max).contains(&v),
-                *default,
-                format!("an integer in {min}..={max}"),
-            ),
-            Kind::IntOf { values, default } => {
-                let list: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-                (
-                    &move |v| values.contains(&v),
-                    *default,
-                    format!("one of {}", list.join(", ")),
-                )
-            }
+        let default = match p.kind {
+            Kind::Int { default, .. } | Kind::IntOf { default, .. } => default,
             _ => unreachable!("{} is not an integer parameter", p.name),
         };
         let Some(s) = self.get(p.name) else {
             return Ok(default);
         };
+        let ok = |v: i64| match p.kind {
+            Kind::Int { min, max, .. } => (min..=max).contains(&v),
+            Kind::IntOf { values, .. } => values.contains(&v),
+            _ => false,
+        };
         match s.trim().parse::<i64>() {
             Ok(v) if ok(v) => Ok(v),
-            _ => Err(ApiError::bad_request(format!(
-                "{} must be {rule}, got {s:?}",
-                p.name
-            ))),
+            _ => {
+                // The rule is only spelled out for an error.
+                let rule = match p.kind {
+                    Kind::Int { min, max, .. } => format!("an integer in {min}..={max}"),
+                    Kind::IntOf { values, .. } => {
+                        let list: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                        format!("one of {}", list.join(", "))
+                    }
+                    _ => String::new(),
+                };
+                Err(ApiError::bad_request(format!(
+                    "{} must be {rule}, got {s:?}",
+                    p.name
+                )))
+            }
         }
     }
 
