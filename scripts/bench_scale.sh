@@ -10,7 +10,7 @@
 # dropped first and the server runs in a fresh memory cgroup (v2
 # memory.max, or v1 memory.limit_in_bytes) with that limit and
 # --memory-budget of half of it; the report says how many OOM kills the
-# cgroup saw. PER_CELL (default 12) requests per
+# cgroup saw. ZOOMS (default 0,2,4,6,8,10,12,14) tile zooms; PER_CELL (default 12) requests per
 # zoom and class; PORT (default 8099); BIN (default target/release/pointillist). Writes JSON next to the dataset
 # under bench-data/logs/.
 set -euo pipefail
@@ -21,6 +21,7 @@ shift 3
 LIMITS=("${@:-0}")
 PORT="${PORT:-8099}"
 PER_CELL="${PER_CELL:-12}"
+ZOOMS="${ZOOMS:-0,2,4,6,8,10,12,14}"
 BIN="${BIN:-target/release/pointillist}"
 [ -x "$BIN" ] || cargo build --release --locked
 NAME=$(basename "$DIR")
@@ -78,7 +79,7 @@ for LIMIT in "${LIMITS[@]}"; do
     sleep 0.2
   done
   python3 scripts/scale_trace.py --url "http://127.0.0.1:$PORT" --dataset "$NAME" \
-    --numeric "$NUMERIC" --categorical "$CATEGORICAL" --per-cell "$PER_CELL" \
+    --numeric "$NUMERIC" --categorical "$CATEGORICAL" --per-cell "$PER_CELL" --zooms "$ZOOMS" \
     --json-out "bench-data/logs/scale-$NAME-$LIMIT.json" || echo "some requests failed"
   if kill -0 "$SERVER" 2>/dev/null; then
     echo "server alive; peak RSS $(awk '/VmHWM/{print $2, $3}' /proc/$SERVER/status 2>/dev/null || echo ?)"

@@ -5,7 +5,10 @@ Pans and zooms over z0..z14 around the data's dense places; every tile
 request carries a NEW range filter (as a brush sends), for three classes of
 aggregation: count, count_cat:CATEGORICAL and mean:NUMERIC. Reports p50 /
 p99 latency per zoom and class, rows read per request (from /metrics),
-bytes the server read from storage, and the status counts.
+bytes the server read from storage, and the status counts. Then the
+explorer's other requests around the same places, each with a new filter
+too: a histogram of CATEGORICAL and a count inside a z6 tile's bbox, and the
+points under a z12 cursor.
 
   scale_trace.py --url http://127.0.0.1:8099 --dataset towers \
       --numeric range --categorical radio --per-cell 12 --json-out out.json
@@ -88,6 +91,7 @@ def main() -> int:
     ap.add_argument("--categorical", required=True, help="column of count_cat")
     ap.add_argument("--per-cell", type=int, default=12, help="requests per zoom and class")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--zooms", default=",".join(map(str, ZOOMS)), help="comma-separated tile zooms")
     ap.add_argument("--json-out")
     a = ap.parse_args()
     base = a.url.rstrip("/")
@@ -105,32 +109,61 @@ def main() -> int:
     results: dict[str, dict] = {}
     statuses: dict[int, int] = {}
     m0 = get(f"{base}/metrics")[1].decode()
-    for z in ZOOMS:
+
+    def record(key: str, lat_ms: list[float], rows: list[float]) -> None:
+        lat_ms.sort()
+        results[key] = {
+            "p50_ms": statistics.median(lat_ms),
+            "p99_ms": lat_ms[min(len(lat_ms) - 1, math.ceil(0.99 * len(lat_ms)) - 1)],
+            "rows_per_request": statistics.mean(rows),
+        }
+        r = results[key]
+        print(f"{key:<16} p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  rows/request {r['rows_per_request']:12.0f}", flush=True)
+
+    def timed(path: str) -> tuple[float, float]:
+        before = metric(get(f"{base}/metrics")[1].decode(), "pointillist_rows_scanned_total")
+        t = time.perf_counter()
+        st, _, _ = get(f"{base}{path}")
+        ms = (time.perf_counter() - t) * 1e3
+        after = metric(get(f"{base}/metrics")[1].decode(), "pointillist_rows_scanned_total")
+        statuses[st] = statuses.get(st, 0) + 1
+        return ms, after - before
+
+    def new_filter() -> str:
+        span = (hi0 - lo0) * rng.uniform(0.05, 0.5)
+        lo = lo0 + rng.random() * (hi0 - lo0 - span)
+        return f"{a.numeric}:{lo:.6g}..{lo + span:.6g}"
+
+    for z in [int(z) for z in a.zooms.split(",") if z]:
         for cls, agg in classes.items():
             lat_ms = []
             rows = []
             for _ in range(a.per_cell):
                 lon, lat = rng.choice(places)
                 x, y = tile_of(lon, lat, z)
-                span = (hi0 - lo0) * rng.uniform(0.05, 0.5)
-                lo = lo0 + rng.random() * (hi0 - lo0 - span)
-                q = f"agg={agg}&filter={a.numeric}:{lo:.6g}..{lo + span:.6g}"
-                before = metric(get(f"{base}/metrics")[1].decode(), "pointillist_rows_scanned_total")
-                t = time.perf_counter()
-                st, body, hdr = get(f"{base}/tiles/{a.dataset}/{z}/{x}/{y}@2x.png?{q}")
-                ms = (time.perf_counter() - t) * 1e3
-                after = metric(get(f"{base}/metrics")[1].decode(), "pointillist_rows_scanned_total")
-                statuses[st] = statuses.get(st, 0) + 1
+                ms, n = timed(f"/tiles/{a.dataset}/{z}/{x}/{y}@2x.png?agg={agg}&filter={new_filter()}")
                 lat_ms.append(ms)
-                rows.append(after - before)
-            lat_ms.sort()
-            results[f"z{z}/{cls}"] = {
-                "p50_ms": statistics.median(lat_ms),
-                "p99_ms": lat_ms[min(len(lat_ms) - 1, math.ceil(0.99 * len(lat_ms)) - 1)],
-                "rows_per_request": statistics.mean(rows),
-            }
-            r = results[f"z{z}/{cls}"]
-            print(f"z{z:<3} {cls:<10} p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  rows/request {r['rows_per_request']:12.0f}", flush=True)
+                rows.append(n)
+            record(f"z{z}/{cls}", lat_ms, rows)
+    ymax = math.asinh(math.tan(math.radians(85.0511287798)))
+
+    def bbox(z: int, x: int, y: int) -> str:
+        lat = lambda t: math.degrees(math.atan(math.sinh(ymax * (1 - 2 * t))))
+        n = 2**z
+        return f"{x / n * 360 - 180:.6f},{lat((y + 1) / n):.6f},{(x + 1) / n * 360 - 180:.6f},{lat(y / n):.6f}"
+
+    extras = {
+        "api/histogram": lambda lon, lat: f"/datasets/{a.dataset}/histogram/{a.categorical}?bbox={bbox(6, *tile_of(lon, lat, 6))}&filter={new_filter()}",
+        "api/count": lambda lon, lat: f"/datasets/{a.dataset}/count?bbox={bbox(6, *tile_of(lon, lat, 6))}&filter={new_filter()}",
+        "api/points": lambda lon, lat: f"/datasets/{a.dataset}/points?lon={lon:.5f}&lat={lat:.5f}&z=12&radius_px=8&filter={new_filter()}",
+    }
+    for key, path in extras.items():
+        lat_ms, rows = [], []
+        for _ in range(a.per_cell):
+            ms, n = timed(path(*rng.choice(places)))
+            lat_ms.append(ms)
+            rows.append(n)
+        record(key, lat_ms, rows)
     m1 = get(f"{base}/metrics")[1].decode()
     read = metric(m1, "pointillist_storage_read_bytes") - metric(m0, "pointillist_storage_read_bytes")
     print(f"statuses {statuses}; storage read during the trace {read / 2**20:.0f} MiB")

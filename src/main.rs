@@ -53,6 +53,10 @@ enum Command {
         /// Output Parquet file.
         #[arg(long, short)]
         out: PathBuf,
+        /// Attribute columns to keep besides lon/lat, comma-separated
+        /// (default: all), e.g. `--columns mmsi,vessel_type,sog,timestamp`.
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
     },
     /// Pack point files (Parquet, GeoParquet, Arrow IPC, CSV) into a dataset.
     Pack(PackArgs),
@@ -193,6 +197,10 @@ struct ServeArgs {
     /// Rows an estimated zoom colour scale reads (0: every scale exact).
     #[arg(long)]
     scale_sample_rows: Option<u64>,
+    /// Do not advise the kernel to read ahead what a tile is about to scan
+    /// (pages are then faulted in one at a time).
+    #[arg(long)]
+    no_read_ahead: bool,
 }
 
 #[derive(Args)]
@@ -239,6 +247,18 @@ struct PackArgs {
     #[arg(long, default_value_t = pointillist::store::overview::DEFAULT_LEVEL,
           value_parser = parse_overview_level)]
     overview_level: u32,
+    /// Per-cell statistics of numeric columns (unfiltered sum/mean/min/max/
+    /// std/var tiles to z4 without a pass over the rows) may take up to this
+    /// share of the data; 0 for none.
+    #[arg(long, default_value_t = pack::DEFAULT_STATS_SHARE, value_parser = parse_share)]
+    stats_share: f64,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a share from 0 to 1, e.g. 0.25".into()),
+    }
 }
 
 fn parse_overview_level(s: &str) -> Result<u32, String> {
@@ -301,10 +321,12 @@ fn run(cli: Cli) -> Result<()> {
             rows,
             seed,
             out,
+            columns,
         } => {
             let kind: DemoKind = kind.parse()?;
             let mut o = GenOptions::new(kind, rows, out);
             o.seed = seed;
+            o.columns = columns;
             let r = pointillist::datagen::generate(&o).context("gen failed")?;
             println!(
                 "generated {} {kind} rows in {:.2}s ({:.0} rows/s) → {}",
@@ -336,6 +358,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(r) = a.scale_sample_rows {
                 config.scale_sample_rows = r;
             }
+            config.read_ahead &= !a.no_read_ahead;
             if let Some(m) = a.filter_bits_mb {
                 config.filter_bits_mb = m;
             }
@@ -404,6 +427,7 @@ fn run(cli: Cli) -> Result<()> {
             o.memory_limit = a.memory_limit;
             o.force = a.force;
             o.overview_level = a.overview_level;
+            o.stats_share = a.stats_share;
             o.progress = std::io::stderr().is_terminal();
             let r = pack::pack(&o).context("pack failed")?;
             println!(
@@ -649,7 +673,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     };
     let cells =
         if tile_plan == Source::Cells || (scale_plan == Source::Cells && style.scale.seamless()) {
-            Some(QueryCells::compute(&ds, &agg, &filters, None)?)
+            Some(QueryCells::get(&ds, &agg, &filters, None)?)
         } else {
             None
         };

@@ -97,13 +97,17 @@ fn fixture() -> &'static Fixture {
         let out = dir.path().join("ds");
         let mut o = PackOptions::new(vec![input.display().to_string()], &out);
         o.partition_rows = 2_000;
+        // Cells of so few rows are a large share of them: keep them all.
+        o.stats_share = 1.0;
         pack(&o).unwrap();
         let ds = Dataset::open(&out).unwrap();
         assert!(ds.overview.is_some(), "packed with an overview by default");
+        assert!(ds.stats.is_some(), "packed with cell statistics");
         let plain_out = dir.path().join("plain");
         let mut o = PackOptions::new(vec![input.display().to_string()], &plain_out);
         o.partition_rows = 2_000;
         o.overview_level = 0;
+        o.stats_share = 0.0;
         pack(&o).unwrap();
         let plain = Dataset::open(&plain_out).unwrap();
         assert!(plain.overview.is_none());
@@ -492,6 +496,15 @@ fn row_scan_zoom_stats_match_tiles() {
     }
 }
 
+/// A grid's values as bits (NaN equal to NaN).
+fn bits(v: &GridValues) -> Vec<u64> {
+    match v {
+        GridValues::Float(f) | GridValues::CatFloat(f) => f.iter().map(|x| x.to_bits()).collect(),
+        GridValues::Count(c) | GridValues::CatCount(c) => c.iter().map(|&n| n as u64).collect(),
+        GridValues::Any(a) => a.iter().map(|&b| b as u64).collect(),
+    }
+}
+
 #[test]
 fn query_cells_equal_row_aggregation() {
     // Cells of a query answer every tile and zoom scale of pixel level
@@ -516,6 +529,20 @@ fn query_cells_equal_row_aggregation() {
         assert!(!QueryCells::wanted_for_tile(&fx.ds, CELL_LEVEL + 1, agg, f));
         let cells = QueryCells::compute(&fx.ds, agg, f, None).unwrap();
         assert!(!cells.is_empty(), "{agg:?} {f:?}");
+        // With an overview the pass takes cell boundaries from it; without
+        // one, from the coordinates: the same cells to the bit.
+        let from_coordinates = QueryCells::compute(&fx.plain, agg, f, None).unwrap();
+        assert_eq!(cells.rows(), from_coordinates.rows());
+        // An unfiltered value reduction's cells come from the pack-time
+        // statistics, the same to the bit; anything else is computed.
+        let stored = QueryCells::from_stats(&fx.ds, agg, f);
+        let value = !matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
+        assert_eq!(stored.is_some(), value && f.is_empty(), "{agg:?} {f:?}");
+        assert!(QueryCells::from_stats(&fx.plain, agg, f).is_none());
+        if let Some(stored) = &stored {
+            assert_eq!(stored.rows(), cells.rows());
+            assert_eq!(stored.len(), cells.len());
+        }
         let estimate = QueryCells::estimate_bytes(&fx.ds, agg);
         assert!(
             cells.bytes() as u64 <= estimate,
@@ -530,6 +557,12 @@ fn query_cells_equal_row_aggregation() {
                     for y in 0..n {
                         let tile = TileId::new(z, x, y).unwrap();
                         let (grid, _) = cells.tile(tile, size).expect("level within cells");
+                        let (other, _) = from_coordinates.tile(tile, size).unwrap();
+                        assert_eq!(bits(&grid.values), bits(&other.values), "{agg:?} {f:?}");
+                        if let Some(stored) = &stored {
+                            let (other, _) = stored.tile(tile, size).unwrap();
+                            assert_eq!(bits(&grid.values), bits(&other.values), "{agg:?}");
+                        }
                         let rows =
                             aggregate(&fx.plain, &View::tile(tile, size).unwrap(), agg, f, None)
                                 .unwrap()

@@ -470,3 +470,78 @@ fn overview_is_written_and_damage_is_rejected() {
     let e = open_err(&ds);
     assert!(e.contains("overview.bin"), "{e}");
 }
+
+#[test]
+fn store_checks_the_cell_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    write_parquet(
+        &input,
+        &Table::new(1100, 16).batch(Coords::LonLat("lon", "lat")),
+        1000,
+        None,
+    );
+    let out = dir.path().join("ds");
+    let mut o = options(&[&input], &out);
+    o.stats_share = 1.0;
+    pack_ok(&o);
+    let ds = Dataset::open(&out).unwrap();
+    let info = ds.manifest.stats.clone().expect("statistics kept");
+    assert!(!info.columns.is_empty());
+    for c in &info.columns {
+        let cells = ds.stats.as_ref().unwrap().column(&c.name).unwrap();
+        let values: u64 = cells.n.iter().sum();
+        let stats = &ds.manifest.column(&c.name).unwrap().stats;
+        assert_eq!(
+            values, stats.count,
+            "{}: every value is in one cell",
+            c.name
+        );
+    }
+    drop(ds);
+
+    // A share too small for any column keeps none (and says which).
+    let small = dir.path().join("small");
+    let mut o = options(&[&input], &small);
+    o.stats_share = 1e-6;
+    pack_ok(&o);
+    let m = Dataset::open(&small).unwrap().manifest;
+    assert!(m.stats.unwrap().columns.is_empty());
+
+    // A truncated file, or one the manifest describes wrongly, is refused.
+    let path = out.join(STATS_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    let e = open_err(&out);
+    assert!(e.contains(STATS_FILE), "{e}");
+    std::fs::write(&path, &bytes).unwrap();
+    edit_manifest(&out, |m| m.stats.as_mut().unwrap().columns[0].cells += 1);
+    assert!(open_err(&out).contains(STATS_FILE));
+    edit_manifest(&out, |m| {
+        let c = &mut m.stats.as_mut().unwrap().columns[0];
+        c.cells -= 1;
+        c.name = "nope".into();
+    });
+    let e = open_err(&out);
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn released_pages_read_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = Dataset::open(packed(dir.path())).unwrap();
+    let sum = |ds: &Dataset| -> u64 {
+        ds.partitions
+            .iter()
+            .flat_map(|p| p.qx().iter().zip(p.qy()))
+            .map(|(&x, &y)| x as u64 ^ (y as u64) << 7)
+            .fold(0, u64::wrapping_add)
+    };
+    let before = sum(&ds);
+    ds.release_scanned = true;
+    for (i, p) in ds.partitions.iter().enumerate() {
+        ds.release(i, 0..p.len(), &[QX, QY]);
+    }
+    assert_eq!(sum(&ds), before);
+    assert!(ds.verify().is_ok());
+}

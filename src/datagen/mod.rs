@@ -91,6 +91,10 @@ pub struct GenOptions {
     /// in `1..=`[`MAX_ROW_GROUP_ROWS`]; [`DEFAULT_ROW_GROUP_ROWS`] is a good
     /// choice.
     pub row_group_rows: usize,
+    /// Attribute columns to keep besides `lon`/`lat` (all when `None`): a
+    /// leaner file for scale tests, e.g. a billion AIS rows that must fit on
+    /// one disk three times over (input, sorted runs, packed output).
+    pub columns: Option<Vec<String>>,
 }
 
 impl GenOptions {
@@ -102,6 +106,7 @@ impl GenOptions {
             seed: 0,
             out: out.into(),
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            columns: None,
         }
     }
 }
@@ -125,6 +130,16 @@ pub enum GenError {
     /// Dataset name other than `towers` / `ais`.
     #[error("unknown demo dataset {0:?} (expected \"towers\" or \"ais\")")]
     UnknownKind(String),
+    /// A `columns` entry the dataset does not have.
+    #[error("{kind} has no column {name:?} (columns: {known})")]
+    UnknownColumn {
+        /// The dataset.
+        kind: DemoKind,
+        /// The column asked for.
+        name: String,
+        /// The columns it has.
+        known: String,
+    },
     /// Options that cannot be honoured (e.g. `row_group_rows == 0`).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
@@ -161,6 +176,60 @@ pub(crate) trait ChunkSource: Sync {
     /// Generates `rows` rows from `seed` (already mixed with the chunk
     /// index). Must be a pure function of its arguments.
     fn chunk(&self, seed: u64, rows: usize) -> Result<RecordBatch, GenError>;
+}
+
+/// A model with only some of its attribute columns: every chunk is the
+/// inner model's chunk, projected, so the rows (and their coordinates) are
+/// the same as the full dataset's.
+pub(crate) struct Projected {
+    inner: Box<dyn ChunkSource>,
+    indices: Vec<usize>,
+    schema: SchemaRef,
+    dictionary: &'static [&'static str],
+}
+
+impl Projected {
+    /// Keep `lon`, `lat` and `columns` of `inner`, in the inner order.
+    pub(crate) fn new(
+        kind: DemoKind,
+        inner: Box<dyn ChunkSource>,
+        columns: &[String],
+    ) -> Result<Projected, GenError> {
+        let full = inner.schema();
+        let names: Vec<&str> = full.fields().iter().map(|f| f.name().as_str()).collect();
+        if let Some(name) = columns.iter().find(|c| !names.contains(&c.as_str())) {
+            return Err(GenError::UnknownColumn {
+                kind,
+                name: name.clone(),
+                known: names.join(", "),
+            });
+        }
+        let indices: Vec<usize> = (0..names.len())
+            .filter(|&i| matches!(names[i], "lon" | "lat") || columns.iter().any(|c| c == names[i]))
+            .collect();
+        let schema = std::sync::Arc::new(full.project(&indices)?);
+        Ok(Projected {
+            dictionary: inner.dictionary_columns(),
+            inner,
+            indices,
+            schema,
+        })
+    }
+}
+
+impl ChunkSource for Projected {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn dictionary_columns(&self) -> &'static [&'static str] {
+        // Names the projection dropped match no field, so they are inert.
+        self.dictionary
+    }
+
+    fn chunk(&self, seed: u64, rows: usize) -> Result<RecordBatch, GenError> {
+        Ok(self.inner.chunk(seed, rows)?.project(&self.indices)?)
+    }
 }
 
 /// SplitMix64 finaliser: a cheap, well-mixed bijection used to derive

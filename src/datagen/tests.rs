@@ -20,7 +20,30 @@ fn opts(kind: DemoKind, rows: u64, seed: u64, dir: &Path, name: &str) -> GenOpti
         seed,
         out: dir.join(name),
         row_group_rows: 8192,
+        columns: None,
     }
+}
+
+#[test]
+fn columns_keep_the_rows_and_drop_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = opts(DemoKind::Ais, 20_000, 3, dir.path(), "full.parquet");
+    let mut lean = opts(DemoKind::Ais, 20_000, 3, dir.path(), "lean.parquet");
+    lean.columns = Some(vec!["sog".into(), "mmsi".into()]);
+    generate(&full).unwrap();
+    generate(&lean).unwrap();
+    let (schema, _, lean_b) = read_back(&lean.out);
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["lon", "lat", "mmsi", "sog"]);
+    let (_, _, full_b) = read_back(&full.out);
+    for c in ["lon", "lat"] {
+        assert_eq!(f64_col(&lean_b, c), f64_col(&full_b, c), "{c}");
+    }
+    let mut bad = opts(DemoKind::Ais, 10, 3, dir.path(), "bad.parquet");
+    bad.columns = Some(vec!["speed".into()]);
+    let e = generate(&bad).unwrap_err().to_string();
+    assert!(e.contains("\"speed\"") && e.contains("sog"), "{e}");
+    assert!(!bad.out.exists());
 }
 
 /// Reads a whole file back: (schema, row-group count, batches).
@@ -436,6 +459,7 @@ fn manual_generate() {
         row_group_rows: var("GEN_RG", &DEFAULT_ROW_GROUP_ROWS.to_string())
             .parse()
             .unwrap(),
+        columns: None,
     };
     let r = generate(&o).unwrap();
     println!(

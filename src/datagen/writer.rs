@@ -17,7 +17,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
-use super::{ChunkSource, DemoKind, GenError, GenOptions, GenReport, ais, derive_seed, towers};
+use super::{
+    ChunkSource, DemoKind, GenError, GenOptions, GenReport, Projected, ais, derive_seed, towers,
+};
 
 /// Stream constant for chunk seeds (see [`derive_seed`]).
 const CHUNK_STREAM: u64 = 0x6368_756e_6b73; // "chunks"
@@ -57,10 +59,13 @@ pub fn generate(opts: &GenOptions) -> Result<GenReport, GenError> {
         )));
     }
     let start = Instant::now();
-    let source: Box<dyn ChunkSource> = match opts.kind {
+    let mut source: Box<dyn ChunkSource> = match opts.kind {
         DemoKind::Towers => Box::new(towers::TowerModel::new()?),
         DemoKind::Ais => Box::new(ais::AisModel::new(opts.seed, opts.rows)?),
     };
+    if let Some(columns) = &opts.columns {
+        source = Box::new(Projected::new(opts.kind, source, columns)?);
+    }
 
     let mut tmp = TempFile::create(&opts.out)?;
     let file = tmp

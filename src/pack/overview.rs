@@ -5,7 +5,7 @@ use crate::geo::QBITS;
 use crate::store::column::CatColumn;
 use crate::store::overview::{MAX_CATEGORIES, MAX_LEVEL, MIN_LEVEL, padded};
 use crate::store::{
-    Dataset, OVERVIEW_FILE, OverviewColumn, OverviewCounts, OverviewInfo, OverviewLevel,
+    Dataset, OVERVIEW_FILE, OverviewColumn, OverviewCounts, OverviewInfo, OverviewLevel, QX, QY,
 };
 use crate::tally::Tally;
 use rayon::prelude::*;
@@ -161,7 +161,12 @@ fn count_distributions(ds: &Dataset) -> Vec<Vec<(u64, u64)>> {
     let pieces: Vec<Runs> = ds
         .partitions
         .par_iter()
-        .filter_map(|p| partition_runs(p.qx(), p.qy()))
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let runs = partition_runs(p.qx(), p.qy());
+            ds.release(i, 0..p.len(), &[QX, QY]);
+            runs
+        })
         .collect();
     (0..NLEVELS)
         .into_par_iter()
@@ -199,10 +204,15 @@ fn count_distributions(ds: &Dataset) -> Vec<Vec<(u64, u64)>> {
 /// Cells of the finest level, from partitions in Hilbert order.
 fn finest_cells(ds: &Dataset, level: u32, cols: &[(String, usize)]) -> Cells {
     let ncats: Vec<usize> = cols.iter().map(|c| c.1).collect();
+    let read: Vec<&str> = [QX, QY]
+        .into_iter()
+        .chain(cols.iter().map(|c| c.0.as_str()))
+        .collect();
     let pieces: Vec<Cells> = ds
         .partitions
         .par_iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(pi, p)| {
             let mut cells = Cells::new(cols.len());
             let codes: Vec<Option<CatColumn>> = cols
                 .iter()
@@ -229,6 +239,7 @@ fn finest_cells(ds: &Dataset, level: u32, cols: &[(String, usize)]) -> Cells {
                     }
                 }
             }
+            ds.release(pi, 0..qx.len(), &read);
             cells
         })
         .collect();

@@ -218,6 +218,7 @@ impl PartitionWriter {
             source,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             overview: None,
+            stats: None,
         })
     }
 }

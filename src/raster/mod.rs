@@ -513,8 +513,9 @@ pub(crate) fn categories_of(ds: &Dataset, agg: &Agg) -> Vec<String> {
 
 /// One span of a whole-map scan, as [`scan_spans`] hands it over.
 pub(crate) struct ScanSpan<'a> {
-    /// The partition.
+    /// The partition, and its index in the dataset.
     pub part: &'a Partition,
+    pub partition: usize,
     /// Its rows.
     pub rows: std::ops::Range<usize>,
     /// The column the aggregation reduces.
@@ -536,6 +537,7 @@ pub(crate) fn scan_spans<P: Send>(
 ) -> Result<Vec<P>, QueryError> {
     let spans = crate::query::all_rows(ds, CHUNK_ROWS * 4);
     let bound = crate::query::bind_all(ds, filters);
+    let columns = scan_columns(agg, filters);
     spans
         .par_iter()
         .map(|span| {
@@ -557,11 +559,13 @@ pub(crate) fn scan_spans<P: Send>(
             );
             let s = ScanSpan {
                 part,
+                partition: span.partition,
                 rows: span.rows.clone(),
                 num,
                 mask: masked.then_some(&mask[..]),
             };
             scan(&mut piece, &s);
+            ds.release(span.partition, span.rows.clone(), &columns);
             Ok(piece)
         })
         .collect()
@@ -587,13 +591,7 @@ pub(crate) fn prefetch(
     if rows > PREFETCH_MAX_ROWS {
         return;
     }
-    let mut columns: Vec<&str> = vec![crate::store::QX, crate::store::QY];
-    columns.extend(agg.value_column());
-    columns.extend(agg.category_column());
-    columns.extend(filters.iter().map(|f| f.column()));
-    // A filter on the reduced column names it twice.
-    columns.sort_unstable();
-    columns.dedup();
+    let columns = scan_columns(agg, filters);
     // Scans come in chunks of one row range: one advice per range, not per
     // chunk.
     let mut run: Option<(usize, std::ops::Range<usize>)> = None;
@@ -610,6 +608,18 @@ pub(crate) fn prefetch(
     if let Some((q, open)) = run {
         ds.prefetch(q, open, &columns);
     }
+}
+
+/// The fixed-width columns a scan for `agg` and `filters` reads.
+fn scan_columns<'a>(agg: &'a Agg, filters: &'a [Filter]) -> Vec<&'a str> {
+    let mut columns: Vec<&str> = vec![crate::store::QX, crate::store::QY];
+    columns.extend(agg.value_column());
+    columns.extend(agg.category_column());
+    columns.extend(filters.iter().map(|f| f.column()));
+    // A filter on the reduced column names it twice.
+    columns.sort_unstable();
+    columns.dedup();
+    columns
 }
 
 pub(crate) fn value_column<'a>(part: &'a Partition, agg: &Agg) -> Option<NumColumn<'a>> {

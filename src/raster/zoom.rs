@@ -67,6 +67,24 @@ impl Acc {
         }
     }
 
+    /// `[shift, sum, sq, min, max]`, as [`crate::store::stats`] stores them.
+    pub(crate) fn moments(&self) -> [f64; 5] {
+        [self.shift, self.sum, self.sq, self.min, self.max]
+    }
+
+    /// The accumulator [`Acc::moments`] and `n` describe.
+    pub(crate) fn from_moments(n: u64, m: [f64; 5]) -> Acc {
+        let [shift, sum, sq, min, max] = m;
+        Acc {
+            n,
+            shift,
+            sum,
+            sq,
+            min,
+            max,
+        }
+    }
+
     /// Add `v` when `ok`, branch-free.
     #[inline(always)]
     pub(crate) fn add_if(&mut self, v: f64, ok: bool) {

@@ -275,7 +275,7 @@ pub(super) async fn query_cells(
         async move {
             Ok(st
                 .compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {
-                    QueryCells::compute(&e.dataset, &a, &f, Some(cancel))
+                    QueryCells::get(&e.dataset, &a, &f, Some(cancel))
                 })
                 .await??)
         },

@@ -68,6 +68,10 @@ pub struct ServerConfig {
     /// first tile then costs this many rows, not a pass over the dataset
     /// (0: every scale exact).
     pub scale_sample_rows: u64,
+    /// Advise the kernel to read ahead the column bytes a tile or a sampled
+    /// scale is about to scan (`MADV_WILLNEED`); off, every page is faulted
+    /// in when first touched. See [`crate::store::set_read_ahead`].
+    pub read_ahead: bool,
     /// Passes over the rows that take at least this long are logged
     /// (dataset, lane, milliseconds).
     pub long_pass_ms: u64,
@@ -128,6 +132,7 @@ impl Default for ServerConfig {
             cache_mb: 256,
             cells_mb: 256,
             scale_sample_rows: crate::raster::sample::DEFAULT_SAMPLE_ROWS,
+            read_ahead: true,
             long_pass_ms: 100,
             filter_bits_mb: 128,
             max_renders: rayon::current_num_threads().max(1),
@@ -694,6 +699,7 @@ fn storage_read_bytes() -> Option<u64> {
 
 /// Serve until SIGINT/SIGTERM, then finish requests in flight.
 pub async fn serve(mut config: ServerConfig) -> Result<(), std::io::Error> {
+    crate::store::set_read_ahead(config.read_ahead);
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     config.fit_to_budget().map_err(invalid)?;
     config.validate().map_err(invalid)?;

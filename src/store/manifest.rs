@@ -169,6 +169,9 @@ pub struct Manifest {
     /// distributions); absent in datasets packed without them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overview: Option<OverviewInfo>,
+    /// Per-cell statistics of numeric columns ([`crate::store::stats`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::store::StatsInfo>,
 }
 
 /// Name of the overview file inside a packed dataset directory.

@@ -9,6 +9,7 @@ pub mod column;
 pub mod files;
 pub mod manifest;
 pub mod overview;
+pub mod stats;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, UInt32Type};
@@ -21,6 +22,7 @@ use arrow_schema::{DataType, Schema, SchemaRef};
 pub use files::{FileWatch, ReadGuard, Retired};
 pub use manifest::*;
 pub use overview::Overview;
+pub use stats::{STATS_FILE, Stats, StatsInfo};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -134,11 +136,29 @@ pub struct Dataset {
     pub partitions: Vec<Partition>,
     /// Precomputed overviews, when the dataset was packed with them.
     pub overview: Option<Overview>,
+    /// Per-cell statistics of numeric columns, when packed with them.
+    pub stats: Option<Stats>,
     /// The mapped files, guarded against changes in place: readers of the
     /// mappings in a long-lived process [`FileWatch::enter`] first.
     pub files: FileWatch,
     /// The data file's mapping, for read-ahead advice.
     mapping: Arc<memmap2::Mmap>,
+    /// Whether scans drop the pages they read from this process's mapping
+    /// as they finish them ([`Dataset::release`]): `pack`'s passes over a
+    /// dataset larger than memory would otherwise keep every page they
+    /// touched in their RSS. Off in the server, which rereads hot pages.
+    pub release_scanned: bool,
+}
+
+/// Whether [`Dataset::prefetch`] advises the kernel (the default). It is
+/// process-wide because it is an I/O policy of the machine the server runs
+/// on (local SSD, network disk, page cache size), not of one dataset.
+static READ_AHEAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turn [`Dataset::prefetch`]'s read-ahead advice on or off for the process
+/// (`serve --no-read-ahead`, for measuring what it buys).
+pub fn set_read_ahead(on: bool) {
+    READ_AHEAD.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Dataset {
@@ -225,14 +245,17 @@ impl Dataset {
         let mut files = FileWatch::default();
         files.add(&dpath, file, len);
         let overview = overview::Overview::open(&dir, &manifest, &mut files)?;
+        let stats = stats::Stats::open(&dir, &manifest, &mut files)?;
         Ok(Dataset {
             dir,
             manifest,
             schema,
             partitions,
             overview,
+            stats,
             files,
             mapping: mmap,
+            release_scanned: false,
         })
     }
 
@@ -242,11 +265,31 @@ impl Dataset {
     /// at a time. Resident pages cost nothing; it is only advice, so
     /// unknown or variable-width columns are skipped and errors ignored.
     pub fn prefetch(&self, partition: usize, rows: std::ops::Range<usize>, columns: &[&str]) {
-        let Some(part) = self.partitions.get(partition) else {
+        if !READ_AHEAD.load(std::sync::atomic::Ordering::Relaxed) {
             return;
+        }
+        for r in self.column_ranges(partition, rows, columns) {
+            #[cfg(unix)]
+            let _ = self
+                .mapping
+                .advise_range(memmap2::Advice::WillNeed, r.start, r.end - r.start);
+        }
+    }
+
+    /// Byte ranges (relative to the mapping) of the fixed-width `columns`
+    /// of `rows` of `partition`.
+    fn column_ranges(
+        &self,
+        partition: usize,
+        rows: std::ops::Range<usize>,
+        columns: &[&str],
+    ) -> Vec<std::ops::Range<usize>> {
+        let Some(part) = self.partitions.get(partition) else {
+            return Vec::new();
         };
         let base = self.mapping.as_ptr() as usize;
         let end_of_map = base + self.mapping.len();
+        let mut out = Vec::with_capacity(columns.len());
         for name in columns {
             let Some(col) = part.batch.column_by_name(name) else {
                 continue;
@@ -261,13 +304,42 @@ impl Dataset {
             };
             let at = |row: usize| buf.as_ptr() as usize + (data.offset() + row) * width;
             let (start, end) = (at(rows.start), at(rows.end));
-            if start < base || end > end_of_map || start >= end {
-                continue;
+            if start >= base && end <= end_of_map && start < end {
+                out.push(start - base..end - base);
             }
-            #[cfg(unix)]
-            let _ = self
-                .mapping
-                .advise_range(memmap2::Advice::WillNeed, start - base, end - start);
+        }
+        out
+    }
+
+    /// Drop the pages of `columns` over `rows` of `partition` from this
+    /// process's mapping once a scan is done with them (when
+    /// [`Dataset::release_scanned`] is set): they stay in the page cache,
+    /// where the kernel can evict them, but no longer count in the RSS.
+    /// Only whole pages inside the range are dropped.
+    pub fn release(&self, partition: usize, rows: std::ops::Range<usize>, columns: &[&str]) {
+        if !self.release_scanned {
+            return;
+        }
+        const PAGE: usize = 4096;
+        for r in self.column_ranges(partition, rows, columns) {
+            let (lo, hi) = (r.start.next_multiple_of(PAGE), r.end / PAGE * PAGE);
+            if lo < hi {
+                // SAFETY: the mapping is a shared, read-only mapping of a
+                // file nobody writes (see `open_with_manifest`). For such a
+                // mapping MADV_DONTNEED only removes page-table entries: the
+                // next read of any byte, by this thread or another still
+                // reading it, faults the same bytes back in from the page
+                // cache or the file, so no reference ever sees the contents
+                // change. A test reads the data before and after.
+                #[cfg(unix)]
+                let _ = unsafe {
+                    self.mapping.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        lo,
+                        hi - lo,
+                    )
+                };
+            }
         }
     }
 

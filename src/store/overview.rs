@@ -80,21 +80,7 @@ impl Overview {
             path: path.clone(),
             message,
         };
-        let (file, len) = crate::store::open_sized(&path, info.bytes)?;
-        let buffer = if len == 0 {
-            Buffer::from_vec(Vec::<u64>::new())
-        } else {
-            // SAFETY: read-only mapping whose length was checked against the
-            // manifest; packed files are written once and renamed into place,
-            // never modified by Pointillist, and a change in place by anyone
-            // else is fenced off by `watch` (see `store::files`).
-            let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Buffer::from(bytes::Bytes::from_owner(Mapping(Arc::new(mmap))))
-        };
-        watch.add(&path, file, len);
+        let buffer = map_sized(&path, info.bytes, watch)?;
         for c in &info.categorical {
             let ok = m
                 .column(&c.name)
@@ -169,12 +155,37 @@ impl Overview {
     }
 }
 
+/// Map a file of the dataset that must be exactly `bytes` long (as the
+/// manifest recorded), and add it to `watch`.
+pub(crate) fn map_sized(
+    path: &Path,
+    bytes: u64,
+    watch: &mut crate::store::FileWatch,
+) -> Result<Buffer, StoreError> {
+    let (file, len) = crate::store::open_sized(path, bytes)?;
+    let buffer = if len == 0 {
+        Buffer::from_vec(Vec::<u64>::new())
+    } else {
+        // SAFETY: read-only mapping whose length was checked against the
+        // manifest; packed files are written once and renamed into place,
+        // never modified by Pointillist, and a change in place by anyone
+        // else is fenced off by `watch` (see `store::files`).
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Buffer::from(bytes::Bytes::from_owner(Mapping(Arc::new(mmap))))
+    };
+    watch.add(path, file, len);
+    Ok(buffer)
+}
+
 pub(crate) fn padded(bytes: usize) -> u64 {
     bytes.div_ceil(8) as u64 * 8
 }
 
 /// `len` values of `T` at byte `offset`, checked to lie inside the buffer.
-fn slice<T: arrow_buffer::ArrowNativeType>(
+pub(crate) fn slice<T: arrow_buffer::ArrowNativeType>(
     buffer: &Buffer,
     offset: u64,
     len: usize,

@@ -16,7 +16,9 @@ pub use pointillist::geo;
 pub use pointillist::ingest::{self, Crs, IngestOptions};
 pub use pointillist::pack::{self, PackError, PackOptions, PackReport};
 pub use pointillist::store::column::NumColumn;
-pub use pointillist::store::{ColumnKind, DATA_FILE, Dataset, MANIFEST_FILE, Manifest, QX, QY};
+pub use pointillist::store::{
+    ColumnKind, DATA_FILE, Dataset, MANIFEST_FILE, Manifest, QX, QY, STATS_FILE,
+};
 pub use std::collections::{BTreeMap, BTreeSet, HashSet};
 pub use std::path::{Path, PathBuf};
 pub use std::process::{Command, Output};
