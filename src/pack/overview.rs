@@ -158,16 +158,41 @@ fn partition_runs(qx: &[u32], qy: &[u32]) -> Option<Runs> {
 /// Points per non-empty cell at every level 8..=32, from partitions in
 /// Hilbert order.
 fn count_distributions(ds: &Dataset) -> Vec<Vec<(u64, u64)>> {
-    let pieces: Vec<Runs> = ds
+    // The runs inside each partition merge as they are made (a tally per
+    // level per partition, kept until the end, took gigabytes at a billion
+    // rows); only the partitions' edge runs are kept, in order.
+    let (mut pieces, inner) = ds
         .partitions
         .par_iter()
         .enumerate()
         .filter_map(|(i, p)| {
             let runs = partition_runs(p.qx(), p.qy());
             ds.release(i, 0..p.len(), &[QX, QY]);
-            runs
+            runs.map(|r| (i, r))
         })
-        .collect();
+        .fold(
+            || (Vec::new(), vec![Tally::default(); NLEVELS]),
+            |(mut pieces, mut tallies), (i, mut runs)| {
+                for (t, r) in tallies.iter_mut().zip(&runs.inner) {
+                    t.extend(r);
+                }
+                runs.inner = Vec::new();
+                pieces.push((i, runs));
+                (pieces, tallies)
+            },
+        )
+        .reduce(
+            || (Vec::new(), vec![Tally::default(); NLEVELS]),
+            |(mut a, mut ta), (b, tb)| {
+                a.extend(b);
+                for (t, o) in ta.iter_mut().zip(&tb) {
+                    t.extend(o);
+                }
+                (a, ta)
+            },
+        );
+    pieces.sort_unstable_by_key(|p| p.0);
+    let pieces: Vec<Runs> = pieces.into_iter().map(|p| p.1).collect();
     (0..NLEVELS)
         .into_par_iter()
         .map(|l| {
@@ -193,9 +218,7 @@ fn count_distributions(ds: &Dataset) -> Vec<Vec<(u64, u64)>> {
             if let Some((_, n)) = carry {
                 tally.add(n);
             }
-            for p in &pieces {
-                tally.extend(&p.inner[l]);
-            }
+            tally.extend(&inner[l]);
             tally.sorted()
         })
         .collect()
