@@ -552,11 +552,36 @@ async fn tilejson_carries_parameters() {
     assert_eq!(j["tilejson"], "3.0.0");
     // No public_url and no trust_proxy: the client's Host header does not
     // choose the host of the URL (a shared cache would serve it to all).
+    let version = get(&s, "/datasets/towers").await.json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         j["tiles"][0],
-        "/tiles/towers/{z}/{x}/{y}.png?agg=count_cat:radio&how=log"
+        format!("/tiles/towers/{{z}}/{{x}}/{{y}}.png?agg=count_cat:radio&how=log&v={version}")
     );
     assert_eq!(j["bounds"].as_array().unwrap().len(), 4);
+    // A URL of the version served is immutable; another version's (an old
+    // TileJSON's, across a swap) gets today's pixels, cached for a while.
+    let cache = |r: &Resp| {
+        r.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let tile = "/tiles/towers/2/2/1.png?agg=count_cat:radio&how=log";
+    let current = get(&s, &format!("{tile}&v={version}")).await;
+    assert_eq!(current.status, StatusCode::OK);
+    assert_eq!(cache(&current), "public, max-age=31536000, immutable");
+    let old = get(&s, &format!("{tile}&v=0123abcd")).await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert!(!cache(&old).contains("immutable"), "{}", cache(&old));
+    assert_eq!(old.body, current.body);
+    assert!(!cache(&get(&s, tile).await).contains("immutable"));
+    assert_eq!(
+        get(&s, &format!("{tile}&v=XYZ")).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         get(&s, "/datasets/towers/tilejson?agg=nope").await.status,
         StatusCode::BAD_REQUEST
@@ -571,7 +596,14 @@ async fn tilejson_carries_parameters() {
 
 #[tokio::test]
 async fn tilejson_urls_come_from_trusted_sources_only() {
-    let tiles = |r: Resp| r.json()["tiles"][0].as_str().unwrap().to_string();
+    // The URL before its `?v=VERSION`.
+    let tiles = |r: Resp| {
+        let url = r.json()["tiles"][0].as_str().unwrap().to_string();
+        url.split_once("?v=")
+            .expect("a versioned URL")
+            .0
+            .to_string()
+    };
     let hostile = |uri: &str| {
         Request::get(uri)
             .header(header::HOST, "attacker.example:8443")
@@ -643,7 +675,14 @@ async fn a_copied_dataset_is_served_under_its_directory_name() {
     let tj = get(&s, "/datasets/towers-copy/tilejson").await.json();
     let url = tj["tiles"][0].as_str().unwrap();
     assert_eq!(tj["name"], "towers-copy");
-    assert_eq!(url, "/tiles/towers-copy/{z}/{x}/{y}.png");
+    let version = get(&s, "/datasets/towers-copy").await.json()["version"].clone();
+    assert_eq!(
+        url,
+        format!(
+            "/tiles/towers-copy/{{z}}/{{x}}/{{y}}.png?v={}",
+            version.as_str().unwrap()
+        )
+    );
     let tile = url.replace("{z}/{x}/{y}", "8/75/96");
     let (a, b) = (get(&s, &tile).await, get(&s, NY_TILE).await);
     assert_eq!(a.status, StatusCode::OK);

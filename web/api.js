@@ -22,9 +22,13 @@ export function renderPairs(state, meta) {
   ];
 }
 
-/** Absolute tile URL template ({z}/{x}/{y} left for MapLibre to fill in). */
+/**
+ * Absolute tile URL template ({z}/{x}/{y} left for MapLibre to fill in).
+ * It names the dataset's version, so the browser may keep the tiles for good.
+ */
 export function tileUrlTemplate(state, meta) {
-  return `${location.origin}/tiles/${enc(state.dataset)}/{z}/{x}/{y}@2x.png?${query(renderPairs(state, meta))}`;
+  const pairs = [...renderPairs(state, meta), ...(meta.version ? [['v', meta.version]] : [])];
+  return `${location.origin}/tiles/${enc(state.dataset)}/{z}/{x}/{y}@2x.png?${query(pairs)}`;
 }
 
 let inFlight = 0;

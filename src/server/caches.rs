@@ -88,8 +88,7 @@ impl TilePixels {
     /// serving the same files, and a restarted server, agree.
     pub fn etag(&self, m: &Manifest) -> String {
         use sha2::Digest;
-        let data = format!("{}|{}|{}|{}", m.created, m.rows, m.data_bytes, m.name);
-        let digest = sha2::Sha256::digest(format!("{data}|{}", self.encode()).as_bytes());
+        let digest = sha2::Sha256::digest(format!("{}|{}", m.version(), self.encode()).as_bytes());
         format!("\"{}\"", hex::encode(&digest[..16]))
     }
 }

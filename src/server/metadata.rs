@@ -111,6 +111,7 @@ fn dataset_json(entry: &super::Entry) -> Value {
     json!({
         "name": entry.name,
         "rows": m.rows,
+        "version": m.version(),
         "dropped_rows": m.dropped_rows,
         "bounds": m.bounds.lnglat,
         "partitions": m.partitions.len(),
@@ -197,10 +198,13 @@ pub async fn tilejson(
     let m = &entry.dataset.manifest;
     // Validate now, so a bad URL fails here and not in every tile.
     RenderQuery::parse(q.as_deref(), m, &spec::TILEJSON)?;
-    let suffix = q
-        .filter(|s| !s.is_empty())
-        .map(|s| format!("?{s}"))
-        .unwrap_or_default();
+    // The URLs name the dataset's version, so a cache in front (nginx, a
+    // CDN, the browser) may keep their tiles for good: a repacked dataset
+    // gets new URLs from its new TileJSON.
+    let suffix = match q.filter(|s| !s.is_empty()) {
+        Some(q) => format!("?{q}&v={}", m.version()),
+        None => format!("?v={}", m.version()),
+    };
     let b = m.bounds.lnglat;
     Ok(Json(json!({
         "tilejson": "3.0.0",

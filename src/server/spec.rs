@@ -89,6 +89,8 @@ pub enum Grammar {
     Colour,
     /// `west,south,east,north` in degrees.
     Bbox,
+    /// A dataset version: hex digits.
+    Version,
 }
 
 /// One query parameter.
@@ -244,6 +246,13 @@ pub const FILTER: Param = text(
     "Repeatable; all must hold. COL:MIN..MAX on a numeric or temporal column (either end may be empty; MIN <= MAX; temporal bounds as epoch milliseconds or ISO 8601 dates and times), or COL:in:A,B on a categorical column.",
     Grammar::Filter,
 );
+/// `v` of a tile: the dataset version the URL was made for (TileJSON puts
+/// it there). A tile whose `v` is the served version is immutable.
+pub const VERSION: Param = text(
+    "v",
+    "Dataset version the tile URL was made for (from TileJSON): when it is the version served, the tile is Cache-Control immutable",
+    Grammar::Version,
+);
 /// `bbox`, optional.
 pub const BBOX: Param = text(
     "bbox",
@@ -361,7 +370,9 @@ impl Endpoint {
 }
 
 /// `/tiles/{name}/{z}/{x}/{y}.png`.
-pub const TILE: Endpoint = Endpoint { groups: &[RENDER] };
+pub const TILE: Endpoint = Endpoint {
+    groups: &[RENDER, &[VERSION]],
+};
 /// `/datasets/{name}/tilejson`.
 pub const TILEJSON: Endpoint = Endpoint { groups: &[RENDER] };
 /// `/datasets/{name}/legend`.

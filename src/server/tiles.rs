@@ -48,7 +48,19 @@ pub async fn tile(
     let (tile, retina) = parse_tile_path(&z, &x, &file)?;
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
-    let (mut r, _) = RenderQuery::parse(q.as_deref(), m, &spec::TILE)?;
+    let (mut r, params) = RenderQuery::parse(q.as_deref(), m, &spec::TILE)?;
+    let version = params.get(spec::VERSION.name);
+    if version.is_some_and(|v| {
+        v.is_empty()
+            || v.len() > 64
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    }) {
+        return Err(ApiError::bad_request(
+            "v must be a dataset version (hex digits, as TileJSON gives)",
+        ));
+    }
     if retina {
         r.tile_size = 512;
     }
@@ -62,7 +74,14 @@ pub async fn tile(
         style: r.style.canonical(),
     };
     let etag = pixels.etag(m);
-    let cache_control = format!("public, max-age={}", state.config.tile_max_age);
+    // A URL for the version being served names these pixels for good; any
+    // other (an old TileJSON's, during a swap) gets the current pixels for
+    // the usual time only.
+    let cache_control = if version == Some(m.version().as_str()) {
+        "public, max-age=31536000, immutable".to_string()
+    } else {
+        format!("public, max-age={}", state.config.tile_max_age)
+    };
     let headers_out = |r: &mut Response| {
         let h = r.headers_mut();
         h.insert(

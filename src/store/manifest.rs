@@ -226,6 +226,18 @@ pub struct OverviewCounts {
 }
 
 impl Manifest {
+    /// A short name of this version of the data (hex): what the data was
+    /// packed from and when, so replicas serving the same files, and a
+    /// restarted server, agree, and a repacked dataset gets a new one.
+    pub fn version(&self) -> String {
+        use sha2::Digest;
+        let id = format!(
+            "{}|{}|{}|{}",
+            self.created, self.rows, self.data_bytes, self.name
+        );
+        hex::encode(&sha2::Sha256::digest(id.as_bytes())[..8])
+    }
+
     /// Look up a column by name.
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
