@@ -10,7 +10,9 @@
 # dropped first and the server runs in a fresh memory cgroup (v2
 # memory.max, or v1 memory.limit_in_bytes) with that limit and
 # --memory-budget of half of it; the report says how many OOM kills the
-# cgroup saw. ZOOMS (default 0,2,4,6,8,10,12,14) tile zooms; PER_CELL (default 12) requests per
+# cgroup saw. TIMEOUT_MS raises the server's request deadline (whole-map
+# passes over a billion rows from disk take longer than the default 10 s);
+# SERVE_ARGS adds serve flags (e.g. --no-read-ahead). ZOOMS (default 0,2,4,6,8,10,12,14) tile zooms; PER_CELL (default 12) requests per
 # zoom and class; PORT (default 8099); BIN (default target/release/pointillist). Writes JSON next to the dataset
 # under bench-data/logs/.
 set -euo pipefail
@@ -26,6 +28,14 @@ BIN="${BIN:-target/release/pointillist}"
 [ -x "$BIN" ] || cargo build --release --locked
 NAME=$(basename "$DIR")
 mkdir -p bench-data/logs
+CONFIG=()
+if [ -n "${TIMEOUT_MS:-}" ]; then
+  printf 'timeout_ms = %d\nidle_timeout_ms = %d\n' "$TIMEOUT_MS" $((TIMEOUT_MS + 60000)) \
+    > "bench-data/logs/scale-$NAME.toml"
+  CONFIG=(--config "bench-data/logs/scale-$NAME.toml")
+fi
+read -r -a EXTRA <<< "${SERVE_ARGS:-}"
+echo "serve flags: ${CONFIG[*]} ${EXTRA[*]}"
 echo "uptime: $(uptime)"
 echo "dataset: $DIR ($(du -sh "$DIR" | cut -f1)), $(nproc) CPUs, $(free -m | awk '/Mem:/{print $2}') MiB RAM"
 
@@ -53,7 +63,7 @@ for LIMIT in "${LIMITS[@]}"; do
   LOG=bench-data/logs/scale-$NAME-$LIMIT.log
   if [ "$LIMIT" = 0 ]; then
     echo "== in RAM"
-    "$BIN" serve "$DIR" --bind "127.0.0.1:$PORT" > "$LOG" 2>&1 &
+    "$BIN" serve "$DIR" --bind "127.0.0.1:$PORT" "${CONFIG[@]}" "${EXTRA[@]}" > "$LOG" 2>&1 &
     SERVER=$!
     CG=""
   else
@@ -70,7 +80,7 @@ for LIMIT in "${LIMITS[@]}"; do
     echo 3 > /proc/sys/vm/drop_caches
     # The heap gets half the limit (the caches sized to it); the rest is
     # page cache for the mapped data, which the kernel evicts as needed.
-    sh -c "echo \$\$ > $CG/cgroup.procs && exec $BIN serve $DIR --bind 127.0.0.1:$PORT --memory-budget $((LIMIT / 2))" > "$LOG" 2>&1 &
+    sh -c "echo \$\$ > $CG/cgroup.procs && exec $BIN serve $DIR --bind 127.0.0.1:$PORT --memory-budget $((LIMIT / 2)) ${CONFIG[*]} ${EXTRA[*]}" > "$LOG" 2>&1 &
     SERVER=$!
   fi
   trap 'kill $SERVER 2>/dev/null || true' EXIT
