@@ -238,7 +238,15 @@ impl Dataset {
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Random);
         let buffer = Buffer::from(bytes::Bytes::from_owner(Mapping(mmap.clone())));
-        let decoded = decode(&buffer, &manifest);
+        // Each partition's metadata is read on a page fault of its own; on a
+        // cold cache and thousands of partitions (a billion rows) one fault
+        // at a time took a second. Asking for them all first lets the disk
+        // read them in parallel.
+        let ask = |offset: usize, len: usize| {
+            #[cfg(unix)]
+            let _ = mmap.advise_range(memmap2::Advice::WillNeed, offset, len);
+        };
+        let decoded = decode(&buffer, &manifest, &ask);
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Normal);
         let (schema, partitions) = decoded.map_err(corrupt)?;
@@ -639,7 +647,11 @@ fn check_buffers_in_body(block: &Buffer, meta_len: usize) -> Result<(), String> 
     Ok(())
 }
 
-fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partition>), String> {
+fn decode(
+    buffer: &Buffer,
+    manifest: &Manifest,
+    ask: &dyn Fn(usize, usize),
+) -> Result<(SchemaRef, Vec<Partition>), String> {
     let n = buffer.len();
     if buffer[..6] != ARROW_MAGIC_PADDED[..6] {
         return Err("not an Arrow IPC file (bad magic bytes)".into());
@@ -673,6 +685,16 @@ fn decode(buffer: &Buffer, manifest: &Manifest) -> Result<(SchemaRef, Vec<Partit
             blocks.len(),
             manifest.partitions.len()
         ));
+    }
+    for b in blocks.iter() {
+        if let (Ok(offset), Ok(len)) = (
+            usize::try_from(b.offset()),
+            usize::try_from(b.metaDataLength()),
+        ) {
+            if offset.saturating_add(len) <= n {
+                ask(offset, len);
+            }
+        }
     }
     let checks = BatchChecks::of(&schema);
     if checks.layouts.is_some() {
