@@ -4,6 +4,8 @@
 #   scripts/test.sh            # everything
 #   SKIP_BROWSER=1 scripts/test.sh   # Rust tests (and schemathesis) only
 #   SKIP_SCHEMATHESIS=1 scripts/test.sh   # without the OpenAPI contract run
+#   SKIP_CLUSTER=1 scripts/test.sh   # without the deployment kit checks and
+#                                    # the 3-replica nginx run
 #   SKIP_RUST=1 BROWSER_ROWS=10000000 scripts/test.sh
 #                                    # latency figures over 10M points
 #                                    # (SKIP_RUST=1: browser tests only)
@@ -28,6 +30,14 @@ if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_SCHEMATHESIS:-0}" = 1 ]; then
 else
   echo "== schemathesis: the server against its OpenAPI document"
   scripts/schemathesis.sh
+fi
+
+if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_CLUSTER:-0}" = 1 ]; then
+  echo "deployment kit checks skipped"
+else
+  echo "== deployment kit: manifests, nginx config, 3 replicas behind nginx"
+  scripts/check_deploy.sh
+  scripts/cluster_test.sh
 fi
 
 if [ "${SKIP_BROWSER:-0}" = 1 ]; then

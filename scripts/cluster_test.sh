@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Scale-out on loopback: 3 Pointillist replicas over one catalog behind
+# Debian's nginx, configured with deploy/nginx (consistent URI hashing,
+# tile cache, retries on the next replica). The script
+#   1. measures tiles/s through nginx with 1, 2 and 3 replicas (URLs that
+#      miss nginx's cache, so the replicas do the work);
+#   2. replays a pan/zoom trace while one replica is killed with SIGKILL
+#      and later restarted;
+#   3. replays it again while the dataset is repacked (a new version,
+#      renamed into place) and every replica is told to reload;
+#   4. reports failed requests (must be 0 in 2 and 3), each replica's tile
+#      cache hit rate, and the RSS/PSS of 3 replicas against 1.
+# Exit status 1 when a request failed or a replica kept the old version.
+#
+#   scripts/cluster_test.sh                 # CI size: 200k towers
+#   ROWS=10000000 REQUESTS=20000 scripts/cluster_test.sh
+#
+# ROWS, REQUESTS (per phase), THREADS, PORT (nginx; replicas PORT+1..3),
+# BIN. Needs nginx (installed here with apt-get when running as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS="${ROWS:-200000}"
+REQUESTS="${REQUESTS:-1500}"
+THREADS="${THREADS:-8}"
+PORT="${PORT:-8100}"
+BIN="${BIN:-target/release/pointillist}"
+TOKEN=cluster-test-token
+[ -x "$BIN" ] || cargo build --release --locked
+if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx is missing: apt-get install nginx" >&2; exit 1; }
+
+W=test-output/cluster
+rm -rf "$W"
+mkdir -p "$W/catalog" "$W/nginx/cache"
+echo "uptime: $(uptime)"
+"$BIN" gen towers --rows "$ROWS" --seed 1 --out "$W/v1.parquet" >/dev/null
+"$BIN" gen towers --rows "$ROWS" --seed 2 --out "$W/v2.parquet" >/dev/null
+"$BIN" pack "$W/v1.parquet" --out "$W/catalog/towers" >/dev/null 2>&1
+
+declare -a PIDS
+start_replica() { # $1 = index 1..3
+  local port=$((PORT + $1))
+  POINTILLIST_ADMIN_TOKEN=$TOKEN "$BIN" serve "$W/catalog" --bind "127.0.0.1:$port" \
+    >> "$W/replica-$1.log" 2>&1 &
+  PIDS[$1]=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "replica $1 did not start" >&2
+  cat "$W/replica-$1.log" >&2
+  return 1
+}
+upstreams() { # $1 = how many replicas
+  {
+    echo "upstream pointillist {"
+    echo "    hash \$request_uri consistent;"
+    for i in $(seq 1 "$1"); do
+      echo "    server 127.0.0.1:$((PORT + i)) max_fails=1 fail_timeout=5s;"
+    done
+    echo "    keepalive 32;"
+    echo "}"
+  } > "$W/nginx/upstream.conf"
+}
+cleanup() {
+  "$NGINX" -p "$PWD/$W/nginx" -c nginx.conf -s stop 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+for i in 1 2 3; do start_replica "$i"; done
+cp deploy/nginx/nginx.conf deploy/nginx/pointillist.conf "$W/nginx/"
+sed -i "s|/var/cache/nginx/pointillist|$PWD/$W/nginx/cache|; s|listen 8080;|listen 127.0.0.1:$PORT;|" \
+  "$W/nginx/pointillist.conf"
+# nginx's workers may run as another user than the master (root in CI).
+chmod -R a+rwx "$W/nginx"
+upstreams 1
+"$NGINX" -p "$PWD/$W/nginx" -c nginx.conf -t -q
+"$NGINX" -p "$PWD/$W/nginx" -c nginx.conf
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+
+trace() { # $1 = name, then cluster_trace.py flags
+  local name=$1
+  shift
+  python3 scripts/cluster_trace.py --url "http://127.0.0.1:$PORT" --dataset towers \
+    --requests "$REQUESTS" --threads "$THREADS" --json-out "$W/$name.json" "$@" || true
+}
+reload_nginx() { "$NGINX" -p "$PWD/$W/nginx" -c nginx.conf -s reload; sleep 1; }
+memory() { # pids... → "RSS_MB PSS_MB" summed
+  local rss=0 pss=0
+  for p in "$@"; do
+    rss=$((rss + $(awk '/^Rss:/{print $2}' "/proc/$p/smaps_rollup")))
+    pss=$((pss + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup")))
+  done
+  echo "$((rss / 1024)) $((pss / 1024))"
+}
+
+echo "== tiles/s through nginx with 1, 2, 3 replicas (URLs miss nginx's cache)"
+for n in 1 2 3; do
+  upstreams "$n"
+  reload_nginx
+  trace "replicas-$n" --unique --seed "$n"
+  if [ "$n" = 1 ]; then read -r RSS1 PSS1 <<< "$(memory "${PIDS[1]}")"; fi
+done
+read -r RSS3 PSS3 <<< "$(memory "${PIDS[1]}" "${PIDS[2]}" "${PIDS[3]}")"
+
+echo "== kill -9 replica 2 during a trace, then restart it"
+trace kill --unique --seed 11 &
+TRACE=$!
+sleep 0.5
+kill -9 "${PIDS[2]}"
+wait "${PIDS[2]}" 2>/dev/null || true
+sleep 1
+start_replica 2
+wait $TRACE
+
+echo "== swap the dataset's version during a trace"
+OLD=$(curl -sf "http://127.0.0.1:$((PORT + 1))/datasets/towers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+trace swap --unique --seed 12 &
+TRACE=$!
+"$BIN" pack "$W/v2.parquet" --out "$W/catalog/towers" --force >/dev/null 2>&1
+for i in 1 2 3; do
+  curl -sf -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((PORT + i))/admin/reload" >/dev/null
+done
+wait $TRACE
+STALE=0
+for i in 1 2 3; do
+  V=$(curl -sf "http://127.0.0.1:$((PORT + i))/datasets/towers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+  [ "$V" != "$OLD" ] || STALE=$((STALE + 1))
+done
+
+python3 - "$W" "$PORT" "$RSS1" "$PSS1" "$RSS3" "$PSS3" "$STALE" <<'PY'
+import json, sys, urllib.request
+w, port, rss1, pss1, rss3, pss3, stale = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:])
+load = lambda n: json.load(open(f"{w}/{n}.json"))
+report = {f"tiles_per_s_{n}_replicas": load(f"replicas-{n}")["tiles_per_s"] for n in (1, 2, 3)}
+report["failed_while_a_replica_was_killed"] = load("kill")["failed"]
+report["failed_during_the_version_swap"] = load("swap")["failed"]
+report["replicas_left_on_the_old_version"] = stale
+hits = {}
+for i in (1, 2, 3):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port + i}/metrics").read().decode()
+    n = {"hit": 0.0, "miss": 0.0}
+    for line in text.splitlines():
+        if line.startswith("pointillist_tile_cache_total"):
+            for k in n:
+                if f'result="{k}"' in line:
+                    n[k] += float(line.rsplit(" ", 1)[1])
+    total = n["hit"] + n["miss"]
+    hits[f"replica_{i}"] = round(n["hit"] / total, 3) if total else None
+report["tile_cache_hit_rate_uri_hashing"] = hits
+report["rss_mb"] = {"1_replica": rss1, "3_replicas": rss3}
+report["pss_mb"] = {"1_replica": pss1, "3_replicas": pss3}
+json.dump(report, open(f"{w}/report.json", "w"), indent=1)
+print(json.dumps(report, indent=1))
+ok = report["failed_while_a_replica_was_killed"] == 0 and report["failed_during_the_version_swap"] == 0 and stale == 0
+sys.exit(0 if ok else 1)
+PY
