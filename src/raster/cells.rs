@@ -435,8 +435,11 @@ impl QueryCells {
             Agg::Sum(c) | Agg::Mean(c) | Agg::Min(c) | Agg::Max(c) | Agg::Std(c) | Agg::Var(c) => c,
             _ => return None,
         };
+        if !filters.is_empty() {
+            return None;
+        }
         let stats = ds.stats.as_ref().filter(|s| s.level == CELL_LEVEL)?;
-        let c = stats.column(column).filter(|_| filters.is_empty())?;
+        let c = stats.column(column)?;
         let acc: Vec<Acc> = (0..c.n.len())
             .map(|i| Acc::from_moments(c.n[i], std::array::from_fn(|k| c.moments[k][i])))
             .collect();

@@ -513,8 +513,9 @@ pub(crate) fn categories_of(ds: &Dataset, agg: &Agg) -> Vec<String> {
 
 /// One span of a whole-map scan, as [`scan_spans`] hands it over.
 pub(crate) struct ScanSpan<'a> {
-    /// The partition, and its index in the dataset.
+    /// The partition.
     pub part: &'a Partition,
+    /// Its index in the dataset.
     pub partition: usize,
     /// Its rows.
     pub rows: std::ops::Range<usize>,

@@ -83,12 +83,13 @@ impl TilePixels {
         )
     }
 
-    /// The ETag of these pixels over `m`'s data: the data is named by its
-    /// manifest (not the process-local load generation), so replicas
-    /// serving the same files, and a restarted server, agree.
-    pub fn etag(&self, m: &Manifest) -> String {
+    /// The ETag of these pixels over the data of `version`
+    /// ([`Manifest::version`]): the data is named by its manifest (not the
+    /// process-local load generation), so replicas serving the same files,
+    /// and a restarted server, agree.
+    pub fn etag(&self, version: &str) -> String {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("{}|{}", m.version(), self.encode()).as_bytes());
+        let digest = sha2::Sha256::digest(format!("{version}|{}", self.encode()).as_bytes());
         format!("\"{}\"", hex::encode(&digest[..16]))
     }
 }

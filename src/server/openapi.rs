@@ -143,7 +143,7 @@ impl Vocabulary {
             Grammar::Dynspread => pattern(r"^(0(\.[0-9]{1,3})?|1)(,([0-9]|1[0-6]))?$".into()),
             Grammar::Colour => pattern(format!("^{HEX}$")),
             Grammar::Bbox => pattern(format!("^{LON},{LAT},{LON},{LAT}$")),
-            Grammar::Version => pattern("^[0-9a-f]{1,64}$".into()),
+            Grammar::Version => pattern(format!("^[0-9a-f]{{1,{}}}$", spec::MAX_VERSION_LEN)),
         }
     }
 

@@ -229,6 +229,22 @@ impl Params {
         Ok(fs)
     }
 
+    /// `v`, the dataset version a tile URL names, if given: lowercase hex
+    /// digits, at most [`spec::MAX_VERSION_LEN`].
+    pub fn version(&self) -> Result<Option<&str>, ApiError> {
+        let Some(v) = self.get(spec::VERSION.name) else {
+            return Ok(None);
+        };
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if v.is_empty() || v.len() > spec::MAX_VERSION_LEN || !v.bytes().all(hex) {
+            return Err(ApiError::bad_request(format!(
+                "v must be a dataset version (at most {} lowercase hex digits, as TileJSON gives), got {v:?}",
+                spec::MAX_VERSION_LEN
+            )));
+        }
+        Ok(Some(v))
+    }
+
     /// `bbox=west,south,east,north` in degrees, if given.
     pub fn bbox(&self) -> Result<Option<MercatorBox>, ApiError> {
         let Some(s) = self.get(spec::BBOX.name) else {

@@ -246,6 +246,8 @@ pub const FILTER: Param = text(
     "Repeatable; all must hold. COL:MIN..MAX on a numeric or temporal column (either end may be empty; MIN <= MAX; temporal bounds as epoch milliseconds or ISO 8601 dates and times), or COL:in:A,B on a categorical column.",
     Grammar::Filter,
 );
+/// Longest `v` accepted (a version is 16 hex digits; room for others').
+pub const MAX_VERSION_LEN: usize = 64;
 /// `v` of a tile: the dataset version the URL was made for (TileJSON puts
 /// it there). A tile whose `v` is the served version is immutable.
 pub const VERSION: Param = text(

@@ -49,18 +49,7 @@ pub async fn tile(
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
     let (mut r, params) = RenderQuery::parse(q.as_deref(), m, &spec::TILE)?;
-    let version = params.get(spec::VERSION.name);
-    if version.is_some_and(|v| {
-        v.is_empty()
-            || v.len() > 64
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    }) {
-        return Err(ApiError::bad_request(
-            "v must be a dataset version (hex digits, as TileJSON gives)",
-        ));
-    }
+    let asked = params.version()?;
     if retina {
         r.tile_size = 512;
     }
@@ -73,11 +62,12 @@ pub async fn tile(
         filters: filter_texts(&r.filters, m),
         style: r.style.canonical(),
     };
-    let etag = pixels.etag(m);
+    let version = m.version();
+    let etag = pixels.etag(&version);
     // A URL for the version being served names these pixels for good; any
     // other (an old TileJSON's, during a swap) gets the current pixels for
     // the usual time only.
-    let cache_control = if version == Some(m.version().as_str()) {
+    let cache_control = if asked == Some(version.as_str()) {
         "public, max-age=31536000, immutable".to_string()
     } else {
         format!("public, max-age={}", state.config.tile_max_age)
