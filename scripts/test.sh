@@ -22,7 +22,12 @@ if [ "${SKIP_RUST:-0}" = 1 ]; then
   echo "Rust tests skipped (SKIP_RUST=1)"
 else
   echo "== cargo test (unit, property, integration)"
-  cargo test --release --all-targets --locked
+  # tests/s3.rs runs against a real S3 server (moto), started here.
+  source scripts/s3_lib.sh
+  start_s3 "${S3_PORT:-8790}"
+  trap stop_s3 EXIT
+  POINTILLIST_TEST_S3="$S3_ENDPOINT" cargo test --release --all-targets --locked
+  stop_s3
 fi
 
 if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_SCHEMATHESIS:-0}" = 1 ]; then

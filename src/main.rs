@@ -157,7 +157,10 @@ struct RenderArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Dataset directories, or catalog directories holding datasets.
+    /// Dataset directories, or catalog directories holding datasets; or
+    /// s3://BUCKET/PREFIX for datasets on S3-compatible object storage
+    /// (configured by the AWS_* environment variables: AWS_ENDPOINT_URL,
+    /// AWS_ALLOW_HTTP, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     dirs: Vec<PathBuf>,
     /// TOML config file (see README); flags override it.
     #[arg(long)]
@@ -201,6 +204,13 @@ struct ServeArgs {
     /// (pages are then faulted in one at a time).
     #[arg(long)]
     no_read_ahead: bool,
+    /// Directory of the disk cache for s3:// datasets (default: in the
+    /// system's temporary directory).
+    #[arg(long)]
+    object_cache: Option<PathBuf>,
+    /// Bytes of fetched s3:// data the disk cache may hold, in MiB.
+    #[arg(long)]
+    object_cache_mb: Option<u64>,
 }
 
 #[derive(Args)]
@@ -359,6 +369,12 @@ fn run(cli: Cli) -> Result<()> {
                 config.scale_sample_rows = r;
             }
             config.read_ahead &= !a.no_read_ahead;
+            if a.object_cache.is_some() {
+                config.object_cache = a.object_cache;
+            }
+            if let Some(m) = a.object_cache_mb {
+                config.object_cache_mb = m;
+            }
             if let Some(m) = a.filter_bits_mb {
                 config.filter_bits_mb = m;
             }

@@ -588,11 +588,17 @@ pub(crate) fn prefetch(
     agg: &Agg,
     filters: &[Filter],
 ) {
+    let columns = scan_columns(agg, filters);
+    if ds.is_remote() {
+        // Every chunk the scan reads, in one batch of parallel requests.
+        let spans: Vec<_> = spans.collect();
+        ds.prefetch_spans(&spans, &columns);
+        return;
+    }
     let rows: usize = spans.clone().map(|(_, r)| r.len()).sum();
     if rows > PREFETCH_MAX_ROWS {
         return;
     }
-    let columns = scan_columns(agg, filters);
     // Scans come in chunks of one row range: one advice per range, not per
     // chunk.
     let mut run: Option<(usize, std::ops::Range<usize>)> = None;

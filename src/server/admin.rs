@@ -47,7 +47,8 @@ pub async fn reload(
     let _one_at_a_time = state.reload.lock().await;
     let roots = state.config.datasets.clone();
     let previous = state.catalog.load_full();
-    let cat = tokio::task::spawn_blocking(move || Catalog::load(&roots, Some(&previous)))
+    let objects = state.objects.clone();
+    let cat = tokio::task::spawn_blocking(move || Catalog::load(&roots, Some(&previous), &objects))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let names: Vec<String> = cat.datasets.keys().cloned().collect();

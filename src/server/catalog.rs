@@ -1,5 +1,6 @@
 //! The set of served datasets, swapped atomically on reload.
 
+use crate::store::remote::{self, ObjectCache};
 use crate::store::{Dataset, MANIFEST_FILE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,10 +49,20 @@ impl Catalog {
     /// directory is a catalog whose sub-directories are datasets. Datasets
     /// that fail to open are reported and skipped. Entries whose data did not
     /// change (same manifest creation time and size) keep their mapping.
-    pub fn load(roots: &[PathBuf], previous: Option<&Catalog>) -> Catalog {
+    ///
+    /// A root `s3://BUCKET/PREFIX` is read from object storage through
+    /// `objects` ([`remote`]): a dataset when the prefix holds a manifest,
+    /// otherwise a catalog of the sub-prefixes that do.
+    pub fn load(
+        roots: &[PathBuf],
+        previous: Option<&Catalog>,
+        objects: &Arc<ObjectCache>,
+    ) -> Catalog {
         let mut cat = Catalog::default();
         for root in roots {
-            if root.join(MANIFEST_FILE).is_file() {
+            if remote::is_remote(root) {
+                cat.add_remote(root, previous, objects);
+            } else if root.join(MANIFEST_FILE).is_file() {
                 cat.add(root, previous);
             } else {
                 match std::fs::read_dir(root) {
@@ -71,6 +82,57 @@ impl Catalog {
             }
         }
         cat
+    }
+
+    /// Whether any root on object storage failed to open, or serves a
+    /// dataset whose object changed: worth retrying.
+    pub fn remote_needs_retry(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|(p, _)| p.to_str().is_some_and(|s| s.starts_with(remote::SCHEME)))
+            || self
+                .datasets
+                .values()
+                .any(|e| e.dataset.origin.is_some() && e.dataset.files.retired().is_some())
+    }
+
+    fn add_remote(&mut self, root: &Path, previous: Option<&Catalog>, objects: &Arc<ObjectCache>) {
+        let url = root.to_string_lossy().to_string();
+        let found = match remote::list(objects, &url) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(url = %url, error = %e, "skipping object storage that failed to list");
+                self.errors.push((root.to_path_buf(), e.to_string()));
+                return;
+            }
+        };
+        let (bucket, _) = remote::parse_url(&url).unwrap_or_default();
+        for (name, prefix) in found {
+            let here = PathBuf::from(format!("{}{bucket}/{prefix}", remote::SCHEME));
+            if !valid_name(&name) {
+                self.errors
+                    .push((here, format!("invalid dataset name {name:?}")));
+                continue;
+            }
+            if self.datasets.contains_key(&name) {
+                self.errors
+                    .push((here, format!("duplicate dataset name {name:?}")));
+                continue;
+            }
+            let prev = previous.and_then(|p| p.datasets.get(&name)).filter(|prev| {
+                let same = prev.dataset.origin.as_ref().is_some_and(|o| {
+                    Path::new(&o.url) == here
+                        && remote::manifest_bytes(objects, &bucket, &prefix)
+                            .is_ok_and(|m| m[..] == o.manifest[..])
+                });
+                same && prev.dataset.files.retired().is_none()
+            });
+            if let Some(prev) = prev {
+                self.datasets.insert(name, prev.clone());
+                continue;
+            }
+            self.insert(name, here, remote::open(objects, &bucket, &prefix));
+        }
     }
 
     fn add(&mut self, dir: &Path, previous: Option<&Catalog>) {
@@ -105,10 +167,21 @@ impl Catalog {
                 return;
             }
         }
-        match Dataset::open(dir) {
+        self.insert(name, dir.to_path_buf(), Dataset::open(dir));
+    }
+
+    /// Serve a newly opened dataset under `name`, or report why `from`
+    /// could not be opened.
+    fn insert(
+        &mut self,
+        name: String,
+        from: PathBuf,
+        opened: Result<Dataset, crate::store::StoreError>,
+    ) {
+        match opened {
             Ok(dataset) => {
                 let leased = dataset.files.take_leases();
-                tracing::info!(dataset = %name, rows = dataset.rows(), leased, "dataset loaded");
+                tracing::info!(dataset = %name, from = %from.display(), rows = dataset.rows(), leased, "dataset loaded");
                 self.datasets.insert(
                     name.clone(),
                     Arc::new(Entry {
@@ -119,8 +192,8 @@ impl Catalog {
                 );
             }
             Err(e) => {
-                tracing::error!(path = %dir.display(), error = %e, "skipping dataset that failed to open");
-                self.errors.push((dir.to_path_buf(), e.to_string()));
+                tracing::error!(path = %from.display(), error = %e, "skipping dataset that failed to open");
+                self.errors.push((from, e.to_string()));
             }
         }
     }

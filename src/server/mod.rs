@@ -122,6 +122,22 @@ pub struct ServerConfig {
     /// once could exceed it ([`ServerConfig::memory_parts`]). The mapped
     /// data is page cache, not heap: the kernel evicts it under pressure.
     pub memory_budget_mb: u64,
+    /// Directory of the disk cache for datasets on object storage
+    /// (default: `pointillist-object-cache` in the system's temporary
+    /// directory).
+    pub object_cache: Option<PathBuf>,
+    /// Bytes of fetched data the object cache may hold, in MiB (least
+    /// recently used chunks are dropped beyond it).
+    pub object_cache_mb: u64,
+    /// Deadline of one request to object storage, in milliseconds.
+    pub object_timeout_ms: u64,
+    /// Seconds between retries of `s3://` datasets that failed to open or
+    /// whose object changed (0: only on `POST /admin/reload`).
+    pub object_retry_s: u64,
+    /// S3 settings over those of the `AWS_*` environment variables, keyed
+    /// as `object_store` names them (`endpoint`, `region`, `allow_http`, ...).
+    /// Credentials belong in the environment, not in this file.
+    pub s3: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +166,11 @@ impl Default for ServerConfig {
             idle_timeout_ms: 60_000,
             zoom_mb: 64,
             memory_budget_mb: 0,
+            object_cache: None,
+            object_cache_mb: 10_240,
+            object_timeout_ms: 5_000,
+            object_retry_s: 30,
+            s3: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -322,6 +343,8 @@ pub struct AppState {
     waiting: AtomicUsize,
     metrics: PrometheusHandle,
     reload: tokio::sync::Mutex<()>,
+    /// The disk cache of datasets on object storage.
+    pub objects: Arc<crate::store::remote::ObjectCache>,
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -366,7 +389,16 @@ impl AppState {
                 .ok()
                 .filter(|t| !t.is_empty());
         }
-        let catalog = Catalog::load(&config.datasets, None);
+        let objects = Arc::new(crate::store::remote::ObjectCache::new(
+            config
+                .object_cache
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("pointillist-object-cache")),
+            config.object_cache_mb,
+            config.s3.clone(),
+            Duration::from_millis(config.object_timeout_ms.max(1)),
+        ));
+        let catalog = Catalog::load(&config.datasets, None, &objects);
         let idle = Some(Duration::from_secs(600));
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
             t.png.len() + 64
@@ -394,6 +426,7 @@ impl AppState {
             waiting: AtomicUsize::new(0),
             metrics: metrics_handle(),
             reload: tokio::sync::Mutex::new(()),
+            objects,
         })
     }
 
@@ -530,7 +563,11 @@ impl AppState {
         metrics::counter!("pointillist_computations_total", "lane" => lane.name()).increment(1);
         let out = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(_))) => Err(ApiError::internal("render failed unexpectedly")),
+            // Object storage failed under a scan (see `store::remote`).
+            Ok(Ok(Err(p))) => match p.downcast::<crate::store::remote::Unavailable>() {
+                Ok(u) => Err(ApiError::unavailable(u.0)),
+                Err(_) => Err(ApiError::internal("render failed unexpectedly")),
+            },
             Ok(Err(_)) => Err(ApiError::unavailable("render was cancelled")),
             Err(_) => Err(ApiError::unavailable("deadline passed: render cancelled")),
         };
@@ -698,6 +735,33 @@ fn storage_read_bytes() -> Option<u64> {
 }
 
 /// Serve until SIGINT/SIGTERM, then finish requests in flight.
+/// Reload the catalog every `object_retry_s` while a dataset on object
+/// storage failed to open or was retired because its object changed: the
+/// other datasets serve meanwhile, and a storage outage or a new upload
+/// heals without an operator.
+async fn retry_object_storage(state: Arc<AppState>) {
+    let every = Duration::from_secs(state.config.object_retry_s);
+    loop {
+        tokio::time::sleep(every).await;
+        if !state.catalog.load().remote_needs_retry() {
+            continue;
+        }
+        let _one_at_a_time = state.reload.lock().await;
+        let roots = state.config.datasets.clone();
+        let previous = state.catalog.load_full();
+        let objects = state.objects.clone();
+        if let Ok(cat) =
+            tokio::task::spawn_blocking(move || Catalog::load(&roots, Some(&previous), &objects))
+                .await
+        {
+            let errors = cat.errors.len();
+            state.catalog.store(Arc::new(cat));
+            tracing::info!(errors, "catalog reloaded to retry object storage");
+        }
+    }
+}
+
+/// Run the server until interrupted.
 pub async fn serve(mut config: ServerConfig) -> Result<(), std::io::Error> {
     crate::store::set_read_ahead(config.read_ahead);
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -722,6 +786,15 @@ pub async fn serve(mut config: ServerConfig) -> Result<(), std::io::Error> {
             tokio::spawn(watch_lease_breaks(state.clone(), signals));
         }
         Err(e) => tracing::warn!(error = %e, "no SIGIO handler: datasets are not leased"),
+    }
+    if state.config.object_retry_s > 0
+        && state
+            .config
+            .datasets
+            .iter()
+            .any(|r| crate::store::remote::is_remote(r))
+    {
+        tokio::spawn(retry_object_storage(state.clone()));
     }
     {
         let cat = state.catalog.load();

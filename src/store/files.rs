@@ -65,6 +65,11 @@ pub struct FileWatch {
     broken: AtomicBool,
     readers: AtomicUsize,
     reason: Mutex<Option<String>>,
+    /// A remote dataset's fetcher: its object may change under it, and its
+    /// cache is trimmed while no reader is inside.
+    remote: std::sync::OnceLock<std::sync::Arc<super::remote::Lazy>>,
+    /// Set while the cache is trimmed: new readers wait.
+    trimming: AtomicBool,
 }
 
 /// A dataset unusable because one of its files changed under it.
@@ -79,7 +84,9 @@ pub struct ReadGuard<'a>(&'a FileWatch);
 
 impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, Ordering::SeqCst);
+        if self.0.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle();
+        }
     }
 }
 
@@ -94,11 +101,54 @@ impl FileWatch {
         });
     }
 
+    /// Fetch a remote dataset's data through `lazy`: its changes retire
+    /// the dataset, and its cache is trimmed between readers.
+    pub(crate) fn hook(&mut self, lazy: std::sync::Arc<super::remote::Lazy>) {
+        let _ = self.remote.set(lazy);
+    }
+
+    /// The last reader left: trim a remote dataset's cache if it grew past
+    /// its bound. A reader arriving meanwhile waits in [`FileWatch::enter`]
+    /// (`trimming` and `readers` are each written before the other is read,
+    /// both sequentially consistent, so the two sides cannot both go on).
+    fn idle(&self) {
+        let Some(lazy) = self.remote.get() else {
+            return;
+        };
+        if !lazy.wants_eviction()
+            || self
+                .trimming
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        if self.readers.load(Ordering::SeqCst) == 0 {
+            lazy.evict();
+        }
+        self.trimming.store(false, Ordering::SeqCst);
+    }
+
     /// Enter the dataset to read its mappings, or learn why it is retired.
     /// Without a lease on a file, its size is checked first.
     pub fn enter(&self) -> Result<ReadGuard<'_>, Retired> {
-        self.readers.fetch_add(1, Ordering::SeqCst);
+        loop {
+            self.readers.fetch_add(1, Ordering::SeqCst);
+            if !self.trimming.load(Ordering::SeqCst) {
+                break;
+            }
+            // A cache trim is under way: step out until it is done.
+            self.readers.fetch_sub(1, Ordering::SeqCst);
+            while self.trimming.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
         let guard = ReadGuard(self);
+        if let Some(why) = self.remote.get().and_then(|l| l.changed()) {
+            drop(guard);
+            self.mark(why);
+            return Err(self.why());
+        }
         if self.broken.load(Ordering::SeqCst) {
             return Err(self.why());
         }
@@ -124,6 +174,9 @@ impl FileWatch {
 
     /// Why the dataset is retired, if it is.
     pub fn retired(&self) -> Option<Retired> {
+        if let Some(why) = self.remote.get().and_then(|l| l.changed()) {
+            self.mark(why);
+        }
         self.broken.load(Ordering::SeqCst).then(|| self.why())
     }
 

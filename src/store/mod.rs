@@ -9,6 +9,7 @@ pub mod column;
 pub mod files;
 pub mod manifest;
 pub mod overview;
+pub mod remote;
 pub mod stats;
 
 use arrow_array::cast::AsArray;
@@ -45,6 +46,14 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// Object storage refused or failed a request.
+    #[error("{url}: {message}")]
+    Remote {
+        /// The dataset's or object's `s3://` URL.
+        url: String,
+        /// What went wrong (never a credential).
+        message: String,
+    },
     /// The data file does not match the manifest or is damaged.
     #[error("{path}: corrupt dataset: {message}")]
     Corrupt {
@@ -64,19 +73,33 @@ pub struct Partition {
     pub batch: RecordBatch,
     qx: arrow_buffer::ScalarBuffer<u32>,
     qy: arrow_buffer::ScalarBuffer<u32>,
+    /// For a dataset on object storage: where its column chunks are
+    /// fetched from on first use, and this partition's index.
+    remote: Option<(Arc<remote::Lazy>, usize)>,
 }
 
 impl Partition {
     /// Quantized x of every row (see [`crate::geo`]).
     #[inline]
     pub fn qx(&self) -> &[u32] {
+        self.touch(0);
         &self.qx
     }
 
     /// Quantized y of every row (from the north).
     #[inline]
     pub fn qy(&self) -> &[u32] {
+        self.touch(1);
         &self.qy
+    }
+
+    /// Make column `i` readable: a no-op for a local dataset; for a remote
+    /// one, fetches the column's chunk of this partition if missing.
+    #[inline]
+    fn touch(&self, i: usize) {
+        if let Some((lazy, p)) = &self.remote {
+            lazy.ensure(*p, &[i]);
+        }
     }
 
     /// Rows in the partition.
@@ -93,7 +116,9 @@ impl Partition {
 
     /// A column by name.
     pub fn column(&self, name: &str) -> Option<&ArrayRef> {
-        self.batch.column_by_name(name)
+        let i = self.batch.schema_ref().index_of(name).ok()?;
+        self.touch(i);
+        Some(self.batch.column(i))
     }
 
     /// Rows whose Hilbert key lies in `lo..=hi`, as a half-open index range.
@@ -102,7 +127,8 @@ impl Partition {
         if hi < self.info.key_min || lo > self.info.key_max {
             return 0..0;
         }
-        let key = |i: usize| crate::geo::hilbert(self.qx[i], self.qy[i]);
+        let (qx, qy) = (self.qx(), self.qy());
+        let key = |i: usize| crate::geo::hilbert(qx[i], qy[i]);
         let start = partition_point(self.len(), |i| key(i) < lo);
         let end = partition_point(self.len(), |i| key(i) <= hi);
         start..end.max(start)
@@ -143,6 +169,9 @@ pub struct Dataset {
     pub files: FileWatch,
     /// The data file's mapping, for read-ahead advice.
     mapping: Arc<memmap2::Mmap>,
+    /// Where a dataset on object storage came from (`None`: a local one).
+    pub origin: Option<remote::Origin>,
+    remote: Option<Arc<remote::Lazy>>,
     /// Whether scans drop the pages they read from this process's mapping
     /// as they finish them ([`Dataset::release`]): `pack`'s passes over a
     /// dataset larger than memory would otherwise keep every page they
@@ -194,7 +223,25 @@ impl Dataset {
         dir: impl AsRef<Path>,
         manifest: Manifest,
     ) -> Result<Dataset, StoreError> {
-        let dir = dir.as_ref().to_path_buf();
+        Dataset::open_from(dir.as_ref(), manifest, None)
+    }
+
+    /// Open a dataset whose `data.arrow` in `dir` is the sparse cache copy
+    /// of an object, filled by `lazy` ([`remote`]).
+    pub(crate) fn open_remote(
+        dir: &Path,
+        manifest: Manifest,
+        lazy: Arc<remote::Lazy>,
+    ) -> Result<Dataset, StoreError> {
+        Dataset::open_from(dir, manifest, Some(lazy))
+    }
+
+    fn open_from(
+        dir: &Path,
+        manifest: Manifest,
+        lazy: Option<Arc<remote::Lazy>>,
+    ) -> Result<Dataset, StoreError> {
+        let dir = dir.to_path_buf();
         let mpath = dir.join(MANIFEST_FILE);
         if manifest.format != "pointillist-packed" || manifest.version != FORMAT_VERSION {
             return Err(StoreError::Manifest {
@@ -225,6 +272,9 @@ impl Dataset {
         // replaced on disk gets a new inode while this mapping keeps the old one.
         // A change in place by another process is fenced off by `files`
         // (read leases, or a size check before each scan: see `store::files`).
+        // The sparse cache copy of a remote dataset is written in place, but
+        // only into ranges no reader is inside (see `store::remote`), and
+        // never resized while mapped.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
             path: dpath.clone(),
             source,
@@ -238,20 +288,39 @@ impl Dataset {
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Random);
         let buffer = Buffer::from(bytes::Bytes::from_owner(Mapping(mmap.clone())));
-        // Each partition's metadata is read on a page fault of its own; on a
-        // cold cache and thousands of partitions (a billion rows) one fault
-        // at a time took a second. Asking for them all first lets the disk
-        // read them in parallel.
-        let ask = |offset: usize, len: usize| {
-            #[cfg(unix)]
-            let _ = mmap.advise_range(memmap2::Advice::WillNeed, offset, len);
+        let source = match &lazy {
+            Some(l) => Source::Remote(l),
+            None => Source::Local(&mmap),
         };
-        let decoded = decode(&buffer, &manifest, &ask);
+        let decoded = decode(&buffer, &manifest, &source);
         #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Normal);
-        let (schema, partitions) = decoded.map_err(corrupt)?;
+        let (schema, mut partitions) = decoded.map_err(corrupt)?;
         let mut files = FileWatch::default();
-        files.add(&dpath, file, len);
+        if let Some(l) = &lazy {
+            let base = buffer.as_ptr() as usize;
+            l.place(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        p.batch
+                            .columns()
+                            .iter()
+                            .map(|c| {
+                                let r = column_span(&c.to_data(), base, buffer.len());
+                                r.start as u64..r.end as u64
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            );
+            for (i, p) in partitions.iter_mut().enumerate() {
+                p.remote = Some((l.clone(), i));
+            }
+            files.hook(l.clone());
+        } else {
+            files.add(&dpath, file, len);
+        }
         let overview = overview::Overview::open(&dir, &manifest, &mut files)?;
         let stats = stats::Stats::open(&dir, &manifest, &mut files)?;
         Ok(Dataset {
@@ -263,8 +332,40 @@ impl Dataset {
             stats,
             files,
             mapping: mmap,
+            origin: None,
+            remote: lazy,
             release_scanned: false,
         })
+    }
+
+    /// Whether the dataset's data is fetched from object storage.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Get ready to scan `columns` over `spans` (partition, rows) in one
+    /// go: for a remote dataset, fetch every missing column chunk they
+    /// cover in one batch of coalesced, parallel requests; for a local one,
+    /// [`Dataset::prefetch`] each span.
+    pub fn prefetch_spans(&self, spans: &[(usize, std::ops::Range<usize>)], columns: &[&str]) {
+        match &self.remote {
+            Some(lazy) => {
+                let idx: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| self.schema.index_of(c).ok())
+                    .collect();
+                lazy.ensure_many(
+                    &mut spans
+                        .iter()
+                        .flat_map(|(p, _)| idx.iter().map(move |&c| (*p, c))),
+                );
+            }
+            None => {
+                for (p, rows) in spans {
+                    self.prefetch(*p, rows.clone(), columns);
+                }
+            }
+        }
     }
 
     /// Ask the kernel to start reading `rows` of `partition` for the
@@ -647,12 +748,85 @@ fn check_buffers_in_body(block: &Buffer, meta_len: usize) -> Result<(), String> 
     Ok(())
 }
 
+/// Where the bytes of a data file being opened come from.
+enum Source<'a> {
+    /// A local file: its pages are read on first touch, and
+    /// [`Source::hint`] asks the kernel to read them ahead.
+    Local(&'a memmap2::Mmap),
+    /// The sparse copy of an object: ranges are fetched before they are read.
+    Remote(&'a remote::Lazy),
+}
+
+impl Source<'_> {
+    /// These ranges are about to be read.
+    fn hint(&self, ranges: &[std::ops::Range<usize>]) -> Result<(), String> {
+        match self {
+            Source::Local(_m) => {
+                for r in ranges {
+                    #[cfg(unix)]
+                    let _ = _m.advise_range(memmap2::Advice::WillNeed, r.start, r.len());
+                    #[cfg(not(unix))]
+                    let _ = r;
+                }
+                Ok(())
+            }
+            Source::Remote(l) => l.need(ranges),
+        }
+    }
+
+    /// These ranges must be readable before going on.
+    fn need(&self, ranges: &[std::ops::Range<usize>]) -> Result<(), String> {
+        match self {
+            Source::Local(_) => Ok(()),
+            Source::Remote(l) => l.need(ranges),
+        }
+    }
+}
+
+/// The bytes of the mapping (`base`, `len` bytes) that an array's buffers
+/// span, its nulls and children included; a dictionary's values, which
+/// live in the file's dictionary batches, are not part of it.
+fn column_span(data: &arrow_data::ArrayData, base: usize, len: usize) -> std::ops::Range<usize> {
+    let mut lo = usize::MAX;
+    let mut hi = 0usize;
+    let mut add = |ptr: *const u8, n: usize| {
+        let a = ptr as usize;
+        if n > 0 && a >= base && a + n <= base + len {
+            lo = lo.min(a - base);
+            hi = hi.max(a - base + n);
+        }
+    };
+    fn walk(d: &arrow_data::ArrayData, add: &mut dyn FnMut(*const u8, usize)) {
+        if let Some(nb) = d.nulls() {
+            let b = nb.buffer();
+            add(b.as_ptr(), b.len());
+        }
+        for b in d.buffers() {
+            add(b.as_ptr(), b.len());
+        }
+        if !matches!(d.data_type(), DataType::Dictionary(..)) {
+            for c in d.child_data() {
+                walk(c, add);
+            }
+        }
+    }
+    walk(data, &mut add);
+    if lo > hi { 0..0 } else { lo..hi }
+}
+
+/// The byte range of `s` inside the mapping that starts at `base`.
+fn range_of<T>(s: &[T], base: usize) -> std::ops::Range<usize> {
+    let a = (s.as_ptr() as usize).saturating_sub(base);
+    a..a + std::mem::size_of_val(s)
+}
+
 fn decode(
     buffer: &Buffer,
     manifest: &Manifest,
-    ask: &dyn Fn(usize, usize),
+    source: &Source<'_>,
 ) -> Result<(SchemaRef, Vec<Partition>), String> {
     let n = buffer.len();
+    source.need(&[0..ARROW_MAGIC_PADDED.len(), n - 10..n])?;
     if buffer[..6] != ARROW_MAGIC_PADDED[..6] {
         return Err("not an Arrow IPC file (bad magic bytes)".into());
     }
@@ -661,6 +835,8 @@ fn decode(
     if footer_len + 10 + ARROW_MAGIC_PADDED.len() > n {
         return Err("footer length exceeds file".into());
     }
+    let footer_bytes = n - 10 - footer_len..n - 10;
+    source.need(std::slice::from_ref(&footer_bytes))?;
     let footer = root_as_footer(&buffer[n - 10 - footer_len..n - 10])
         .map_err(|e| format!("unreadable footer: {e}"))?;
     let schema = try_fb_to_schema(footer.schema().ok_or("footer has no schema")?)
@@ -669,6 +845,20 @@ fn decode(
     check_schema(&schema, manifest)?;
     let mut decoder =
         FileDecoder::new(schema.clone(), footer.version()).with_require_alignment(true);
+    let whole_block = |b: &Block| {
+        let start = usize::try_from(b.offset()).unwrap_or(n).min(n);
+        let len = usize::try_from(b.metaDataLength())
+            .unwrap_or(0)
+            .saturating_add(usize::try_from(b.bodyLength()).unwrap_or(0));
+        start..start.saturating_add(len).min(n)
+    };
+    let dictionaries: Vec<_> = footer
+        .dictionaries()
+        .iter()
+        .flatten()
+        .map(whole_block)
+        .collect();
+    source.need(&dictionaries)?;
     for block in footer.dictionaries().iter().flatten() {
         let (data, meta) = block_slice(buffer, block)?;
         check_buffers_in_body(&data, meta).map_err(|e| format!("dictionary: {e}"))?;
@@ -686,17 +876,21 @@ fn decode(
             manifest.partitions.len()
         ));
     }
-    for b in blocks.iter() {
-        if let (Ok(offset), Ok(len)) = (
-            usize::try_from(b.offset()),
-            usize::try_from(b.metaDataLength()),
-        ) {
-            if offset.saturating_add(len) <= n {
-                ask(offset, len);
-            }
-        }
-    }
+    // Each partition's metadata is read on a page fault of its own; on a
+    // cold cache and thousands of partitions (a billion rows) one fault
+    // at a time took a second. Asking for them all first lets the disk
+    // (or object storage) read them in parallel.
+    let metadata: Vec<_> = blocks
+        .iter()
+        .filter_map(|b| {
+            let offset = usize::try_from(b.offset()).ok()?;
+            let len = usize::try_from(b.metaDataLength()).ok()?;
+            (offset.saturating_add(len) <= n).then_some(offset..offset + len)
+        })
+        .collect();
+    source.hint(&metadata)?;
     let checks = BatchChecks::of(&schema);
+    let base = buffer.as_ptr() as usize;
     if checks.layouts.is_some() {
         // SAFETY: every record batch is checked by `check_batch_layout`
         // before it is decoded: buffers inside the block, aligned and long
@@ -711,8 +905,20 @@ fn decode(
     }
     let mut parts = Vec::with_capacity(blocks.len());
     for (i, (block, info)) in blocks.iter().zip(&manifest.partitions).enumerate() {
-        let batch = checks.decode(i, buffer, block, &decoder, info)?;
+        if checks.layouts.is_none() {
+            // Arrow's full validation reads every value.
+            source.need(&[whole_block(block)])?;
+        }
+        let batch = checks.decode(i, buffer, block, &decoder, info, source)?;
         let (qx, qy) = (coord(&batch, i, QX)?, coord(&batch, i, QY)?);
+        if let (Some(x), Some(y)) = (qx.len().checked_sub(1), qy.len().checked_sub(1)) {
+            source.need(&[
+                range_of(&qx[..1], base),
+                range_of(&qx[x..], base),
+                range_of(&qy[..1], base),
+                range_of(&qy[y..], base),
+            ])?;
+        }
         check_keys(
             i,
             info,
@@ -728,6 +934,7 @@ fn decode(
             batch,
             qx,
             qy,
+            remote: None,
         });
     }
     Ok((schema, parts))
@@ -791,6 +998,7 @@ impl BatchChecks {
         block: &Block,
         decoder: &FileDecoder,
         info: &PartitionInfo,
+        source: &Source<'_>,
     ) -> Result<RecordBatch, String> {
         let (data, meta) = block_slice(buffer, block)?;
         match &self.layouts {
@@ -820,6 +1028,13 @@ impl BatchChecks {
             ));
         }
         if self.layouts.is_some() {
+            let base = buffer.as_ptr() as usize;
+            let spans: Vec<_> = self
+                .utf8_cols
+                .iter()
+                .map(|&c| column_span(&batch.column(c).to_data(), base, buffer.len()))
+                .collect();
+            source.need(&spans)?;
             for &c in &self.utf8_cols {
                 batch.column(c).to_data().validate_full().map_err(|e| {
                     format!(
