@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Scale-out on loopback: 3 Pointillist replicas over one catalog behind
 # Debian's nginx, configured with deploy/nginx (consistent URI hashing,
-# tile cache, retries on the next replica). The script
+# tile cache, retries on the next replica). With DATA=s3 (the default) the
+# catalog lives on a local S3-compatible server (moto, scripts/s3_lib.sh)
+# that the script starts, in a bucket that keeps versions, and each replica
+# has its own object cache; DATA=local maps one local catalog. The script
 #   1. measures tiles/s through nginx with 1, 2 and 3 replicas (URLs that
 #      miss nginx's cache, so the replicas do the work);
 #   2. replays a pan/zoom trace while one replica is killed with SIGKILL
 #      and later restarted;
 #   3. replays it again while the dataset is repacked (a new version,
-#      renamed into place) and every replica is told to reload;
+#      renamed into place, or uploaded over the old one) and every replica
+#      is told to reload;
 #   4. reports failed requests (must be 0 in 2 and 3), each replica's tile
 #      cache hit rate, and the RSS/PSS of 3 replicas against 1.
 # Exit status 1 when a request failed or a replica kept the old version.
 #
-#   scripts/cluster_test.sh                 # CI size: 200k towers
+#   scripts/cluster_test.sh                 # CI size: 200k towers, on S3
+#   DATA=local scripts/cluster_test.sh      # one local catalog
 #   ROWS=10000000 REQUESTS=20000 scripts/cluster_test.sh
 #
 # ROWS, REQUESTS (per phase), THREADS, PORT (nginx; replicas PORT+1..3),
@@ -24,6 +29,7 @@ REQUESTS="${REQUESTS:-1500}"
 THREADS="${THREADS:-8}"
 PORT="${PORT:-8100}"
 BIN="${BIN:-target/release/pointillist}"
+DATA="${DATA:-s3}"
 TOKEN=cluster-test-token
 [ -x "$BIN" ] || cargo build --release --locked
 if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -32,19 +38,29 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx is missing: apt-get install nginx" >&2; exit 1; }
 
-W=test-output/cluster
+W=test-output/cluster-$DATA
 rm -rf "$W"
 mkdir -p "$W/catalog" "$W/nginx/cache"
 echo "uptime: $(uptime)"
 "$BIN" gen towers --rows "$ROWS" --seed 1 --out "$W/v1.parquet" >/dev/null
 "$BIN" gen towers --rows "$ROWS" --seed 2 --out "$W/v2.parquet" >/dev/null
 "$BIN" pack "$W/v1.parquet" --out "$W/catalog/towers" >/dev/null 2>&1
+SOURCE="$W/catalog"
+if [ "$DATA" = s3 ]; then
+  source scripts/s3_lib.sh
+  start_s3 $((PORT + 10))
+  export AWS_ENDPOINT_URL="$S3_ENDPOINT" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  "$S3_VENV/bin/python" scripts/s3_upload.py --endpoint "$S3_ENDPOINT" --bucket maps \
+    --prefix cat/towers --create --versioning "$W/catalog/towers"
+  SOURCE=s3://maps/cat
+fi
 
 declare -a PIDS
 start_replica() { # $1 = index 1..3
   local port=$((PORT + $1))
-  POINTILLIST_ADMIN_TOKEN=$TOKEN "$BIN" serve "$W/catalog" --bind "127.0.0.1:$port" \
-    >> "$W/replica-$1.log" 2>&1 &
+  POINTILLIST_ADMIN_TOKEN=$TOKEN "$BIN" serve "$SOURCE" --bind "127.0.0.1:$port" \
+    --object-cache "$W/object-cache-$1" >> "$W/replica-$1.log" 2>&1 &
   PIDS[$1]=$!
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
@@ -68,6 +84,7 @@ upstreams() { # $1 = how many replicas
 cleanup() {
   "$NGINX" -p "$PWD/$W/nginx" -c nginx.conf -s stop 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ "$DATA" != s3 ] || stop_s3
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -123,6 +140,10 @@ OLD=$(curl -sf "http://127.0.0.1:$((PORT + 1))/datasets/towers" | python3 -c 'im
 trace swap --unique --seed 12 &
 TRACE=$!
 "$BIN" pack "$W/v2.parquet" --out "$W/catalog/towers" --force >/dev/null 2>&1
+if [ "$DATA" = s3 ]; then
+  "$S3_VENV/bin/python" scripts/s3_upload.py --endpoint "$S3_ENDPOINT" --bucket maps \
+    --prefix cat/towers "$W/catalog/towers"
+fi
 for i in 1 2 3; do
   curl -sf -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((PORT + i))/admin/reload" >/dev/null
 done
@@ -133,9 +154,10 @@ for i in 1 2 3; do
   [ "$V" != "$OLD" ] || STALE=$((STALE + 1))
 done
 
-python3 - "$W" "$PORT" "$RSS1" "$PSS1" "$RSS3" "$PSS3" "$STALE" <<'PY'
+python3 - "$W" "$PORT" "$RSS1" "$PSS1" "$RSS3" "$PSS3" "$STALE" "$DATA" <<'PY'
 import json, sys, urllib.request
-w, port, rss1, pss1, rss3, pss3, stale = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:])
+w, port, rss1, pss1, rss3, pss3, stale = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:8])
+data = sys.argv[8]
 load = lambda n: json.load(open(f"{w}/{n}.json"))
 report = {f"tiles_per_s_{n}_replicas": load(f"replicas-{n}")["tiles_per_s"] for n in (1, 2, 3)}
 report["failed_while_a_replica_was_killed"] = load("kill")["failed"]
@@ -153,6 +175,15 @@ for i in (1, 2, 3):
     total = n["hit"] + n["miss"]
     hits[f"replica_{i}"] = round(n["hit"] / total, 3) if total else None
 report["tile_cache_hit_rate_uri_hashing"] = hits
+report["data"] = data
+if data == "s3":
+    fetched = {}
+    for i in (1, 2, 3):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port + i}/metrics").read().decode()
+        fetched[f"replica_{i}"] = sum(
+            float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+            if l.startswith("pointillist_object_bytes_fetched_total"))
+    report["object_bytes_fetched"] = fetched
 report["rss_mb"] = {"1_replica": rss1, "3_replicas": rss3}
 report["pss_mb"] = {"1_replica": pss1, "3_replicas": pss3}
 json.dump(report, open(f"{w}/report.json", "w"), indent=1)

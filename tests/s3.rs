@@ -56,6 +56,22 @@ fn bucket(endpoint: &str, name: &str) -> String {
     bucket
 }
 
+/// Turn on versioning for a bucket (S3's PutBucketVersioning).
+fn keep_versions(endpoint: &str, bucket: &str) {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket}?versioning HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "versioning: {reply}");
+}
+
 fn store(endpoint: &str, bucket: &str) -> impl ObjectStore {
     AmazonS3Builder::new()
         .with_endpoint(endpoint)
@@ -548,6 +564,46 @@ async fn an_object_replaced_under_the_server_is_never_mixed_in() {
     assert!(state.catalog.load().remote_needs_retry());
 
     // Reloaded, it serves the new version, exactly.
+    reload(&state).await;
+    let local2 = AppState::new(ServerConfig {
+        datasets: vec![other.clone()],
+        ..ServerConfig::default()
+    });
+    for (a, b) in requests("local").iter().zip(requests("remote")) {
+        let (l, r) = (get(&local2, a).await, get(&state, &b).await);
+        assert_eq!(r.status, StatusCode::OK, "{b}");
+        assert!(l.body == r.body, "{b} is not the new version's");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioned_bucket_serves_the_opened_version_until_reload() {
+    let Some(ep) = endpoint() else { return };
+    // Versioning on before the first upload, so v1 has a version id.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    let v1 = common::packed_towers(&root, "local", 20_000, 9);
+    let bucket = bucket(&ep, "versions");
+    keep_versions(&ep, &bucket);
+    upload(&ep, &bucket, &v1, "cat/remote").await;
+    let s = Setup {
+        root,
+        cache: dir.path().join("object-cache"),
+        bucket,
+        _dir: dir,
+    };
+    let state = AppState::new(config(&s, s3_options(&ep)));
+    assert!(state.catalog.load().errors.is_empty());
+    let other = s.root.parent().unwrap().join("v2");
+    std::fs::create_dir(&other).unwrap();
+    let v2 = common::packed_towers(&other, "local", 30_000, 10);
+    upload(&ep, &s.bucket, &v2, "cat/remote").await;
+
+    // Nothing was fetched before the upload: every request below reads
+    // new ranges, all from the version opened.
+    same_as_local(&state, "local", "remote").await;
+
     reload(&state).await;
     let local2 = AppState::new(ServerConfig {
         datasets: vec![other.clone()],

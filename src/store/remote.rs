@@ -20,7 +20,9 @@
 //!   at open, so one dataset never mixes two versions: an object replaced
 //!   under the server fails the request (503) and retires the dataset until
 //!   it is reloaded, which opens the new version in a cache directory of its
-//!   own. A response shorter than asked is refused too.
+//!   own. In a bucket that keeps versions, ranges are read from the version
+//!   opened, so an upload does not disturb the server at all until it
+//!   reloads. A response shorter than asked is refused too.
 //! - The cache is byte-bounded, least recently used first. Fetched chunks
 //!   are listed in an index with their CRC-32, rewritten atomically (a
 //!   temporary file, then rename) after every fetch; a chunk is listed only
@@ -337,6 +339,7 @@ pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Data
         )));
     }
     let etag = meta.e_tag.clone();
+    let version = meta.version.clone();
     // One directory per object and version: two versions never share one.
     let pin = hex::encode(
         &sha2::Sha256::digest(
@@ -415,6 +418,7 @@ pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Data
         bucket: bucket.to_string(),
         key: data_key,
         etag,
+        version,
         file,
         dir: dir.clone(),
         index: Mutex::new(index),
@@ -502,6 +506,10 @@ pub(crate) struct Lazy {
     bucket: String,
     key: ObjPath,
     etag: Option<String>,
+    /// The object version opened, where the bucket keeps versions: ranges
+    /// are then read from it, so an upload over the object does not
+    /// disturb a running server until it reloads.
+    version: Option<String>,
     file: File,
     dir: PathBuf,
     index: Mutex<Index>,
@@ -563,11 +571,13 @@ impl Lazy {
         let store = &self.store;
         let key = &self.key;
         let etag = &self.etag;
+        let version = &self.version;
         let got = block_on(object_store::coalesce_ranges(
             ranges,
             |r: Range<u64>| async move {
                 let opts = GetOptions {
                     if_match: etag.clone(),
+                    version: version.clone(),
                     range: Some(GetRange::Bounded(r.clone())),
                     ..GetOptions::default()
                 };
