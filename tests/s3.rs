@@ -185,6 +185,20 @@ async fn same_as_local(state: &Arc<AppState>, local: &str, remote: &str) {
     }
 }
 
+/// After a reload, `remote` answers exactly what the local catalog
+/// `other` (holding the new version as `local`) answers.
+async fn serves_the_new_version(state: &Arc<AppState>, other: &Path) {
+    let local2 = AppState::new(ServerConfig {
+        datasets: vec![other.to_path_buf()],
+        ..ServerConfig::default()
+    });
+    for (a, b) in requests("local").iter().zip(requests("remote")) {
+        let (l, r) = (get(&local2, a).await, get(state, &b).await);
+        assert_eq!(r.status, StatusCode::OK, "{b}");
+        assert!(l.body == r.body, "{b} is not the new version's");
+    }
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
     root: std::path::PathBuf,
@@ -565,15 +579,7 @@ async fn an_object_replaced_under_the_server_is_never_mixed_in() {
 
     // Reloaded, it serves the new version, exactly.
     reload(&state).await;
-    let local2 = AppState::new(ServerConfig {
-        datasets: vec![other.clone()],
-        ..ServerConfig::default()
-    });
-    for (a, b) in requests("local").iter().zip(requests("remote")) {
-        let (l, r) = (get(&local2, a).await, get(&state, &b).await);
-        assert_eq!(r.status, StatusCode::OK, "{b}");
-        assert!(l.body == r.body, "{b} is not the new version's");
-    }
+    serves_the_new_version(&state, &other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,13 +611,5 @@ async fn a_versioned_bucket_serves_the_opened_version_until_reload() {
     same_as_local(&state, "local", "remote").await;
 
     reload(&state).await;
-    let local2 = AppState::new(ServerConfig {
-        datasets: vec![other.clone()],
-        ..ServerConfig::default()
-    });
-    for (a, b) in requests("local").iter().zip(requests("remote")) {
-        let (l, r) = (get(&local2, a).await, get(&state, &b).await);
-        assert_eq!(r.status, StatusCode::OK, "{b}");
-        assert!(l.body == r.body, "{b} is not the new version's");
-    }
+    serves_the_new_version(&state, &other).await;
 }
