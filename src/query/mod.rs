@@ -545,6 +545,28 @@ pub fn bind_all<'a>(ds: &'a Dataset, filters: &[Filter]) -> Vec<Option<BoundFilt
         .collect()
 }
 
+/// [`bind_all`] for the partitions marked in `used` only; the others get
+/// `None` and must not be read. Binding takes a partition's filter columns,
+/// which for a dataset on object storage fetches them: a tile binds the
+/// partitions it reads, not the whole dataset.
+pub fn bind_used<'a>(
+    ds: &'a Dataset,
+    filters: &[Filter],
+    used: &[bool],
+) -> Vec<Option<BoundFilters<'a>>> {
+    ds.partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            used.get(i)
+                .copied()
+                .unwrap_or(false)
+                .then(|| bind_filters(&ds.manifest, p, filters))
+                .flatten()
+        })
+        .collect()
+}
+
 /// Bind filters to a partition, or `None` when its zone maps exclude them.
 pub fn bind_filters<'a>(
     m: &Manifest,
@@ -554,7 +576,9 @@ pub fn bind_filters<'a>(
     let mut preds = Vec::with_capacity(filters.len());
     for f in filters {
         let zone = part.info.columns.get(f.column());
-        let array = part.column(f.column())?;
+        // The column is taken only once the zone maps let the partition
+        // through: on object storage, taking it fetches it.
+        let array = || part.column(f.column());
         match f {
             Filter::Range { min, max, .. } => {
                 if let Some(z) = zone {
@@ -564,7 +588,7 @@ pub fn bind_filters<'a>(
                         _ => {}
                     }
                 }
-                preds.push(RowPred::Range(NumColumn::new(array)?, *min, *max));
+                preds.push(RowPred::Range(NumColumn::new(array()?)?, *min, *max));
             }
             Filter::In { column, values } => {
                 let labels = &m.column(column)?.categories;
@@ -577,7 +601,7 @@ pub fn bind_filters<'a>(
                         return None;
                     }
                 }
-                preds.push(RowPred::In(CatColumn::new(array)?, set));
+                preds.push(RowPred::In(CatColumn::new(array()?)?, set));
             }
         }
     }

@@ -412,8 +412,16 @@ fn run<B: Binner>(
         }
     };
     // Partitions excluded by zone maps are dropped before any row is read.
-    let bound = crate::query::bind_all(ds, filters);
-    let skipped = bound.iter().filter(|b| b.is_none()).count();
+    let mut used = vec![false; ds.partitions.len()];
+    for s in spans {
+        used[s.partition] = true;
+    }
+    let bound = crate::query::bind_used(ds, filters, &used);
+    let skipped = used
+        .iter()
+        .zip(&bound)
+        .filter(|(u, b)| **u && b.is_none())
+        .count();
     let spans: Vec<&RowSpan> = spans
         .iter()
         .filter(|s| bound[s.partition].is_some())

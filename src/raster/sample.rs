@@ -65,7 +65,11 @@ pub fn zoom_stats(
         agg,
         filters,
     );
-    let bound = crate::query::bind_all(ds, filters);
+    let mut used = vec![false; ds.partitions.len()];
+    for (p, _) in windows.iter().flat_map(|w| rows.segments(w.clone())) {
+        used[p] = true;
+    }
+    let bound = crate::query::bind_used(ds, filters, &used);
     let weight = |raw: u64| -> f64 {
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
         1.0 / pi.min(1.0)
