@@ -21,4 +21,13 @@ if command -v nginx >/dev/null; then
   sed -i "s|/var/cache/nginx/pointillist|$T/cache|" "$T/pointillist.conf"
   nginx -p "$T" -c nginx.conf -t -q
   echo "nginx configuration ok"
+  # The quadkey-routing variant, where Debian's njs module is installed.
+  JS_MODULE=/usr/lib/nginx/modules/ngx_http_js_module.so
+  if [ -f "$JS_MODULE" ]; then
+    sed 's/pointillist-[0-9]:8080/127.0.0.1:8080/; s|"/etc/nginx/pointillist/"|"'"$PWD"'/deploy/nginx/"|' \
+      deploy/nginx/upstream-quadkey.conf > "$T/upstream.conf"
+    sed -i "1i load_module $JS_MODULE;" "$T/nginx.conf"
+    nginx -p "$T" -c nginx.conf -t -q
+    echo "nginx configuration with quadkey routing ok"
+  fi
 fi

@@ -12,7 +12,10 @@
 #   3. replays it again while the dataset is repacked (a new version,
 #      renamed into place, or uploaded over the old one) and every replica
 #      is told to reload;
-#   4. reports failed requests (must be 0 in 2 and 3), each replica's tile
+#   4. replays filtered z8+ tiles through fresh replicas under URI hashing
+#      and under quadkey-prefix routing (deploy/nginx/quadkey.js), counting
+#      the requests and the object-storage bytes of each replica;
+#   5. reports failed requests (must be 0 in 2 and 3), each replica's tile
 #      cache hit rate, and the RSS/PSS of 3 replicas against 1.
 # Exit status 1 when a request failed or a replica kept the old version.
 #
@@ -44,7 +47,11 @@ mkdir -p "$W/catalog" "$W/nginx/cache"
 echo "uptime: $(uptime)"
 "$BIN" gen towers --rows "$ROWS" --seed 1 --out "$W/v1.parquet" >/dev/null
 "$BIN" gen towers --rows "$ROWS" --seed 2 --out "$W/v2.parquet" >/dev/null
-"$BIN" pack "$W/v1.parquet" --out "$W/catalog/towers" >/dev/null 2>&1
+# On object storage a partition's column is what one range request
+# fetches: small partitions keep a tile's fetch to its region.
+PACK_ARGS=()
+[ "$DATA" != s3 ] || PACK_ARGS=(--partition-rows 8192)
+"$BIN" pack "$W/v1.parquet" --out "$W/catalog/towers" "${PACK_ARGS[@]}" >/dev/null 2>&1
 SOURCE="$W/catalog"
 if [ "$DATA" = s3 ]; then
   source scripts/s3_lib.sh
@@ -70,10 +77,19 @@ start_replica() { # $1 = index 1..3
   cat "$W/replica-$1.log" >&2
   return 1
 }
-upstreams() { # $1 = how many replicas
+upstreams() { # $1 = how many replicas, $2 = uri (default) or quadkey routing
   {
+    if [ "${2:-uri}" = quadkey ]; then
+      echo "js_path \"$PWD/deploy/nginx/\";"
+      echo "js_import quadkey from quadkey.js;"
+      echo "js_set \$pointillist_route quadkey.key;"
+    fi
     echo "upstream pointillist {"
-    echo "    hash \$request_uri consistent;"
+    if [ "${2:-uri}" = quadkey ]; then
+      echo "    hash \$pointillist_route consistent;"
+    else
+      echo "    hash \$request_uri consistent;"
+    fi
     for i in $(seq 1 "$1"); do
       echo "    server 127.0.0.1:$((PORT + i)) max_fails=1 fail_timeout=5s;"
     done
@@ -91,6 +107,13 @@ trap cleanup EXIT
 
 for i in 1 2 3; do start_replica "$i"; done
 cp deploy/nginx/nginx.conf deploy/nginx/pointillist.conf "$W/nginx/"
+# Quadkey routing runs in njs (Debian's libnginx-mod-http-js).
+JS_MODULE=/usr/lib/nginx/modules/ngx_http_js_module.so
+if [ ! -f "$JS_MODULE" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnginx-mod-http-js >/dev/null
+fi
+[ -f "$JS_MODULE" ] || { echo "libnginx-mod-http-js is missing: apt-get install libnginx-mod-http-js" >&2; exit 1; }
+sed -i "1i load_module $JS_MODULE;" "$W/nginx/nginx.conf"
 sed -i "s|/var/cache/nginx/pointillist|$PWD/$W/nginx/cache|; s|listen 8080;|listen 127.0.0.1:$PORT;|" \
   "$W/nginx/pointillist.conf"
 # nginx's workers may run as another user than the master (root in CI).
@@ -139,7 +162,7 @@ echo "== swap the dataset's version during a trace"
 OLD=$(curl -sf "http://127.0.0.1:$((PORT + 1))/datasets/towers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 trace swap --unique --seed 12 &
 TRACE=$!
-"$BIN" pack "$W/v2.parquet" --out "$W/catalog/towers" --force >/dev/null 2>&1
+"$BIN" pack "$W/v2.parquet" --out "$W/catalog/towers" --force "${PACK_ARGS[@]}" >/dev/null 2>&1
 if [ "$DATA" = s3 ]; then
   "$S3_VENV/bin/python" scripts/s3_upload.py --endpoint "$S3_ENDPOINT" --bucket maps \
     --prefix cat/towers "$W/catalog/towers"
@@ -152,6 +175,26 @@ STALE=0
 for i in 1 2 3; do
   V=$(curl -sf "http://127.0.0.1:$((PORT + i))/datasets/towers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
   [ "$V" != "$OLD" ] || STALE=$((STALE + 1))
+done
+
+echo "== routing: URI hashing against quadkey prefixes (fresh replicas, filtered z8+ tiles)"
+restart_fresh() { # every replica, with an empty object cache
+  for i in 1 2 3; do kill "${PIDS[$i]}" 2>/dev/null || true; wait "${PIDS[$i]}" 2>/dev/null || true; done
+  for i in 1 2 3; do rm -rf "$W/object-cache-$i"; start_replica "$i"; done
+}
+for policy in uri quadkey; do
+  restart_fresh
+  upstreams 3 "$policy"
+  # An empty tile cache in nginx too, so every tile reaches a replica.
+  "$NGINX" -p "$PWD/$W/nginx" -c nginx.conf -s stop
+  sleep 0.5
+  rm -rf "$W/nginx/cache"/*
+  "$NGINX" -p "$PWD/$W/nginx" -c nginx.conf
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+  trace "route-$policy" --unique --seed 21 --min-zoom 8 --query "filter=range:0..2000&scale=tile"
+  for i in 1 2 3; do
+    curl -sf "http://127.0.0.1:$((PORT + i))/metrics" > "$W/route-$policy-metrics-$i.txt"
+  done
 done
 
 python3 - "$W" "$PORT" "$RSS1" "$PSS1" "$RSS3" "$PSS3" "$STALE" "$DATA" <<'PY'
@@ -184,6 +227,21 @@ if data == "s3":
             float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
             if l.startswith("pointillist_object_bytes_fetched_total"))
     report["object_bytes_fetched"] = fetched
+def metric(text, name):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name))
+routing = {}
+for policy in ("uri", "quadkey"):
+    t = load(f"route-{policy}")
+    per = {}
+    for i in (1, 2, 3):
+        text = open(f"{w}/route-{policy}-metrics-{i}.txt").read()
+        per[f"replica_{i}"] = {
+            "requests": t["upstreams"].get(f"127.0.0.1:{port + i}", 0),
+            "object_bytes_fetched": metric(text, "pointillist_object_bytes_fetched_total"),
+        }
+    routing[policy] = {"failed": t["failed"], "tiles_per_s": t["tiles_per_s"], "replicas": per,
+                       "object_bytes_fetched_total": sum(r["object_bytes_fetched"] for r in per.values())}
+report["routing"] = routing
 report["rss_mb"] = {"1_replica": rss1, "3_replicas": rss3}
 report["pss_mb"] = {"1_replica": pss1, "3_replicas": pss3}
 json.dump(report, open(f"{w}/report.json", "w"), indent=1)

@@ -26,11 +26,11 @@ import urllib.request
 from tracelib import PLACES, tile_of
 
 
-def trace(n: int, seed: int) -> list[tuple[int, int, int]]:
+def trace(n: int, seed: int, min_zoom: int = 2) -> list[tuple[int, int, int]]:
     rng = random.Random(seed)
     out = []
     lon, lat = rng.choice(PLACES)
-    z = 6
+    z = max(6, min_zoom)
     for _ in range(n):
         r = rng.random()
         if r < 0.1:
@@ -38,7 +38,7 @@ def trace(n: int, seed: int) -> list[tuple[int, int, int]]:
         elif r < 0.3:
             z = min(12, z + 1)
         elif r < 0.45:
-            z = max(2, z - 1)
+            z = max(min_zoom, z - 1)
         else:
             step = 360 / 2**z
             lon = max(-179.0, min(179.0, lon + rng.uniform(-step, step)))
@@ -55,9 +55,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--unique", action="store_true")
+    ap.add_argument("--min-zoom", type=int, default=2)
+    ap.add_argument("--query", default="", help="appended to every tile URL, e.g. filter=range:0..2000")
     ap.add_argument("--json-out")
     a = ap.parse_args()
-    tiles = trace(a.requests, a.seed)
+    tiles = trace(a.requests, a.seed, a.min_zoom)
     with urllib.request.urlopen(f"{a.url}/datasets/{a.dataset}/tilejson", timeout=30) as r:
         template = json.load(r)["tiles"][0]
     if template.startswith("/"):
@@ -74,6 +76,8 @@ def main() -> int:
                 state["next"] += 1
             z, x, y = tiles[i]
             url = template.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+            if a.query:
+                url += ("&" if "?" in url else "?") + a.query
             if a.unique:
                 url += f"&alpha={200 + (a.seed * 7919 + i) % 56}"
             try:
