@@ -6,8 +6,9 @@
 
 One trace of tiles (z8..z14 around a few cities, each with a range filter
 of its own, so no cache but the data's answers it) is requested, one at a
-time, in four passes: local (warms the page cache; not reported), local
-again, s3 cold (the object cache is empty), s3 warm (every chunk cached).
+time: local (warms the page cache; not reported); s3 cold (the object cache
+is empty; the first tile reported on its own); then local and s3 warm side
+by side, tile by tile, in alternating order.
 Every s3 tile must equal the local one byte for byte. Reports p50/p99 per
 pass, the warm/local ratio and the bytes fetched from object storage per
 cold tile (from /metrics). Only the standard library is used.
@@ -73,14 +74,23 @@ def main() -> None:
     a = ap.parse_args()
     tiles = trace(a.tiles, a.seed)
     run(a.url, a.local, tiles)
-    local, lb = run(a.url, a.local, tiles)
     before = fetched(a.url)
-    cold, cb = run(a.url, a.remote, tiles)
+    first, _ = run(a.url, a.remote, tiles[:1])
+    bytes_first = fetched(a.url) - before
+    cold, cb = run(a.url, a.remote, tiles[1:])
     bytes_cold = fetched(a.url) - before
-    warm, wb = run(a.url, a.remote, tiles)
+    # Warm: local and s3 side by side, tile by tile, in alternating order.
+    local, warm, lb, wb = [], [], [], []
+    for i, t in enumerate(tiles[1:]):
+        order = [(a.local, local, lb), (a.remote, warm, wb)]
+        for name, ms, bodies in order if i % 2 == 0 else order[::-1]:
+            m, b = run(a.url, name, [t])
+            ms += m
+            bodies += b
     bad = sum(1 for x, y, z in zip(lb, cb, wb) if not (x == y == z))
     report = {
         "tiles": len(tiles),
+        "first_cold_tile": {"ms": first[0], "bytes_fetched": bytes_first},
         "local_ms": {"p50": statistics.median(local), "p99": pct(local, 0.99)},
         "s3_cold_ms": {"p50": statistics.median(cold), "p99": pct(cold, 0.99)},
         "s3_warm_ms": {"p50": statistics.median(warm), "p99": pct(warm, 0.99)},

@@ -235,8 +235,11 @@ for policy in ("uri", "quadkey"):
     per = {}
     for i in (1, 2, 3):
         text = open(f"{w}/route-{policy}-metrics-{i}.txt").read()
+        hit = metric(text, 'pointillist_object_chunks_total{result="hit"}')
+        miss = metric(text, 'pointillist_object_chunks_total{result="miss"}')
         per[f"replica_{i}"] = {
             "requests": t["upstreams"].get(f"127.0.0.1:{port + i}", 0),
+            "object_cache_hit_rate": round(hit / (hit + miss), 3) if hit + miss else None,
             "object_bytes_fetched": metric(text, "pointillist_object_bytes_fetched_total"),
         }
     routing[policy] = {"failed": t["failed"], "tiles_per_s": t["tiles_per_s"], "replicas": per,

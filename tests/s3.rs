@@ -613,3 +613,77 @@ async fn a_versioned_bucket_serves_the_opened_version_until_reload() {
     reload(&state).await;
     serves_the_new_version(&state, &other).await;
 }
+
+/// A tmpfs of `mb` MiB mounted for the test's life (needs root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cache_disk_is_503_and_heals_when_space_returns() {
+    let Some(ep) = endpoint() else { return };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small file system for the cache needs root");
+        return;
+    }
+    let mut s = setup(&ep, "diskfull", 60_000, 11).await;
+    s.cache = s._dir.path().join("small-disk");
+    let Some(_disk) = Tmpfs::mount(&s.cache, 4) else {
+        eprintln!("skipped: could not mount a tmpfs");
+        return;
+    };
+    let state = AppState::new(config(&s, s3_options(&ep)));
+    assert!(
+        state.catalog.load().errors.is_empty(),
+        "{:?}",
+        state.catalog.load().errors
+    );
+    // Another program fills the disk but for a few pages.
+    let filler = s.cache.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![1u8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut refused = 0;
+    for (a, b) in requests("local").iter().zip(requests("remote")) {
+        let (l, r) = (get(&state, a).await, get(&state, &b).await);
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            refused += 1;
+            assert!(r.headers.contains_key(header::RETRY_AFTER));
+            let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert!(e["error"].as_str().unwrap().contains("object cache"), "{e}");
+        } else {
+            assert_eq!(r.status, StatusCode::OK, "{b}");
+            assert!(
+                l.body == r.body,
+                "{b}: a full disk must not change an answer"
+            );
+        }
+    }
+    assert!(
+        refused > 0,
+        "the disk was full, some fetch must have failed"
+    );
+    // Space is back: the failed entries were dropped, and are fetched again.
+    std::fs::remove_file(&filler).unwrap();
+    same_as_local(&state, "local", "remote").await;
+}

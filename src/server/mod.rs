@@ -710,6 +710,12 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
     metrics::gauge!("pointillist_filter_bits_bytes").set(state.filter_bits.weighted_size() as f64);
+    let o = &state.objects;
+    metrics::gauge!("pointillist_object_cache_bytes").set(o.used_bytes() as f64);
+    metrics::counter!("pointillist_object_chunks_total", "result" => "hit")
+        .absolute(o.chunk_hits());
+    metrics::counter!("pointillist_object_chunks_total", "result" => "miss")
+        .absolute(o.chunk_misses());
     if let Some(bytes) = storage_read_bytes() {
         // What the process made the kernel fetch from storage: page faults
         // on the mapped data files (and readahead) once the data is larger

@@ -82,6 +82,8 @@ pub struct ObjectCache {
     limit: u64,
     used: AtomicU64,
     clock: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
     options: BTreeMap<String, String>,
     timeout: Duration,
 }
@@ -103,6 +105,8 @@ impl ObjectCache {
             limit: limit_mb.saturating_mul(1 << 20),
             used: AtomicU64::new(0),
             clock: AtomicU64::new(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             options,
             timeout,
         }
@@ -116,6 +120,16 @@ impl ObjectCache {
     /// The cache's byte bound.
     pub fn limit_bytes(&self) -> u64 {
         self.limit
+    }
+
+    /// Reads of a column chunk that found it in the cache.
+    pub fn chunk_hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Reads of a column chunk that had to fetch it.
+    pub fn chunk_misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
     }
 
     fn tick(&self) -> u64 {
@@ -679,6 +693,7 @@ impl Lazy {
         };
         let tick = self.cache.tick();
         let mut missing: Vec<(usize, usize)> = Vec::new();
+        let mut hits = 0;
         for (p, c) in pairs {
             let Some(ch) = chunks.get(p).and_then(|cols| cols.get(c)) else {
                 continue;
@@ -686,11 +701,19 @@ impl Lazy {
             ch.used.store(tick, Ordering::Relaxed);
             if ch.state.load(Ordering::Acquire) != PRESENT {
                 missing.push((p, c));
+            } else {
+                hits += 1;
             }
+        }
+        if hits > 0 {
+            self.cache.hits.fetch_add(hits, Ordering::Relaxed);
         }
         if missing.is_empty() {
             return;
         }
+        self.cache
+            .misses
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
         if let Err(why) = self.fill(chunks, missing) {
             metrics::counter!("pointillist_object_errors_total").increment(1);
             std::panic::resume_unwind(Box::new(Unavailable(why)));
