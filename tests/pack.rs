@@ -114,6 +114,127 @@ fn csv_round_trip() {
     assert_eq!(when.arrow_type, "Timestamp(µs, \"UTC\")");
 }
 
+#[test]
+fn compressed_and_delimited_text_round_trips() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::new(900, 8);
+    let csv = t.csv();
+    assert!(
+        !csv.contains([';', '\t', '|']),
+        "the fixture's text has no other delimiter"
+    );
+    let gzip = |text: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let bzip = |text: &str| {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("cell_towers.csv.gz", gzip(&csv)),
+        (
+            "points.csv.zst",
+            zstd::encode_all(csv.as_bytes(), 3).unwrap(),
+        ),
+        ("points.csv.bz2", bzip(&csv)),
+        ("points.tsv", csv.replace(',', "\t").into_bytes()),
+        ("semicolons.csv.gz", gzip(&csv.replace(',', ";"))),
+        ("pipes.txt", csv.replace(',', "|").into_bytes()),
+        // Compressed, whatever the name says.
+        ("really-gzip.csv", gzip(&csv)),
+    ];
+    for (name, bytes) in files {
+        let input = dir.path().join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let (report, ds) = pack_ok(&options(&[&input], &dir.path().join(format!("ds-{name}"))));
+        assert_eq!(report.bad_rows, 0, "{name}");
+        check_dataset(&ds, &t.expect());
+    }
+    // A truncated gzip is an error, and leaves nothing behind.
+    let whole = gzip(&csv);
+    let cut = dir.path().join("cut.csv.gz");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let out = dir.path().join("cut");
+    let r = run(&["pack", s(&cut), "--out", s(&out)]);
+    assert_failed_cleanly(&r, &out, "cut.csv.gz");
+}
+
+#[test]
+fn arrow_ipc_streams_and_compressed_ipc_round_trip() {
+    use arrow_ipc::CompressionType;
+    use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::new(700, 9);
+    let batch = t.batch(Coords::LonLat("lon", "lat"));
+    let opts =
+        |c: Option<CompressionType>| IpcWriteOptions::default().try_with_compression(c).unwrap();
+    let cases = [
+        ("points.arrows", false, None),
+        ("stream-named.arrow", false, None),
+        (
+            "pandas-default.feather",
+            true,
+            Some(CompressionType::LZ4_FRAME),
+        ),
+        ("polars-zstd.arrow", true, Some(CompressionType::ZSTD)),
+        ("zstd.arrows", false, Some(CompressionType::ZSTD)),
+    ];
+    for (name, file_format, compression) in cases {
+        let input = dir.path().join(name);
+        let f = std::fs::File::create(&input).unwrap();
+        if file_format {
+            let mut w =
+                FileWriter::try_new_with_options(f, &batch.schema(), opts(compression)).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        } else {
+            let mut w =
+                StreamWriter::try_new_with_options(f, &batch.schema(), opts(compression)).unwrap();
+            w.write(&batch.slice(0, 300)).unwrap();
+            w.write(&batch.slice(300, 400)).unwrap();
+            w.finish().unwrap();
+        }
+        let (_, ds) = pack_ok(&options(&[&input], &dir.path().join(format!("ds-{name}"))));
+        check_dataset(&ds, &t.expect());
+    }
+}
+
+#[test]
+fn parquet_with_every_codec_round_trips() {
+    use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::new(800, 10);
+    let batch = t.batch(Coords::LonLat("lon", "lat"));
+    for (name, codec) in [
+        ("gzip", Compression::GZIP(GzipLevel::default())),
+        ("brotli", Compression::BROTLI(BrotliLevel::default())),
+        ("lz4", Compression::LZ4),
+        ("lz4_raw", Compression::LZ4_RAW),
+        ("snappy", Compression::SNAPPY),
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ("none", Compression::UNCOMPRESSED),
+    ] {
+        let input = dir.path().join(format!("{name}.parquet"));
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(codec)
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&input).unwrap(),
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let (_, ds) = pack_ok(&options(&[&input], &dir.path().join(format!("ds-{name}"))));
+        check_dataset(&ds, &t.expect());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // OpenCelliD
 // ---------------------------------------------------------------------------
@@ -245,11 +366,19 @@ fn several_files_a_directory_and_a_glob() {
     // A pattern or directory that matches nothing is an error, not ignored.
     let out = dir.path().join("none");
     let r = run(&["pack", s(&p0), s(&parts.join("*.parqet")), "--out", s(&out)]);
-    assert_failed_cleanly(&r, &out, "no .parquet, .arrow/.feather or .csv files found");
+    assert_failed_cleanly(
+        &r,
+        &out,
+        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found",
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let r = run(&["pack", s(&p0), s(&empty), "--out", s(&out)]);
-    assert_failed_cleanly(&r, &out, "no .parquet, .arrow/.feather or .csv files found");
+    assert_failed_cleanly(
+        &r,
+        &out,
+        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found",
+    );
     // A named file of an unknown type.
     let r = run(&["pack", s(&parts.join("notes.md")), "--out", s(&out)]);
     assert_failed_cleanly(&r, &out, "unknown file type");

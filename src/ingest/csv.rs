@@ -58,15 +58,51 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
     }
 }
 
-fn reader(path: &Path, has_header: bool) -> Result<csv::Reader<std::fs::File>, IngestError> {
-    let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
+type Text = Box<dyn std::io::Read + Send>;
+
+fn reader(path: &Path, has_header: bool) -> Result<csv::Reader<Text>, IngestError> {
+    let io = |source| IngestError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let delimiter = sniff_delimiter(super::compress::open_text(path).map_err(io)?);
+    let f = super::compress::open_text(path).map_err(io)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(has_header)
+        .delimiter(delimiter)
         .flexible(true)
         .from_reader(f))
+}
+
+/// The delimiter of a text table: whichever of comma, tab, semicolon and
+/// pipe occurs most often outside quotes in its first line (comma on a
+/// tie or none).
+fn sniff_delimiter(mut text: Text) -> u8 {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 << 10);
+    let _ = text.by_ref().take(64 << 10).read_to_end(&mut head);
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            _ if quoted => {}
+            b',' => counts[0] += 1,
+            b'\t' => counts[1] += 1,
+            b';' => counts[2] += 1,
+            b'|' => counts[3] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..4)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b'\t', b';', b'|'][best]
+    }
 }
 
 fn layout(path: &Path) -> Result<Layout, IngestError> {

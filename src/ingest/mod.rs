@@ -2,6 +2,7 @@
 //! (incl. OpenCelliD) → batches of projected, quantized points plus their
 //! normalized attribute columns.
 
+pub mod compress;
 mod csv;
 mod geom;
 
@@ -53,7 +54,9 @@ pub const CATEGORY_LIMIT: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// No input files matched.
-    #[error("no .parquet, .arrow/.feather or .csv files found for {0:?}")]
+    #[error(
+        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found for {0:?}"
+    )]
     NoInput(Vec<String>),
     /// I/O failure on a file.
     #[error("{path}: {source}")]
@@ -134,21 +137,50 @@ pub struct IngestOptions {
 pub enum Format {
     /// Apache Parquet (GeoParquet included).
     Parquet,
-    /// Arrow IPC file (Feather v2).
+    /// Arrow IPC, file (Feather v2) or stream format, told apart by content.
     Ipc,
-    /// Comma-separated values.
+    /// Delimited text (comma, tab, semicolon or pipe, detected), optionally
+    /// gzip, zstd or bzip2 compressed ([`compress`]).
     Csv,
 }
 
 impl Format {
     fn of(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let ext = compress::inner_extension(path)?;
         match ext.as_str() {
             "parquet" | "pq" | "geoparquet" => Some(Format::Parquet),
             "arrow" | "feather" | "ipc" | "arrows" => Some(Format::Ipc),
-            "csv" | "txt" => Some(Format::Csv),
+            "csv" | "txt" | "tsv" | "tab" => Some(Format::Csv),
             _ => None,
         }
+    }
+}
+
+/// Batches of an Arrow IPC input, in the file format (with a footer) or
+/// the stream format (`.arrows`, or a stream named `.arrow`): the file
+/// format starts with the magic bytes `ARROW1`.
+type IpcBatches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
+
+fn ipc_reader(path: &Path) -> Result<(SchemaRef, IpcBatches), IngestError> {
+    let mut head = [0u8; 6];
+    let is_file = {
+        use std::io::Read;
+        let mut f = open(path)?;
+        f.read_exact(&mut head).is_ok() && &head == b"ARROW1"
+    };
+    let buffered = std::io::BufReader::with_capacity(1 << 20, open(path)?);
+    if is_file {
+        let r = arrow_ipc::reader::FileReader::try_new(buffered, None)
+            .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;
+        Ok((r.schema(), Box::new(r)))
+    } else {
+        let r = arrow_ipc::reader::StreamReader::try_new(buffered, None).map_err(|e| {
+            fmt_err(
+                path,
+                format!("not a readable Arrow IPC file or stream: {e}"),
+            )
+        })?;
+        Ok((r.schema(), Box::new(r)))
     }
 }
 
@@ -200,7 +232,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
             if Format::of(&p).is_none() {
                 return Err(IngestError::Format {
                     path: p,
-                    message: "unknown file type (expected .parquet, .arrow/.feather or .csv)"
+                    message: "unknown file type (expected .parquet, .arrow/.feather/.arrows, or .csv/.tsv, optionally .gz/.zst/.bz2)"
                         .into(),
                 });
             }
@@ -390,11 +422,9 @@ fn survey(
             (meta.schema().clone(), geo_meta, Some(rows))
         }
         Format::Ipc => {
-            let reader =
-                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(open(path)?), None)
-                    .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;
+            let (schema, _) = ipc_reader(path)?;
             whole_file(units);
-            (reader.schema(), None, None)
+            (schema, None, None)
         }
         Format::Csv => {
             let schema = csv::infer_schema(path, options)?;
@@ -805,9 +835,7 @@ pub fn read_unit(
             }
         }
         Format::Ipc => {
-            let reader =
-                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(open(path)?), None)
-                    .map_err(|e| fmt_err(path, e))?;
+            let (_, reader) = ipc_reader(path)?;
             for batch in reader {
                 emit(&batch.map_err(|e| fmt_err(path, e))?, 0)?;
             }
