@@ -31,7 +31,8 @@ use std::path::PathBuf;
 #[command(
     name = "pointillist",
     version,
-    about = "Turn millions of map points into coloured raster tiles, fast."
+    about = "Turn millions of map points into coloured raster tiles, fast.",
+    after_help = "Environment:\n  RUST_LOG                 log filter (default info; e.g. debug, pointillist=trace)\n  POINTILLIST_ADMIN_TOKEN  bearer token that enables POST /admin/reload (serve)\n  AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n                           object storage for s3:// datasets (serve)\nLogs are coloured only on a terminal."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -319,9 +320,23 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", report(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line, each cause once: library errors
+/// often name their cause in their own message as well as chaining it.
+fn report(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.to_lowercase().contains(&c.to_lowercase()) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 fn run(cli: Cli) -> Result<()> {

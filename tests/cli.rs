@@ -150,3 +150,37 @@ async fn cli_and_server_share_parameters_and_pixels() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn errors_name_their_cause_once_and_help_names_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pointillist"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["pack", "missing.parquet", "--out", "out"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert_eq!(err.matches("no such file or directory").count(), 1, "{err}");
+    let o = run(&["info", "nosuchdir"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(err.contains("nosuchdir"), "{err}");
+    assert!(err.matches("os error 2").count() <= 1, "{err}");
+    assert!(
+        err.matches("no such file or directory").count() == 1,
+        "{err}"
+    );
+    // Logs to a pipe carry no colour codes.
+    let o = run(&["gen", "towers", "--rows", "100", "--out", "t.parquet"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("INFO"));
+    assert!(!o.stderr.contains(&0x1b), "ANSI codes in piped logs");
+    let help = String::from_utf8_lossy(&run(&["--help"]).stdout).to_string();
+    for v in ["RUST_LOG", "POINTILLIST_ADMIN_TOKEN", "AWS_ENDPOINT_URL"] {
+        assert!(help.contains(v), "--help does not name {v}");
+    }
+}

@@ -1388,3 +1388,27 @@ fn a_memory_budget_sizes_the_caches_and_bounds_them() {
     c.fit_to_budget().unwrap();
     assert_eq!(c.cache_mb, ServerConfig::default().cache_mb);
 }
+
+#[tokio::test]
+async fn a_filter_on_an_unknown_category_is_refused_with_the_categories() {
+    let s = server();
+    for uri in [
+        "/datasets/towers/count?filter=radio:in:XX",
+        "/tiles/towers/8/75/96.png?filter=radio:in:LTE,XX",
+        "/datasets/towers/histogram/range?filter=radio:in:lte",
+    ] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        let e = r.error();
+        assert!(
+            e.contains("no category") && e.contains("GSM") && e.contains("LTE"),
+            "{uri}: {e}"
+        );
+    }
+    assert_eq!(
+        get(&s, "/datasets/towers/count?filter=radio:in:LTE")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

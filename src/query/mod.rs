@@ -33,6 +33,17 @@ pub enum QueryError {
         /// Valid choices.
         valid: String,
     },
+    /// An `in:` filter naming a label the categorical column does not have
+    /// (it would match nothing, silently).
+    #[error("column {column:?} has no category {value:?}; categories: {valid}")]
+    UnknownCategory {
+        /// The column.
+        column: String,
+        /// The label asked for.
+        value: String,
+        /// The column's labels (the first 50).
+        valid: String,
+    },
     /// A column of the wrong kind for the operation.
     #[error("column {name:?} is {kind}, but {wanted} needs {expected}")]
     WrongKind {
@@ -340,7 +351,7 @@ impl Filter {
         let bad = || QueryError::BadFilter(s.to_string());
         if let Some((column, rest)) = s.split_once(":in:") {
             require(m, column, &[ColumnKind::Categorical], "an in: filter")?;
-            let values = rest
+            let values: Vec<String> = rest
                 .split(',')
                 .map(|v| {
                     percent_encoding::percent_decode_str(v)
@@ -348,6 +359,23 @@ impl Filter {
                         .to_string()
                 })
                 .collect();
+            let labels = m.column(column).map(|c| &c.categories[..]).unwrap_or(&[]);
+            if let Some(v) = values.iter().find(|v| !labels.contains(v)) {
+                let mut valid = labels
+                    .iter()
+                    .take(50)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if labels.len() > 50 {
+                    valid.push_str(&format!(", ... ({} in all)", labels.len()));
+                }
+                return Err(QueryError::UnknownCategory {
+                    column: column.to_string(),
+                    value: v.clone(),
+                    valid,
+                });
+            }
             return Ok(Filter::In {
                 column: column.to_string(),
                 values,
