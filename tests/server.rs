@@ -1412,3 +1412,64 @@ async fn a_filter_on_an_unknown_category_is_refused_with_the_categories() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn cors_preflights_and_cache_headers_answer_as_clients_expect() {
+    let s = server();
+    let pre = send(
+        &s,
+        Request::builder()
+            .method("OPTIONS")
+            .uri(NY_TILE)
+            .header(header::ORIGIN, "https://maps.example.com")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(pre.status.is_success(), "{}", pre.status);
+    let allowed = pre.headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(
+        allowed.to_ascii_lowercase().contains("authorization"),
+        "{allowed}"
+    );
+    let tile = send(
+        &s,
+        Request::get(NY_TILE)
+            .header(header::ORIGIN, "https://maps.example.com")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(tile.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let vary: Vec<_> = tile
+        .headers
+        .get_all(header::VARY)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(!vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+    for uri in [
+        "/datasets",
+        "/datasets/towers",
+        "/datasets/towers/tilejson",
+        "/openapi.json",
+        "/datasets/towers/histogram/radio?filter=range:0..2000",
+        "/datasets/towers/count",
+    ] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            r.headers[header::CACHE_CONTROL],
+            "public, max-age=60",
+            "{uri}"
+        );
+    }
+    for uri in ["/health", "/metrics", "/datasets/nope", "/no/such/endpoint"] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+}

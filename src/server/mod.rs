@@ -633,7 +633,8 @@ async fn track(req: Request, next: Next) -> Response {
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let t = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    default_cache_control(&route, &mut resp);
     let status = resp.status().as_u16().to_string();
     metrics::counter!("pointillist_requests_total", "route" => route.clone(), "status" => status)
         .increment(1);
@@ -642,14 +643,39 @@ async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// `Cache-Control` for responses whose handler set none: the JSON of a
+/// dataset (TileJSON, histograms, counts, the catalog, the OpenAPI
+/// document) may be kept a minute by browsers and proxies, as it changes
+/// only on a reload; health, metrics, admin and errors never.
+fn default_cache_control(route: &str, resp: &mut Response) {
+    use axum::http::header::CACHE_CONTROL;
+    if resp.headers().contains_key(CACHE_CONTROL) {
+        return;
+    }
+    let live = matches!(route, "/health" | "/metrics" | "unmatched") || route.starts_with("/admin");
+    let value = if live || !resp.status().is_success() {
+        "no-store"
+    } else {
+        "public, max-age=60"
+    };
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static(value));
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
 }
 
 /// The application router.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Preflights are answered with the headers they ask for (a client
+    // sending `Authorization` included: a `*` would not cover it). With any
+    // origin allowed the answer does not depend on the request's Origin, so
+    // responses carry no `Vary: origin`, which would split shared caches.
     let cors = if state.config.cors_origins.iter().any(|o| o == "*") {
-        CorsLayer::new().allow_origin(AllowOrigin::any())
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::any())
+            .vary([axum::http::header::ACCESS_CONTROL_REQUEST_HEADERS])
     } else {
         let origins: Vec<HeaderValue> = state
             .config
@@ -660,6 +686,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         CorsLayer::new().allow_origin(origins)
     }
     .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+    .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
     .expose_headers([
         axum::http::header::ETAG,
         axum::http::HeaderName::from_static("server-timing"),
