@@ -4,7 +4,7 @@
 #   scripts/test.sh            # everything
 #   SKIP_BROWSER=1 scripts/test.sh   # Rust tests (and schemathesis) only
 #   SKIP_SCHEMATHESIS=1 scripts/test.sh   # without the OpenAPI contract run
-#   SKIP_CLUSTER=1 scripts/test.sh   # without the deployment kit checks and
+#   SKIP_CLUSTER=1 scripts/test.sh   # without the deployment kit and promtool checks and
 #                                    # the 3-replica nginx runs (S3, local)
 #   SKIP_RUST=1 BROWSER_ROWS=10000000 scripts/test.sh
 #                                    # latency figures over 10M points
@@ -42,6 +42,7 @@ if [ "${SKIP_RUST:-0}" = 1 ] || [ "${SKIP_CLUSTER:-0}" = 1 ]; then
 else
   echo "== deployment kit: manifests, nginx config, 3 replicas behind nginx"
   scripts/check_deploy.sh
+  scripts/check_metrics.sh             # promtool check metrics, live server
   scripts/cluster_test.sh              # the catalog on a local S3 server
   DATA=local scripts/cluster_test.sh   # one local catalog, mapped by all
 fi

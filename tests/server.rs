@@ -1165,14 +1165,14 @@ async fn static_explorer_and_metrics() {
         "pointillist_rows_scanned_total",
         "pointillist_render_seconds",
         "pointillist_query_cells_seconds",
-        "pointillist_filter_bits_seconds",
+        "pointillist_filter_mask_seconds",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}");
     }
     for gauge in [
         "pointillist_tile_cache_bytes",
         "pointillist_query_cells_bytes",
-        "pointillist_filter_bits_bytes",
+        "pointillist_filter_mask_cache_bytes",
     ] {
         let v: f64 = m
             .lines()

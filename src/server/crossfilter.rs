@@ -99,7 +99,7 @@ pub async fn histogram(
             )
         })
         .await??;
-    metrics::histogram!("pointillist_histogram_seconds").record(t.elapsed().as_secs_f64());
+    metrics::histogram!("pointillist_crossfilter_seconds").record(t.elapsed().as_secs_f64());
     Ok(Json(histogram_json(h)))
 }
 
@@ -125,7 +125,7 @@ pub(super) async fn filter_bits(
         let b = cached(
             &state.filter_bits,
             key,
-            "pointillist_filter_bits_seconds",
+            "pointillist_filter_mask_seconds",
             async move {
                 Ok(st
                     .compute_on(e.clone(), Lane::Heavy, deadline, move |cancel| {

@@ -360,9 +360,118 @@ fn metrics_handle() -> PrometheusHandle {
         // Another recorder may already be installed (e.g. several servers in
         // one test process); the handle then still renders our own registry.
         let _ = metrics::set_global_recorder(recorder);
+        describe_metrics();
         handle
     })
     .clone()
+}
+
+/// HELP text and units of every metric (`promtool check metrics` wants
+/// them; scripts/check_metrics.sh runs it against a live server).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "pointillist_requests_total",
+        "HTTP requests answered, by route and status."
+    );
+    describe_histogram!(
+        "pointillist_request_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route."
+    );
+    describe_counter!(
+        "pointillist_computations_total",
+        "Jobs run on the compute pools, by lane (light: tiles; heavy: whole-map passes)."
+    );
+    describe_counter!(
+        "pointillist_shed_total",
+        "Requests refused with 503 because the render queue was full."
+    );
+    describe_gauge!(
+        "pointillist_connections_open",
+        "Client connections open now."
+    );
+    describe_gauge!("pointillist_datasets", "Datasets served.");
+    describe_counter!(
+        "pointillist_rows_scanned_total",
+        "Rows read by aggregations."
+    );
+    describe_histogram!(
+        "pointillist_render_seconds",
+        Unit::Seconds,
+        "Time to aggregate, shade and encode a tile."
+    );
+    describe_histogram!(
+        "pointillist_crossfilter_seconds",
+        Unit::Seconds,
+        "Time to compute a histogram."
+    );
+    describe_histogram!(
+        "pointillist_query_cells_seconds",
+        Unit::Seconds,
+        "Time to build the level-12 cells of a filtered or value query."
+    );
+    describe_histogram!(
+        "pointillist_filter_mask_seconds",
+        Unit::Seconds,
+        "Time to compute a filter's row bitsets."
+    );
+    describe_histogram!(
+        "pointillist_zoom_stats_seconds",
+        Unit::Seconds,
+        "Time to compute a zoom-wide colour scale."
+    );
+    describe_counter!(
+        "pointillist_tile_cache_total",
+        "Tile cache lookups, by result (hit, miss)."
+    );
+    describe_gauge!(
+        "pointillist_tile_cache_bytes",
+        Unit::Bytes,
+        "Bytes held by the tile cache."
+    );
+    describe_gauge!(
+        "pointillist_query_cells_bytes",
+        Unit::Bytes,
+        "Bytes held by the query-cell cache."
+    );
+    describe_gauge!(
+        "pointillist_filter_mask_cache_bytes",
+        Unit::Bytes,
+        "Bytes held by the filter bitset cache."
+    );
+    describe_gauge!(
+        "pointillist_storage_read_bytes",
+        Unit::Bytes,
+        "Bytes this process has made the kernel read from storage (mapped data faulted in)."
+    );
+    describe_counter!(
+        "pointillist_object_bytes_fetched_total",
+        Unit::Bytes,
+        "Bytes fetched from object storage."
+    );
+    describe_counter!(
+        "pointillist_object_ranges_fetched_total",
+        "Range requests answered by object storage."
+    );
+    describe_counter!(
+        "pointillist_object_errors_total",
+        "Scans failed because object storage did (answered 503)."
+    );
+    describe_counter!(
+        "pointillist_object_chunks_total",
+        "Reads of column chunks of s3:// datasets, by result (hit: cached, miss: fetched)."
+    );
+    describe_gauge!(
+        "pointillist_object_cache_bytes",
+        Unit::Bytes,
+        "Bytes of fetched data the object cache holds."
+    );
+    describe_counter!(
+        "pointillist_object_cache_evicted_bytes_total",
+        Unit::Bytes,
+        "Bytes dropped from the object cache to stay under its bound."
+    );
 }
 
 /// A cache of shared values bounded by bytes (key plus `bytes(value)`),
@@ -736,7 +845,8 @@ async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> impl IntoRespon
     state.filter_bits.run_pending_tasks().await;
     metrics::gauge!("pointillist_tile_cache_bytes").set(state.tiles.weighted_size() as f64);
     metrics::gauge!("pointillist_query_cells_bytes").set(state.cells.weighted_size() as f64);
-    metrics::gauge!("pointillist_filter_bits_bytes").set(state.filter_bits.weighted_size() as f64);
+    metrics::gauge!("pointillist_filter_mask_cache_bytes")
+        .set(state.filter_bits.weighted_size() as f64);
     let o = &state.objects;
     metrics::gauge!("pointillist_object_cache_bytes").set(o.used_bytes() as f64);
     metrics::counter!("pointillist_object_chunks_total", "result" => "hit")
