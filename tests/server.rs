@@ -1086,7 +1086,12 @@ async fn aggregate_points_legend() {
     let pts = nearest_first(&r, 3);
     let a = &pts[0]["attributes"];
     assert!(["GSM", "LTE", "NR", "UMTS"].contains(&a["radio"].as_str().unwrap()));
-    assert!(a["created"].as_f64().unwrap() > 1.2e12);
+    let created = a["created"].as_str().expect("RFC 3339 time");
+    let t = chrono::DateTime::parse_from_rfc3339(created).expect(created);
+    assert!(
+        t.timestamp() > 1_200_000_000 && created.ends_with('Z'),
+        "{created}"
+    );
     let r = get(
         &s,
         "/datasets/towers/points?lon=-74&lat=40.7&z=6&filter=radio:in:NR",
@@ -1472,4 +1477,104 @@ async fn cors_preflights_and_cache_headers_answer_as_clients_expect() {
         let r = get(&s, uri).await;
         assert_eq!(r.headers[header::CACHE_CONTROL], "no-store", "{uri}");
     }
+}
+
+#[tokio::test]
+async fn points_keep_every_value_exact() {
+    use arrow_array::builder::{Int32Builder, ListBuilder};
+    use arrow_array::{
+        ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, StructArray,
+        TimestampMicrosecondArray, UInt64Array,
+    };
+    use arrow_schema::{DataType, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let n = 4;
+    let lon: ArrayRef = Arc::new(Float64Array::from(vec![-74.0; n]));
+    let lat: ArrayRef = Arc::new(Float64Array::from(vec![40.7; n]));
+    let big: ArrayRef = Arc::new(Int64Array::from(vec![2495, -9_007_199_254_740_993, 0, 7]));
+    let ubig: ArrayRef = Arc::new(UInt64Array::from(vec![
+        7_425_725_167_743_237_483u64,
+        1,
+        2,
+        3,
+    ]));
+    let when: ArrayRef = Arc::new(
+        TimestampMicrosecondArray::from(vec![1_700_000_000_123_456i64; n]).with_timezone("UTC"),
+    );
+    let inner: ArrayRef = Arc::new(StructArray::from(vec![
+        (
+            Arc::new(Field::new("a", DataType::Int32, false)),
+            Arc::new(Int32Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("b", DataType::Utf8, false)),
+            Arc::new(StringArray::from(vec!["x", "y", "z", "w"])) as ArrayRef,
+        ),
+    ]));
+    let mut lb = ListBuilder::new(Int32Builder::new());
+    for i in 0..n as i32 {
+        lb.values().append_value(i);
+        lb.values().append_value(i * 10);
+        lb.append(true);
+    }
+    let list: ArrayRef = Arc::new(lb.finish());
+    let batch = RecordBatch::try_from_iter(vec![
+        ("lon", lon),
+        ("lat", lat),
+        ("big", big),
+        ("ubig", ubig),
+        ("when", when),
+        ("inner", inner),
+        ("list", list),
+    ])
+    .unwrap();
+    let input = dir.path().join("types.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&input).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = dir.path().join("types");
+    let mut o = pointillist::pack::PackOptions::new(vec![input.display().to_string()], &out);
+    o.force = true;
+    pointillist::pack::pack(&o).unwrap();
+    let s = Srv {
+        state: AppState::new(ServerConfig {
+            datasets: vec![out],
+            ..ServerConfig::default()
+        }),
+        root: dir.path().to_path_buf(),
+        _dir: dir,
+    };
+    let r = get(&s, "/datasets/types/points?lon=-74&lat=40.7&z=12&limit=10").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
+    let pts = r.json()["points"].as_array().unwrap().clone();
+    assert_eq!(pts.len(), n);
+    let mut seen = BTreeSet::new();
+    for p in &pts {
+        let a = &p["attributes"];
+        assert_eq!(a["when"], "2023-11-14T22:13:20.123456Z", "{a}");
+        let i = a["inner"]["a"].as_i64().expect("struct as JSON") as usize - 1;
+        assert_eq!(a["inner"]["b"], ["x", "y", "z", "w"][i]);
+        assert_eq!(a["list"], serde_json::json!([i, i * 10]));
+        let big = [
+            serde_json::json!(2495),
+            serde_json::json!("-9007199254740993"),
+            serde_json::json!(0),
+            serde_json::json!(7),
+        ];
+        assert_eq!(a["big"], big[i], "{a}");
+        let ubig = [
+            serde_json::json!("7425725167743237483"),
+            serde_json::json!(1),
+            serde_json::json!(2),
+            serde_json::json!(3),
+        ];
+        assert_eq!(a["ubig"], ubig[i], "{a}");
+        seen.insert(i);
+    }
+    assert_eq!(seen.len(), n);
 }

@@ -647,8 +647,10 @@ function doHover(e) {
 function fmtAttr(name, v) {
   const col = columnOf(app.meta, name);
   if (v === null || v === undefined) return '—';
-  if (col && col.kind === 'temporal' && typeof v === 'number') return fmtDateTime(v);
+  // Times come as RFC 3339 strings (older servers: epoch milliseconds).
+  if (col && col.kind === 'temporal') return fmtDateTime(typeof v === 'number' ? v : Date.parse(v));
   if (typeof v === 'number') return fmtNum(v);
+  if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }
 

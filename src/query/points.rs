@@ -55,12 +55,18 @@ impl Cursor {
 pub enum Attr {
     /// No value (null or NaN).
     Null,
-    /// A number.
+    /// A floating-point number.
     Number(f64),
-    /// A time, in epoch milliseconds.
-    Time(f64),
+    /// A signed integer, exactly.
+    Int(i64),
+    /// An unsigned integer, exactly.
+    UInt(u64),
+    /// A time, in epoch microseconds (UTC).
+    Time(i64),
     /// A category label or a string.
     Text(String),
+    /// A nested value (struct, list, map, ...) as JSON.
+    Json(serde_json::Value),
 }
 
 /// A point found near the cursor.
@@ -170,12 +176,14 @@ pub fn attributes(ds: &Dataset, part: usize, row: usize) -> Vec<(String, Attr)> 
         .filter_map(|c| {
             let array = p.column(&c.name)?;
             let v = match c.kind {
-                ColumnKind::Numeric => NumColumn::new(array)
-                    .and_then(|n| number(n.get(row)))
-                    .map(Attr::Number),
+                ColumnKind::Numeric => exact_integer(array, row).or_else(|| {
+                    NumColumn::new(array)
+                        .and_then(|n| number(n.get(row)))
+                        .map(Attr::Number)
+                }),
                 ColumnKind::Temporal => NumColumn::new(array)
                     .and_then(|n| number(n.get(row)))
-                    .map(|us| Attr::Time((us / 1000.0).round())),
+                    .map(|us| Attr::Time(us.round() as i64)),
                 ColumnKind::Categorical => CatColumn::new(array)
                     .and_then(|k| k.get(row))
                     .and_then(|k| c.categories.get(k))
@@ -188,9 +196,52 @@ pub fn attributes(ds: &Dataset, part: usize, row: usize) -> Vec<(String, Attr)> 
                         .filter(|s| s.is_valid(row))
                         .map(|s| Attr::Text(s.value(row).to_string()))
                 }
-                ColumnKind::Other => None,
+                ColumnKind::Other => nested_json(array, row),
             };
             Some((c.name.clone(), v.unwrap_or(Attr::Null)))
         })
         .collect()
+}
+
+/// An integer column's value at `row`, exactly (a float would round
+/// int64 and uint64 values past 2^53).
+fn exact_integer(array: &arrow_array::ArrayRef, row: usize) -> Option<Attr> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_schema::DataType as T;
+    if row >= array.len() || array.is_null(row) {
+        return None;
+    }
+    Some(match array.data_type() {
+        T::Int8 => Attr::Int(array.as_primitive::<Int8Type>().value(row).into()),
+        T::Int16 => Attr::Int(array.as_primitive::<Int16Type>().value(row).into()),
+        T::Int32 => Attr::Int(array.as_primitive::<Int32Type>().value(row).into()),
+        T::Int64 => Attr::Int(array.as_primitive::<Int64Type>().value(row)),
+        T::UInt8 => Attr::UInt(array.as_primitive::<UInt8Type>().value(row).into()),
+        T::UInt16 => Attr::UInt(array.as_primitive::<UInt16Type>().value(row).into()),
+        T::UInt32 => Attr::UInt(array.as_primitive::<UInt32Type>().value(row).into()),
+        T::UInt64 => Attr::UInt(array.as_primitive::<UInt64Type>().value(row)),
+        _ => return None,
+    })
+}
+
+/// A nested column's value at `row` as JSON, by Arrow's JSON writer.
+fn nested_json(array: &arrow_array::ArrayRef, row: usize) -> Option<Attr> {
+    use arrow_array::Array;
+    if row >= array.len() || array.is_null(row) {
+        return None;
+    }
+    let one = array.slice(row, 1);
+    let field = arrow_schema::Field::new("v", one.data_type().clone(), true);
+    let batch = arrow_array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(vec![field])),
+        vec![one],
+    )
+    .ok()?;
+    let mut w = arrow_json::ArrayWriter::new(Vec::new());
+    w.write(&batch).ok()?;
+    w.finish().ok()?;
+    let rows: serde_json::Value = serde_json::from_slice(&w.into_inner()).ok()?;
+    rows.get(0)?.get("v").cloned().map(Attr::Json)
 }

@@ -131,10 +131,22 @@ pub async fn points(
                 .attributes
                 .into_iter()
                 .map(|(name, v)| {
+                    // Integers stay exact: JSON numbers within ±2^53 (what
+                    // a JavaScript client reads exactly), strings beyond.
+                    const SAFE: u64 = 1 << 53;
                     let v = match v {
                         Attr::Null => Value::Null,
-                        Attr::Number(x) | Attr::Time(x) => json!(x),
+                        Attr::Number(x) => json!(x),
+                        Attr::Int(i) if i.unsigned_abs() <= SAFE => json!(i),
+                        Attr::Int(i) => json!(i.to_string()),
+                        Attr::UInt(u) if u <= SAFE => json!(u),
+                        Attr::UInt(u) => json!(u.to_string()),
+                        Attr::Time(us) => chrono::DateTime::from_timestamp_micros(us)
+                            .map_or(Value::Null, |t| {
+                                json!(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                            }),
                         Attr::Text(t) => json!(t),
+                        Attr::Json(j) => j,
                     };
                     (name, v)
                 })
