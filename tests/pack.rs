@@ -7,6 +7,7 @@
 mod pack_fixture;
 
 use pack_fixture::*;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------
 // Round trips, one per input format
@@ -112,6 +113,45 @@ fn csv_round_trip() {
     // The text timestamps are parsed as timestamps, 0/1 as numbers.
     let when = ds.manifest.column("when").unwrap();
     assert_eq!(when.arrow_type, "Timestamp(µs, \"UTC\")");
+}
+
+#[test]
+fn a_geoparquet_bbox_covering_column_is_not_an_attribute() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StructArray};
+    use arrow_schema::{DataType, Field};
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::new(500, 12);
+    let b = t.batch(Coords::Wkb);
+    let n = b.num_rows();
+    let side = |v: f64| Arc::new(Float64Array::from(vec![v; n])) as ArrayRef;
+    let bbox: ArrayRef = Arc::new(StructArray::from(
+        ["xmin", "ymin", "xmax", "ymax"]
+            .into_iter()
+            .zip([-180.0, -85.0, 180.0, 85.0])
+            .map(|(k, v)| (Arc::new(Field::new(k, DataType::Float64, false)), side(v)))
+            .collect::<Vec<_>>(),
+    ));
+    let mut fields: Vec<_> = b.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(
+        "bbox",
+        bbox.data_type().clone(),
+        false,
+    )));
+    let mut cols = b.columns().to_vec();
+    cols.push(bbox);
+    let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap();
+    let mut geo: serde_json::Value = serde_json::from_str(&geoparquet_meta("WKB", None)).unwrap();
+    geo["columns"]["geometry"]["covering"] = serde_json::json!({"bbox": {
+        "xmin": ["bbox", "xmin"], "ymin": ["bbox", "ymin"],
+        "xmax": ["bbox", "xmax"], "ymax": ["bbox", "ymax"]}});
+    let input = dir.path().join("covering.parquet");
+    write_parquet(&input, &batch, 200, Some(geo.to_string()));
+    let (_, ds) = pack_ok(&options(&[&input], &dir.path().join("ds")));
+    assert!(
+        ds.manifest.column("bbox").is_none(),
+        "the covering column was kept"
+    );
+    check_dataset(&ds, &t.expect());
 }
 
 #[test]

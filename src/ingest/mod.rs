@@ -355,7 +355,8 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
     let (first_path, schema) = schemas.first().cloned().ok_or_else(|| {
         IngestError::NoInput(files.iter().map(|f| f.display().to_string()).collect())
     })?;
-    let coords = detect_coords(&schema, first_geo.flatten().as_deref(), options)?;
+    let geo = first_geo.flatten();
+    let coords = detect_coords(&schema, geo.as_deref(), options)?;
     if let Some(cols) = &options.columns {
         for c in cols {
             if schema.field_with_name(c).is_err() {
@@ -366,7 +367,15 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
             }
         }
     }
-    let fields = attribute_fields(&first_path, &schema, &schemas[1..], &coords, options)?;
+    let covering = covering_columns(geo.as_deref());
+    let fields = attribute_fields(
+        &first_path,
+        &schema,
+        &schemas[1..],
+        &coords,
+        &covering,
+        options,
+    )?;
     Ok(Plan {
         units,
         coords,
@@ -434,6 +443,26 @@ fn survey(
     })
 }
 
+/// The columns a GeoParquet 1.1 `covering` names (the `bbox` struct of
+/// `xmin`/`ymin`/`xmax`/`ymax` beside the geometry), from the `geo`
+/// metadata of any geometry column.
+fn covering_columns(geo: Option<&str>) -> Vec<String> {
+    let Some(v) = geo.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = v["columns"]
+        .as_object()
+        .into_iter()
+        .flat_map(|cols| cols.values())
+        .filter_map(|c| c["covering"]["bbox"].as_object())
+        .flat_map(|b| b.values())
+        .filter_map(|path| path.get(0).and_then(|p| p.as_str()).map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The attribute columns to pack: the first input's columns less the
 /// coordinates (and those `--columns` leaves out). Every input must have
 /// the same columns (in any order); their types are widened to one type
@@ -443,6 +472,7 @@ fn attribute_fields(
     schema: &SchemaRef,
     rest: &[(PathBuf, SchemaRef)],
     coords: &CoordSource,
+    covering: &[String],
     options: &IngestOptions,
 ) -> Result<Vec<Field>, IngestError> {
     let coord_cols = coords.columns();
@@ -482,6 +512,11 @@ fn attribute_fields(
             .as_ref()
             .is_some_and(|c| !c.contains(f.name().as_str()))
         {
+            continue;
+        }
+        // A GeoParquet 1.1 bbox covering column restates the geometry; it
+        // is kept only when --columns names it.
+        if chosen.is_none() && covering.contains(f.name()) {
             continue;
         }
         let mut t = normalized_type(f.data_type());
