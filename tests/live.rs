@@ -61,6 +61,7 @@ fn start_in(dir: tempfile::TempDir, root: &Path, toml: &str, procs: Option<&Path
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info")
+        .env_remove("POINTILLIST_ADMIN_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -416,4 +417,19 @@ fn a_server_inside_a_small_memory_cgroup_answers_a_trace() {
     assert_eq!(cg.oom_kills(), 0, "the cgroup saw OOM kills");
     let _ = s.child.kill();
     let _ = s.child.wait();
+}
+
+#[test]
+fn an_empty_catalog_says_how_to_add_datasets() {
+    for (toml, says) in [
+        ("", "set POINTILLIST_ADMIN_TOKEN"),
+        ("admin_token = \"t\"\n", "add some and POST /admin/reload"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("empty");
+        std::fs::create_dir(&root).unwrap();
+        let s = start(dir, &root, toml);
+        let log = s.log.lock().unwrap().clone();
+        assert!(log.contains(says), "{toml:?}: {log}");
+    }
 }

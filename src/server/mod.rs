@@ -945,7 +945,13 @@ pub async fn serve(mut config: ServerConfig) -> Result<(), std::io::Error> {
             tracing::warn!(path = %path.display(), error = %err, "dataset skipped");
         }
         if cat.datasets.is_empty() {
-            tracing::warn!("no datasets loaded; add some and POST /admin/reload");
+            if state.config.admin_token.is_some() {
+                tracing::warn!("no datasets loaded; add some and POST /admin/reload");
+            } else {
+                tracing::warn!(
+                    "no datasets loaded; add some and restart, or set POINTILLIST_ADMIN_TOKEN (admin_token) to enable POST /admin/reload"
+                );
+            }
         }
     }
     let listener = tokio::net::TcpListener::bind(bind).await?;
