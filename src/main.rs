@@ -252,6 +252,13 @@ struct PackArgs {
     /// Fail on the first CSV row that does not parse (default: skip and count).
     #[arg(long)]
     strict: bool,
+    /// Field delimiter of text inputs: one character, or `tab` (default:
+    /// detected from the header line among `,` tab `;` `|`).
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Numbers in text inputs use a decimal comma (`2,5`).
+    #[arg(long)]
+    decimal_comma: bool,
     /// Finest precomputed overview level (zoom + log2 tile size, 8..=16;
     /// 0 for none): count / count_cat tiles up to it are served from the
     /// overview instead of the rows.
@@ -281,6 +288,16 @@ fn parse_overview_level(s: &str) -> Result<u32, String> {
         Ok(v)
     } else {
         Err("expected 0 (no overview) or a level from 8 to 16".into())
+    }
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "a delimiter is one ASCII character or `tab`, got {s:?}"
+        )),
     }
 }
 
@@ -453,6 +470,8 @@ fn run(cli: Cli) -> Result<()> {
                 crs,
                 columns: a.columns,
                 strict: a.strict,
+                delimiter: a.delimiter,
+                decimal_comma: a.decimal_comma,
             };
             o.partition_rows = a.partition_rows;
             o.memory_limit = a.memory_limit;

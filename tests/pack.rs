@@ -204,6 +204,38 @@ fn compressed_and_delimited_text_round_trips() {
 }
 
 #[test]
+fn decimal_commas_and_a_delimiter_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Table::new(600, 13);
+    let csv = t.csv();
+    // European style: `;` between fields, decimal commas.
+    let euro = dir.path().join("europe.csv");
+    std::fs::write(&euro, csv.replace(',', ";").replace('.', ",")).unwrap();
+    let out = dir.path().join("euro");
+    let r = run(&["pack", s(&euro), "--out", s(&out), "--decimal-comma"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    check_dataset(&Dataset::open(&out).unwrap(), &t.expect());
+    // A header that fools the detection: two commas and two pipes.
+    let pipes = dir.path().join("pipes.txt");
+    let text = csv.replace(',', "|").replacen("flag\n", "a,b,c\n", 1);
+    std::fs::write(&pipes, text).unwrap();
+    let out = dir.path().join("pipes");
+    let r = run(&["pack", s(&pipes), "--out", s(&out), "--delimiter", "|"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let ds = Dataset::open(&out).unwrap();
+    assert!(ds.manifest.column("a,b,c").is_some());
+    let r = run(&[
+        "pack",
+        s(&pipes),
+        "--out",
+        s(&dir.path().join("x")),
+        "--delimiter",
+        "ab",
+    ]);
+    assert!(!r.status.success());
+}
+
+#[test]
 fn arrow_ipc_streams_and_compressed_ipc_round_trip() {
     use arrow_ipc::CompressionType;
     use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};

@@ -49,6 +49,16 @@ struct Layout {
     has_header: bool,
     names: Vec<String>,
     kinds: Vec<Kind>,
+    decimal_comma: bool,
+}
+
+/// A float in a text field, with a decimal comma when asked for.
+fn parse_float(s: &str, decimal_comma: bool) -> Option<f64> {
+    if decimal_comma && s.contains(',') {
+        s.replacen(',', ".", 1).parse().ok()
+    } else {
+        s.parse().ok()
+    }
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
@@ -60,12 +70,19 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
 
 type Text = Box<dyn std::io::Read + Send>;
 
-fn reader(path: &Path, has_header: bool) -> Result<csv::Reader<Text>, IngestError> {
+fn reader(
+    path: &Path,
+    has_header: bool,
+    o: &IngestOptions,
+) -> Result<csv::Reader<Text>, IngestError> {
     let io = |source| IngestError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let delimiter = sniff_delimiter(super::compress::open_text(path).map_err(io)?);
+    let delimiter = match o.delimiter {
+        Some(d) => d,
+        None => sniff_delimiter(super::compress::open_text(path).map_err(io)?),
+    };
     let f = super::compress::open_text(path).map_err(io)?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(has_header)
@@ -105,8 +122,8 @@ fn sniff_delimiter(mut text: Text) -> u8 {
     }
 }
 
-fn layout(path: &Path) -> Result<Layout, IngestError> {
-    let mut r = reader(path, false)?;
+fn layout(path: &Path, o: &IngestOptions) -> Result<Layout, IngestError> {
+    let mut r = reader(path, false, o)?;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut header_seen = false;
     let mut bytes = 0usize;
@@ -184,7 +201,10 @@ fn layout(path: &Path) -> Result<Layout, IngestError> {
                 Kind::Text
             } else if vals.iter().all(|v| v.parse::<i64>().is_ok()) {
                 Kind::Int
-            } else if vals.iter().all(|v| v.parse::<f64>().is_ok()) {
+            } else if vals
+                .iter()
+                .all(|v| parse_float(v, o.decimal_comma).is_some())
+            {
                 Kind::Float
             } else if vals.iter().all(|v| parse_iso_us(v).is_some()) {
                 Kind::Time
@@ -197,6 +217,7 @@ fn layout(path: &Path) -> Result<Layout, IngestError> {
         has_header,
         names,
         kinds,
+        decimal_comma: o.decimal_comma,
     })
 }
 
@@ -221,8 +242,8 @@ fn schema_of(l: &Layout) -> SchemaRef {
 }
 
 /// Infer the schema of a CSV file from its header and first rows.
-pub fn infer_schema(path: &Path, _o: &IngestOptions) -> Result<SchemaRef, IngestError> {
-    Ok(schema_of(&layout(path)?))
+pub fn infer_schema(path: &Path, o: &IngestOptions) -> Result<SchemaRef, IngestError> {
+    Ok(schema_of(&layout(path, o)?))
 }
 
 enum Col {
@@ -246,7 +267,7 @@ pub fn read(
     path: &Path,
     sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
-    let mut l = layout(path)?;
+    let mut l = layout(path, &plan.options)?;
     // Coordinates are numbers whatever the first rows looked like: a value
     // that is not a number makes its row unparseable rather than turning the
     // column into text.
@@ -272,7 +293,7 @@ pub fn read(
             .collect::<Vec<_>>(),
     ));
     let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
-    let mut r = reader(path, l.has_header)?;
+    let mut r = reader(path, l.has_header, &plan.options)?;
     let mut bad = 0u64;
     let mut rec = csv::StringRecord::new();
     loop {
@@ -335,7 +356,7 @@ fn parse_row<'a>(
         }
         let v = match l.kinds[i] {
             Kind::Int => s.parse().map(Val::Int).ok(),
-            Kind::Float => s.parse().map(Val::Float).ok(),
+            Kind::Float => parse_float(s, l.decimal_comma).map(Val::Float),
             Kind::EpochSeconds => s
                 .parse::<i64>()
                 .ok()

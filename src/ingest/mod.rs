@@ -130,6 +130,12 @@ pub struct IngestOptions {
     pub columns: Option<Vec<String>>,
     /// Fail on the first CSV row that does not parse instead of skipping it.
     pub strict: bool,
+    /// Field delimiter of text inputs (default: detected from the header
+    /// line among comma, tab, semicolon and pipe).
+    pub delimiter: Option<u8>,
+    /// Numbers in text inputs use a decimal comma (`2,5`), as CSV files
+    /// written in much of Europe do (usually with `;` between fields).
+    pub decimal_comma: bool,
 }
 
 /// Input file formats.
