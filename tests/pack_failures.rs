@@ -146,6 +146,20 @@ fn csv_rows_that_do_not_parse_are_skipped_and_counted() {
     assert!(stdout.contains("packed 20 rows"), "{stdout}");
     assert!(stdout.contains("skipped 3 unparseable rows"), "{stdout}");
     assert!(stdout.contains("dropped 1 rows"), "{stdout}");
+    // Each skipped row is shown with its line and reason.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for (line, why) in [
+        ("line=7", "fields"),
+        ("line=13", "fifty"),
+        ("line=19", "UTF-8"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("does not parse") && l.contains(line) && l.contains(why)),
+            "no example for {line}: {stderr}"
+        );
+    }
     let ds = Dataset::open(&out).unwrap();
     assert_eq!(ds.manifest.column("v").unwrap().kind, ColumnKind::Numeric);
     assert_eq!(ds.manifest.column("v").unwrap().stats.max, Some(19.0));

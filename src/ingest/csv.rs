@@ -52,6 +52,9 @@ struct Layout {
     decimal_comma: bool,
 }
 
+/// Skipped rows shown per file (the rest are counted).
+const MAX_EXAMPLES: u64 = 3;
+
 /// A float in a text field, with a decimal comma when asked for.
 fn parse_float(s: &str, decimal_comma: bool) -> Option<f64> {
     if decimal_comma && s.contains(',') {
@@ -295,6 +298,15 @@ pub fn read(
     let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
     let mut r = reader(path, l.has_header, &plan.options)?;
     let mut bad = 0u64;
+    // The first few skipped rows of a file are shown, so that a user can
+    // see why rows were dropped; the rest are only counted.
+    let example = |n: u64, line: u64, why: &str| {
+        if n <= MAX_EXAMPLES {
+            tracing::warn!(file = %path.display(), line, reason = why, "skipping a row that does not parse");
+        } else if n == MAX_EXAMPLES + 1 {
+            tracing::warn!(file = %path.display(), "more rows do not parse; they are skipped and counted");
+        }
+    };
     let mut rec = csv::StringRecord::new();
     loop {
         let line = r.position().line();
@@ -312,6 +324,11 @@ pub fn read(
                     });
                 }
                 bad += 1;
+                example(
+                    bad,
+                    e.position().map_or(line, |p| p.line()),
+                    "not valid UTF-8",
+                );
                 continue;
             }
             Err(e) => return Err(io_err(path, e)),
@@ -325,7 +342,10 @@ pub fn read(
                     message,
                 });
             }
-            Err(_) => bad += 1,
+            Err(message) => {
+                bad += 1;
+                example(bad, rec.position().map_or(line, |p| p.line()), &message);
+            }
         }
         if cols.rows == batch_rows {
             sink(cols.finish(&out_schema, path)?, bad)?;
