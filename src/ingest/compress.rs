@@ -32,20 +32,6 @@ impl Codec {
             _ => Codec::Plain,
         }
     }
-
-    /// The codec of a file, from its first bytes.
-    pub fn of_file(path: &Path) -> std::io::Result<Codec> {
-        let mut head = [0u8; 4];
-        let mut f = std::fs::File::open(path)?;
-        let mut n = 0;
-        while n < head.len() {
-            match f.read(&mut head[n..])? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        Ok(Codec::of_magic(&head[..n]))
-    }
 }
 
 /// The extension that names a file's format, under any compression
@@ -62,8 +48,9 @@ pub fn inner_extension(path: &Path) -> Option<String> {
 /// Open a text file, decompressing it if its first bytes say it is
 /// compressed.
 pub fn open_text(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
-    let codec = Codec::of_file(path)?;
-    let f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    use std::io::BufRead;
+    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let codec = Codec::of_magic(f.fill_buf()?);
     Ok(match codec {
         Codec::Plain => Box::new(f),
         Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(f)),
@@ -115,7 +102,8 @@ mod tests {
         std::fs::write(&plain, &text).unwrap();
         files.push((plain, Codec::Plain));
         for (f, codec) in files {
-            assert_eq!(Codec::of_file(&f).unwrap(), codec, "{}", f.display());
+            let head = std::fs::read(&f).unwrap();
+            assert_eq!(Codec::of_magic(&head), codec, "{}", f.display());
             let mut back = Vec::new();
             open_text(&f).unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back, text, "{}", f.display());

@@ -49,6 +49,7 @@ struct Layout {
     has_header: bool,
     names: Vec<String>,
     kinds: Vec<Kind>,
+    delimiter: u8,
     decimal_comma: bool,
 }
 
@@ -73,25 +74,29 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
 
 type Text = Box<dyn std::io::Read + Send>;
 
-fn reader(
-    path: &Path,
-    has_header: bool,
-    o: &IngestOptions,
-) -> Result<csv::Reader<Text>, IngestError> {
-    let io = |source| IngestError::Io {
+fn reader(path: &Path, has_header: bool, delimiter: u8) -> Result<csv::Reader<Text>, IngestError> {
+    let f = super::compress::open_text(path).map_err(|source| IngestError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let delimiter = match o.delimiter {
-        Some(d) => d,
-        None => sniff_delimiter(super::compress::open_text(path).map_err(io)?),
-    };
-    let f = super::compress::open_text(path).map_err(io)?;
+    })?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(has_header)
         .delimiter(delimiter)
         .flexible(true)
         .from_reader(f))
+}
+
+/// The field delimiter: `--delimiter`, or the one the header line uses.
+fn delimiter_of(path: &Path, o: &IngestOptions) -> Result<u8, IngestError> {
+    match o.delimiter {
+        Some(d) => Ok(d),
+        None => super::compress::open_text(path)
+            .map(sniff_delimiter)
+            .map_err(|source| IngestError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+    }
 }
 
 /// The delimiter of a text table: whichever of comma, tab, semicolon and
@@ -126,7 +131,8 @@ fn sniff_delimiter(mut text: Text) -> u8 {
 }
 
 fn layout(path: &Path, o: &IngestOptions) -> Result<Layout, IngestError> {
-    let mut r = reader(path, false, o)?;
+    let delimiter = delimiter_of(path, o)?;
+    let mut r = reader(path, false, delimiter)?;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut header_seen = false;
     let mut bytes = 0usize;
@@ -220,6 +226,7 @@ fn layout(path: &Path, o: &IngestOptions) -> Result<Layout, IngestError> {
         has_header,
         names,
         kinds,
+        delimiter,
         decimal_comma: o.decimal_comma,
     })
 }
@@ -296,7 +303,7 @@ pub fn read(
             .collect::<Vec<_>>(),
     ));
     let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
-    let mut r = reader(path, l.has_header, &plan.options)?;
+    let mut r = reader(path, l.has_header, l.delimiter)?;
     let mut bad = 0u64;
     // The first few skipped rows of a file are shown, so that a user can
     // see why rows were dropped; the rest are only counted.

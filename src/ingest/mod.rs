@@ -168,13 +168,12 @@ impl Format {
 type IpcBatches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
 
 fn ipc_reader(path: &Path) -> Result<(SchemaRef, IpcBatches), IngestError> {
-    let mut head = [0u8; 6];
-    let is_file = {
-        use std::io::Read;
-        let mut f = open(path)?;
-        f.read_exact(&mut head).is_ok() && &head == b"ARROW1"
-    };
-    let buffered = std::io::BufReader::with_capacity(1 << 20, open(path)?);
+    use std::io::BufRead;
+    let mut buffered = std::io::BufReader::with_capacity(1 << 20, open(path)?);
+    let is_file = buffered
+        .fill_buf()
+        .map_err(|e| fmt_err(path, e))?
+        .starts_with(b"ARROW1");
     if is_file {
         let r = arrow_ipc::reader::FileReader::try_new(buffered, None)
             .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC file: {e}")))?;

@@ -109,29 +109,29 @@ impl Catalog {
         let (bucket, _) = remote::parse_url(&url).unwrap_or_default();
         for (name, prefix) in found {
             let here = PathBuf::from(format!("{}{bucket}/{prefix}", remote::SCHEME));
-            if !valid_name(&name) {
-                self.errors
-                    .push((here, format!("invalid dataset name {name:?}")));
+            if !self.admits(&name, &here) {
                 continue;
             }
-            if self.datasets.contains_key(&name) {
-                self.errors
-                    .push((here, format!("duplicate dataset name {name:?}")));
-                continue;
-            }
+            let text = match remote::manifest_bytes(objects, &bucket, &prefix) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.insert(name, here, Err(e));
+                    continue;
+                }
+            };
             let prev = previous.and_then(|p| p.datasets.get(&name)).filter(|prev| {
-                let same = prev.dataset.origin.as_ref().is_some_and(|o| {
-                    Path::new(&o.url) == here
-                        && remote::manifest_bytes(objects, &bucket, &prefix)
-                            .is_ok_and(|m| m[..] == o.manifest[..])
-                });
+                let same = prev
+                    .dataset
+                    .origin
+                    .as_ref()
+                    .is_some_and(|o| Path::new(&o.url) == here && text[..] == o.manifest[..]);
                 same && prev.dataset.files.retired().is_none()
             });
             if let Some(prev) = prev {
                 self.datasets.insert(name, prev.clone());
                 continue;
             }
-            self.insert(name, here, remote::open(objects, &bucket, &prefix));
+            self.insert(name, here, remote::open(objects, &bucket, &prefix, text));
         }
     }
 
@@ -141,18 +141,7 @@ impl Catalog {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         // Hidden directories are temporary packs in progress.
-        if !valid_name(&name) {
-            if !name.starts_with('.') {
-                self.errors
-                    .push((dir.to_path_buf(), format!("invalid dataset name {name:?}")));
-            }
-            return;
-        }
-        if self.datasets.contains_key(&name) {
-            self.errors.push((
-                dir.to_path_buf(),
-                format!("duplicate dataset name {name:?}"),
-            ));
+        if name.starts_with('.') || !self.admits(&name, dir) {
             return;
         }
         let fingerprint = std::fs::read(dir.join(MANIFEST_FILE)).ok();
@@ -168,6 +157,20 @@ impl Catalog {
             }
         }
         self.insert(name, dir.to_path_buf(), Dataset::open(dir));
+    }
+
+    /// Whether `name` (of the dataset at `from`) may be served: a valid
+    /// name, not taken yet. Otherwise the reason is reported.
+    fn admits(&mut self, name: &str, from: &Path) -> bool {
+        let why = if !valid_name(name) {
+            format!("invalid dataset name {name:?}")
+        } else if self.datasets.contains_key(name) {
+            format!("duplicate dataset name {name:?}")
+        } else {
+            return true;
+        };
+        self.errors.push((from.to_path_buf(), why));
+        false
     }
 
     /// Serve a newly opened dataset under `name`, or report why `from`

@@ -837,8 +837,8 @@ fn decode(
     }
     let footer_bytes = n - 10 - footer_len..n - 10;
     source.need(std::slice::from_ref(&footer_bytes))?;
-    let footer = root_as_footer(&buffer[n - 10 - footer_len..n - 10])
-        .map_err(|e| format!("unreadable footer: {e}"))?;
+    let footer =
+        root_as_footer(&buffer[footer_bytes]).map_err(|e| format!("unreadable footer: {e}"))?;
     let schema = try_fb_to_schema(footer.schema().ok_or("footer has no schema")?)
         .map_err(|e| format!("footer schema: {e}"))?;
     let schema = Arc::new(schema);

@@ -235,6 +235,15 @@ fn describe(bucket: &str, e: &object_store::Error) -> String {
     }
 }
 
+/// The object `file` under `prefix` (the bucket's root when empty).
+fn object_key(prefix: &str, file: &str) -> ObjPath {
+    ObjPath::from(if prefix.is_empty() {
+        file.to_string()
+    } else {
+        format!("{prefix}/{file}")
+    })
+}
+
 /// The datasets under `url`: the prefix itself when it holds a manifest,
 /// otherwise each sub-prefix that does. Returns `(name, prefix)` pairs.
 pub fn list(cache: &ObjectCache, url: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -245,14 +254,7 @@ pub fn list(cache: &ObjectCache, url: &str) -> Result<Vec<(String, String)>, Sto
     let (bucket, prefix) =
         parse_url(url).ok_or_else(|| remote("expected s3://BUCKET[/PREFIX]".into()))?;
     let store = cache.store(&bucket).map_err(remote)?;
-    let join = |p: &str, f: &str| {
-        if p.is_empty() {
-            f.to_string()
-        } else {
-            format!("{p}/{f}")
-        }
-    };
-    let head = block_on(store.head(&ObjPath::from(join(&prefix, MANIFEST_FILE))));
+    let head = block_on(store.head(&object_key(&prefix, MANIFEST_FILE)));
     match head {
         Ok(_) => {
             let name = prefix.rsplit('/').next().filter(|n| !n.is_empty());
@@ -268,7 +270,7 @@ pub fn list(cache: &ObjectCache, url: &str) -> Result<Vec<(String, String)>, Sto
     for p in listing.common_prefixes {
         let sub = p.to_string();
         let name = sub.rsplit('/').next().unwrap_or_default().to_string();
-        match block_on(store.head(&ObjPath::from(join(&sub, MANIFEST_FILE)))) {
+        match block_on(store.head(&object_key(&sub, MANIFEST_FILE))) {
             Ok(_) => out.push((name, sub)),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(remote(describe(&bucket, &e))),
@@ -283,36 +285,23 @@ pub fn list(cache: &ObjectCache, url: &str) -> Result<Vec<(String, String)>, Sto
     Ok(out)
 }
 
-/// The bytes of the manifest at `s3://bucket/prefix` (a reload compares
-/// them with the served dataset's, to keep what did not change).
+/// The bytes of the manifest at `s3://bucket/prefix`: a reload compares
+/// them with the served dataset's, to keep what did not change, and hands
+/// them to [`open`] otherwise.
 pub fn manifest_bytes(
     cache: &ObjectCache,
     bucket: &str,
     prefix: &str,
 ) -> Result<Bytes, StoreError> {
     let url = format!("{SCHEME}{bucket}/{prefix}");
-    let store = cache.store(bucket).map_err(|message| StoreError::Remote {
+    let remote = |message: String| StoreError::Remote {
         url: url.clone(),
         message,
-    })?;
-    fetch_manifest(&*store, &url, bucket, prefix)
-}
-
-fn fetch_manifest(
-    store: &dyn ObjectStore,
-    url: &str,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Bytes, StoreError> {
-    let key = ObjPath::from(if prefix.is_empty() {
-        MANIFEST_FILE.to_string()
-    } else {
-        format!("{prefix}/{MANIFEST_FILE}")
-    });
-    block_on(async { store.get(&key).await?.bytes().await }).map_err(|e| StoreError::Remote {
-        url: url.to_string(),
-        message: describe(bucket, &e),
-    })
+    };
+    let store = cache.store(bucket).map_err(remote)?;
+    let key = object_key(prefix, MANIFEST_FILE);
+    block_on(async { store.get(&key).await?.bytes().await })
+        .map_err(|e| remote(describe(bucket, &e)))
 }
 
 /// What a remote dataset was opened from.
@@ -324,22 +313,21 @@ pub struct Origin {
     pub manifest: Vec<u8>,
 }
 
-/// Open the dataset at `s3://bucket/prefix` (from [`list`]).
-pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Dataset, StoreError> {
+/// Open the dataset at `s3://bucket/prefix` (from [`list`]), whose
+/// manifest is `text` (from [`manifest_bytes`]).
+pub fn open(
+    cache: &Arc<ObjectCache>,
+    bucket: &str,
+    prefix: &str,
+    text: Bytes,
+) -> Result<Dataset, StoreError> {
     let url = format!("{SCHEME}{bucket}/{prefix}");
     let remote = |message: String| StoreError::Remote {
         url: url.clone(),
         message,
     };
     let store = cache.store(bucket).map_err(remote)?;
-    let key = |f: &str| {
-        ObjPath::from(if prefix.is_empty() {
-            f.to_string()
-        } else {
-            format!("{prefix}/{f}")
-        })
-    };
-    let text = fetch_manifest(&*store, &url, bucket, prefix)?;
+    let key = |f: &str| object_key(prefix, f);
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| StoreError::Manifest {
         path: PathBuf::from(format!("{url}/{MANIFEST_FILE}")),
         message: e.to_string(),
@@ -396,11 +384,8 @@ pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Data
     let mut index = Index::load(&dir, &file);
     for (file, bytes) in &whole {
         let path = dir.join(file);
-        let intact = index
-            .files
-            .get(*file)
-            .is_some_and(|&crc| file_crc(&path, *bytes) == Some(crc));
-        if !intact {
+        let listed = index.files.get(*file).copied();
+        if listed.is_none() || file_crc(&path, *bytes) != listed {
             let body = block_on(async { store.get(&key(file)).await?.bytes().await })
                 .map_err(|e| remote(describe(bucket, &e)))?;
             if body.len() as u64 != *bytes {
@@ -410,6 +395,7 @@ pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Data
                 )));
             }
             write_atomic(&path, &body).map_err(|e| io(&path, e))?;
+            index.files.insert(file.to_string(), crc32fast::hash(&body));
         }
     }
     let len = file.metadata().map_err(|e| io(&data_path, e))?.len();
@@ -419,11 +405,6 @@ pub fn open(cache: &Arc<ObjectCache>, bucket: &str, prefix: &str) -> Result<Data
             .map_err(|e| io(&data_path, e))?;
         index.pinned.clear();
         index.chunks.clear();
-    }
-    for (file_name, bytes) in &whole {
-        if let Some(crc) = file_crc(&dir.join(file_name), *bytes) {
-            index.files.insert(file_name.to_string(), crc);
-        }
     }
     let lazy = Arc::new(Lazy {
         cache: cache.clone(),
