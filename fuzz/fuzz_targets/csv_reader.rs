@@ -2,20 +2,6 @@
 //! leaves nothing behind; it never panics.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use pointillist::pack::{PackOptions, pack};
+include!("../cases/csv_reader.rs");
 
-fuzz_target!(|input: &[u8]| {
-    let dir = tempfile::tempdir_in(std::env::var("FUZZ_TMP").unwrap_or("/tmp".into())).unwrap();
-    let csv = dir.path().join("in.csv");
-    std::fs::write(&csv, input).unwrap();
-    let out = dir.path().join("out");
-    let mut o = PackOptions::new(vec![csv.display().to_string()], &out);
-    o.partition_rows = 64;
-    match pack(&o) {
-        Ok(_) => {
-            pointillist::store::Dataset::open(&out).expect("a finished pack opens");
-        }
-        Err(_) => assert!(!out.exists(), "a failed pack left its output"),
-    }
-});
+libfuzzer_sys::fuzz_target!(|input: &[u8]| check(input));
