@@ -719,7 +719,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                 style.scale == Scale::Exact,
             ),
         ),
-        View::Viewport { .. } => (planner.viewport(), planner.viewport()),
+        View::TileMargin { .. } | View::Viewport { .. } => (planner.viewport(), planner.viewport()),
     };
     let cells =
         if tile_plan == Source::Cells || (scale_plan == Source::Cells && style.scale.seamless()) {
@@ -774,7 +774,21 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let bytes = match ext.as_str() {
         "png" => {
             let norm = norm_for(&style)?;
-            let r = render::shade_aggregate(aggregate_view()?, &agg, &style, norm.as_ref())?;
+            let r = match view {
+                // Spreading tiles read a margin from their neighbours, as
+                // the server's do.
+                View::Tile { tile, size } if style.margin() > 0 => render::render_tile(
+                    &ds,
+                    tile,
+                    size,
+                    &agg,
+                    &filters,
+                    &style,
+                    norm.as_ref(),
+                    Default::default(),
+                )?,
+                _ => render::shade_aggregate(aggregate_view()?, &agg, &style, norm.as_ref())?,
+            };
             shade::encode_png(&r.image)?
         }
         "npy" => pointillist::raster::export::to_npy(&aggregate_view()?.grid),

@@ -1,6 +1,7 @@
 //! The rendering pipeline shared by the CLI and the server:
 //! aggregate → (zoom normalization) → shade → spread → background → PNG.
 
+use crate::geo::TileId;
 use crate::query::{Agg, Budget, Filter, QueryError, View};
 use crate::raster::zoom::ZoomStats;
 use crate::raster::{Aggregate, Grid, GridValues, aggregate_within};
@@ -109,6 +110,17 @@ impl Style {
             opt(self.background.as_ref().map(hex)),
             self.scale.name(),
         )
+    }
+}
+
+impl Style {
+    /// Pixels the style paints beyond a point's own: spread's radius, or
+    /// dynspread's largest. A tile takes rows this far into its neighbours.
+    pub fn margin(&self) -> u32 {
+        match self.dynspread {
+            Some((_, max_px)) => max_px,
+            None => self.spread,
+        }
     }
 }
 
@@ -242,6 +254,86 @@ pub fn render(
     check_style(style)?;
     let aggregate = aggregate_within(ds, view, agg, filters, budget)?;
     shade_aggregate(aggregate, agg, style, norm)
+}
+
+/// Aggregate and shade an XYZ tile. A spreading style reads the rows up to
+/// its radius outside the tile (from the neighbours, on the same pixel
+/// grid), spreads, then crops, so that a dot near an edge is whole in both
+/// tiles and neighbouring tiles join without a seam. `dynspread` picks one
+/// radius per zoom (see [`zoom_dynspread_radius`]) rather than per tile,
+/// for the same reason. The returned aggregate covers the margin too.
+#[allow(clippy::too_many_arguments)]
+pub fn render_tile(
+    ds: &Dataset,
+    tile: TileId,
+    size: u32,
+    agg: &Agg,
+    filters: &[Filter],
+    style: &Style,
+    norm: Option<&Normalization>,
+    budget: Budget<'_>,
+) -> Result<Rendered, RenderError> {
+    if style.margin() == 0 {
+        return render(
+            ds,
+            &View::tile(tile, size)?,
+            agg,
+            filters,
+            style,
+            norm,
+            budget,
+        );
+    }
+    let mut fixed = style.clone();
+    if let Some((threshold, max_px)) = style.dynspread {
+        fixed.dynspread = None;
+        fixed.spread = zoom_dynspread_radius(
+            ds, tile, size, agg, filters, style, norm, threshold, max_px, budget,
+        )?;
+    }
+    let margin = fixed.spread;
+    let view = View::tile_with_margin(tile, size, margin)?;
+    let rendered = render(ds, &view, agg, filters, &fixed, norm, budget)?;
+    let m = margin as usize;
+    let image = shade::crop(&rendered.image, m, m, size as usize, size as usize);
+    Ok(Rendered {
+        aggregate: rendered.aggregate,
+        image,
+    })
+}
+
+/// The radius `dynspread(threshold, max_px)` uses for every tile of
+/// `tile`'s zoom: Datashader's density rule applied to one anchor tile of
+/// that zoom, the one holding the dataset's middle row in Hilbert order
+/// (so it lies where the data is, and is the same for every tile).
+#[allow(clippy::too_many_arguments)]
+pub fn zoom_dynspread_radius(
+    ds: &Dataset,
+    tile: TileId,
+    size: u32,
+    agg: &Agg,
+    filters: &[Filter],
+    style: &Style,
+    norm: Option<&Normalization>,
+    threshold: f64,
+    max_px: u32,
+    budget: Budget<'_>,
+) -> Result<u32, RenderError> {
+    let anchor = ds
+        .partitions
+        .get(ds.partitions.len() / 2)
+        .and_then(|p| Some((*p.qx().first()?, *p.qy().first()?)))
+        .and_then(|(qx, qy)| {
+            let s = crate::geo::QBITS - tile.z as u32;
+            TileId::new(tile.z as u32, (qx as u64) >> s, (qy as u64) >> s).ok()
+        })
+        .unwrap_or(tile);
+    let mut plain = style.clone();
+    plain.dynspread = None;
+    plain.spread = 0;
+    plain.background = None;
+    let r = render_tile(ds, anchor, size, agg, filters, &plain, norm, budget)?;
+    Ok(shade::dynspread_radius(&r.image, threshold, max_px)?)
 }
 
 fn check_style(style: &Style) -> Result<(), RenderError> {

@@ -9,6 +9,7 @@ use pointillist::query::bitsets::FilterBits;
 use pointillist::query::histogram::{Histogram, count, histogram};
 use pointillist::query::{Agg, Filter, View};
 use pointillist::raster::{GridValues, aggregate};
+use pointillist::render::Style;
 use pointillist::store::Dataset;
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
@@ -145,6 +146,22 @@ fn naive_pixel(view: &View, r: &Row) -> Option<usize> {
             let dy = r.qy as u64 - ((tile.y as u64) << s);
             let (c, rr) = ((dx * size as u64) >> s, (dy * size as u64) >> s);
             Some((rr * size as u64 + c) as usize)
+        }
+        View::TileMargin { tile, size, margin } => {
+            // The row's pixel in its own tile at this zoom, placed on the
+            // grid that starts `margin` pixels before this tile's corner.
+            let s = 32 - tile.z as u32;
+            let (tx, ty) = ((r.qx as u64 >> s) as i64, (r.qy as u64 >> s) as i64);
+            let own = TileId::new(tile.z as u32, tx as u64, ty as u64).unwrap();
+            let Some(p) = naive_pixel(&View::tile(own, size).unwrap(), r) else {
+                unreachable!("a row is in its own tile")
+            };
+            let (size, m) = (size as i64, margin as i64);
+            let col = (tx - tile.x as i64) * size + (p as i64 % size) + m;
+            let row = (ty - tile.y as i64) * size + (p as i64 / size) + m;
+            let side = size + 2 * m;
+            ((0..side).contains(&col) && (0..side).contains(&row))
+                .then_some((row * side + col) as usize)
         }
         View::Viewport {
             bbox: b,
@@ -318,13 +335,21 @@ fn viewports() -> impl Strategy<Value = View> {
 
 fn tiles() -> impl Strategy<Value = View> {
     let centers = prop_oneof![Just((-74.0, 40.7)), Just((2.35, 48.85)), Just((0.0, 0.0))];
-    (centers, 0u32..=14, prop_oneof![Just(256u32), Just(512u32)]).prop_map(|(c, z, size)| {
-        let (mx, my) = geo::lnglat_to_meters(c.0 + 0.3, c.1 + 0.2);
-        let (qx, qy) = geo::quantize(mx, my);
-        let s = 32 - z;
-        let t = TileId::new(z, (qx as u64) >> s, (qy as u64) >> s).unwrap();
-        View::tile(t, size).unwrap()
-    })
+    // Margins (spread's) mostly 0, sometimes up to the largest radius.
+    let margins = prop_oneof![3 => Just(0u32), 1 => 1u32..=16];
+    (
+        centers,
+        0u32..=14,
+        prop_oneof![Just(256u32), Just(512u32)],
+        margins,
+    )
+        .prop_map(|(c, z, size, margin)| {
+            let (mx, my) = geo::lnglat_to_meters(c.0 + 0.3, c.1 + 0.2);
+            let (qx, qy) = geo::quantize(mx, my);
+            let s = 32 - z;
+            let t = TileId::new(z, (qx as u64) >> s, (qy as u64) >> s).unwrap();
+            View::tile_with_margin(t, size, margin).unwrap()
+        })
 }
 
 proptest! {
@@ -700,4 +725,120 @@ fn overview_zoom_stats_equal_row_scans() {
             }
         }
     }
+}
+
+/// Tiles `(z, x, y)` and `(z, x + 1, y)` rendered with `style`, against
+/// one viewport over both (with the same margin, spread, then cropped):
+/// the two tiles must be its left and right halves, pixel for pixel.
+fn assert_seamless(ds: &Dataset, z: u32, x: u64, y: u64, style: &Style, radius: u32) {
+    use pointillist::render::{render, render_tile};
+    let budget = pointillist::query::Budget::default();
+    let a = TileId::new(z, x, y).unwrap();
+    let b = TileId::new(z, x + 1, y).unwrap();
+    let left = render_tile(ds, a, 256, &Agg::Count, &[], style, None, budget).unwrap();
+    let right = render_tile(ds, b, 256, &Agg::Count, &[], style, None, budget).unwrap();
+    let (xmin, ymin, _, ymax) = a.bounds_meters();
+    let (_, _, xmax, _) = b.bounds_meters();
+    let px = (ymax - ymin) / 256.0;
+    let r = radius as f64 * px;
+    let bbox = MercatorBox {
+        xmin: xmin - r,
+        ymin: ymin - r,
+        xmax: xmax + r,
+        ymax: ymax + r,
+    };
+    let mut fixed = style.clone();
+    fixed.dynspread = None;
+    fixed.spread = radius;
+    let wide = View::viewport(bbox, 512 + 2 * radius, 256 + 2 * radius).unwrap();
+    let whole = render(ds, &wide, &Agg::Count, &[], &fixed, None, budget).unwrap();
+    let m = radius as usize;
+    let both = pointillist::shade::crop(&whole.image, m, m, 512, 256);
+    assert_eq!(pointillist::shade::crop(&both, 0, 0, 256, 256), left.image);
+    assert_eq!(
+        pointillist::shade::crop(&both, 256, 0, 256, 256),
+        right.image
+    );
+    // Dots near the seam are painted on both sides of it.
+    let alpha_at = |img: &pointillist::shade::Rgba, col: usize| {
+        (0..256)
+            .filter(|&row| img.data[(row * 256 + col) * 4 + 3] != 0)
+            .count()
+    };
+    assert!(alpha_at(&left.image, 255) > 0 && alpha_at(&right.image, 0) > 0);
+}
+
+fn seam_style() -> Style {
+    let mut style = Style::default();
+    style.shade.how = pointillist::shade::How::Linear;
+    style.shade.span = Some((0.0, 5.0));
+    style.scale = pointillist::render::Scale::Tile;
+    style
+}
+
+#[test]
+fn spread_tiles_join_across_their_edge() {
+    let fx = fixture();
+    let mut style = seam_style();
+    style.spread = 3;
+    // z6 tiles either side of lon 0, through the cluster at (0, 0).
+    let (mx, my) = geo::lnglat_to_meters(0.2, 0.3);
+    let (_, qy) = geo::quantize(mx, my);
+    let y = (qy as u64) >> (32 - 6);
+    assert_seamless(&fx.plain, 6, 31, y, &style, 3);
+    assert_seamless(&fx.ds, 6, 31, y, &style, 3);
+    // Without the margin (a plain tile, spread inside it), the seam column
+    // loses the halves of the neighbour's dots: the check above can fail.
+    let plain = pointillist::render::render(
+        &fx.plain,
+        &View::tile(TileId::new(6, 31, y).unwrap(), 256).unwrap(),
+        &Agg::Count,
+        &[],
+        &style,
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    let seamless = pointillist::render::render_tile(
+        &fx.plain,
+        TileId::new(6, 31, y).unwrap(),
+        256,
+        &Agg::Count,
+        &[],
+        &style,
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    assert_ne!(plain.image, seamless.image);
+}
+
+#[test]
+fn dynspread_uses_one_radius_per_zoom() {
+    let fx = fixture();
+    let mut style = seam_style();
+    style.dynspread = Some((0.9, 4));
+    let (mx, my) = geo::lnglat_to_meters(0.2, 0.3);
+    let (_, qy) = geo::quantize(mx, my);
+    let y = (qy as u64) >> (32 - 6);
+    let radius_of = |x: u64| {
+        pointillist::render::zoom_dynspread_radius(
+            &fx.plain,
+            TileId::new(6, x, y).unwrap(),
+            256,
+            &Agg::Count,
+            &[],
+            &style,
+            None,
+            0.9,
+            4,
+            Default::default(),
+        )
+        .unwrap()
+    };
+    let radius = radius_of(31);
+    assert_eq!(radius, radius_of(32));
+    assert_eq!(radius, radius_of(5), "an empty tile gets the zoom's radius");
+    assert!(radius >= 1, "the sparse fixture spreads");
+    assert_seamless(&fx.plain, 6, 31, y, &style, radius);
 }

@@ -457,6 +457,64 @@ fn several_files_a_directory_and_a_glob() {
 }
 
 #[test]
+fn hive_partition_folders_become_columns() {
+    // DuckDB's `COPY … (PARTITION_BY (year, radio))` layout, nested, with
+    // the writer's bookkeeping files beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("towers");
+    let mut lte = 0;
+    for (year, radio, rows) in [
+        (2023, "GSM", 3),
+        (2023, "LTE", 4),
+        (2024, "LTE", 2),
+        (2024, "NR", 1),
+    ] {
+        let d = root
+            .join(format!("year={year}"))
+            .join(format!("radio={radio}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut csv = String::from("lon,lat,range\n");
+        for i in 0..rows {
+            csv.push_str(&format!("{}.5,{}.25,{}\n", i, year - 2000, i * 10));
+        }
+        std::fs::write(d.join("part-0.csv"), csv).unwrap();
+        if radio == "LTE" {
+            lte += rows;
+        }
+    }
+    std::fs::write(root.join("_SUCCESS"), "").unwrap();
+    std::fs::create_dir_all(root.join(".tmp")).unwrap();
+    std::fs::write(root.join(".tmp/junk.csv"), "not,a\ncsv").unwrap();
+    let (report, ds) = pack_ok(&options(&[&root], &dir.path().join("ds")));
+    assert_eq!(report.rows, 10);
+    let m = &ds.manifest;
+    let radio = m.column("radio").expect("radio column from the folders");
+    assert_eq!(radio.categories, ["GSM", "LTE", "NR"]);
+    let year = m.column("year").expect("year column from the folders");
+    assert_eq!(
+        (year.stats.min, year.stats.max),
+        (Some(2023.0), Some(2024.0))
+    );
+    let f = pointillist::query::Filter::parse("radio:in:LTE", m).unwrap();
+    let n = pointillist::query::histogram::count(&ds, None, &[f], &[], None).unwrap();
+    assert_eq!(n, lte as u64);
+    // A year's rows all carry that year.
+    let f = pointillist::query::Filter::parse("year:2024..2024", m).unwrap();
+    let n = pointillist::query::histogram::count(&ds, None, &[f], &[], None).unwrap();
+    assert_eq!(n, 3);
+
+    // Files under different partition keys are refused, with nothing written.
+    let mixed = dir.path().join("mixed");
+    for sub in ["radio=LTE", "mcc=262"] {
+        std::fs::create_dir_all(mixed.join(sub)).unwrap();
+        std::fs::write(mixed.join(sub).join("p.csv"), "lon,lat\n1,2\n").unwrap();
+    }
+    let out = dir.path().join("mixed-ds");
+    let r = run(&["pack", s(&mixed), "--out", s(&out)]);
+    assert_failed_cleanly(&r, &out, "Hive partition folders");
+}
+
+#[test]
 fn inputs_with_different_columns_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.csv");

@@ -5,6 +5,7 @@
 pub mod compress;
 mod csv;
 mod geom;
+mod hive;
 
 use crate::geo;
 use crate::geo::{QX, QY};
@@ -225,14 +226,26 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
     for input in inputs {
         let p = PathBuf::from(input);
         let mut found: Vec<PathBuf> = if p.is_dir() {
-            std::fs::read_dir(&p)
-                .map_err(|source| IngestError::Io {
-                    path: p.clone(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && Format::of(f).is_some())
-                .collect()
+            // Searched recursively, as DuckDB, Spark and Overture lay out
+            // partitioned datasets; hidden and `_`-prefixed entries
+            // (`_SUCCESS`, `_delta_log`, `.crc`) are a writer's bookkeeping.
+            let mut files = Vec::new();
+            let walk = walkdir::WalkDir::new(&p)
+                .follow_links(true)
+                .into_iter()
+                .filter_entry(|e| {
+                    e.depth() == 0 || !e.file_name().to_string_lossy().starts_with(['.', '_'])
+                });
+            for e in walk {
+                let e = e.map_err(|e| IngestError::Io {
+                    path: e.path().map_or_else(|| p.clone(), Path::to_path_buf),
+                    source: e.into(),
+                })?;
+                if e.file_type().is_file() && Format::of(e.path()).is_some() {
+                    files.push(e.into_path());
+                }
+            }
+            files
         } else if p.exists() {
             if Format::of(&p).is_none() {
                 return Err(IngestError::Format {
@@ -302,6 +315,8 @@ pub struct Plan {
     pub coords: CoordSource,
     /// Normalized attribute schema (without coordinates), as written.
     pub attrs: SchemaRef,
+    /// Columns from Hive `key=value` folders, with their types.
+    pub hive: Vec<Field>,
     /// Options given.
     pub options: IngestOptions,
     /// Rows in all inputs, when the formats tell (Parquet, IPC).
@@ -344,8 +359,10 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
     let mut rows_hint = Some(0u64);
     let mut schemas: Vec<(PathBuf, SchemaRef)> = Vec::with_capacity(files.len());
     let mut first_geo: Option<Option<String>> = None;
+    let hive = hive::fields(files)?;
     for path in files {
         let (schema, geo_meta, rows) = survey(path, options, &mut units)?;
+        let schema = hive::with_fields(path, &schema, &hive)?;
         rows_hint = rows_hint.zip(rows).map(|(a, b)| a + b);
         check_unique_names(path, &schema)?;
         first_geo.get_or_insert(geo_meta);
@@ -384,6 +401,7 @@ pub fn plan(files: &[PathBuf], options: &IngestOptions) -> Result<Plan, IngestEr
     Ok(Plan {
         units,
         coords,
+        hive,
         attrs: Arc::new(Schema::new(fields)),
         options: options.clone(),
         rows_hint,
@@ -813,8 +831,16 @@ pub fn read_unit(
 ) -> Result<(), IngestError> {
     let path = &unit.path;
     let mut seq = 0u64;
+    let hive_values = hive::values(path);
     // Batches are cut to at most BATCH_ROWS rows so each row's ordinal fits.
     let mut emit = |batch: &RecordBatch, bad: u64| -> Result<(), IngestError> {
+        let with_hive;
+        let batch = if plan.hive.is_empty() {
+            batch
+        } else {
+            with_hive = hive::append(path, batch, &plan.hive, &hive_values)?;
+            &with_hive
+        };
         let mut offset = 0;
         let mut bad = bad;
         loop {

@@ -636,6 +636,10 @@ pub fn bind_filters<'a>(
     Some(BoundFilters(preds))
 }
 
+/// Most pixels a [`View::TileMargin`] adds on each side: spread's and
+/// dynspread's largest radius.
+pub const MAX_TILE_MARGIN: u32 = 16;
+
 /// What area a request covers and at what resolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum View {
@@ -645,6 +649,17 @@ pub enum View {
         tile: TileId,
         /// Pixels per side (256 or 512).
         size: u32,
+    },
+    /// An XYZ tile with a margin of `margin` pixels on every side, taken
+    /// from its neighbours at the tile's own pixel grid: what a spreading
+    /// style needs so that dots near an edge are whole in both tiles.
+    TileMargin {
+        /// Tile address.
+        tile: TileId,
+        /// Pixels per side of the tile itself (256 or 512).
+        size: u32,
+        /// Extra pixels on each side (at most [`MAX_TILE_MARGIN`]).
+        margin: u32,
     },
     /// A Web Mercator rectangle rendered at `width` × `height`.
     Viewport {
@@ -666,6 +681,22 @@ impl View {
             )));
         }
         Ok(View::Tile { tile, size })
+    }
+
+    /// A tile with `margin` pixels from its neighbours on every side
+    /// (none: a plain tile).
+    pub fn tile_with_margin(tile: TileId, size: u32, margin: u32) -> Result<View, QueryError> {
+        if margin > MAX_TILE_MARGIN {
+            return Err(QueryError::BadView(format!(
+                "tile margin {margin} is over {MAX_TILE_MARGIN} pixels"
+            )));
+        }
+        let view = View::tile(tile, size)?;
+        Ok(if margin == 0 {
+            view
+        } else {
+            View::TileMargin { tile, size, margin }
+        })
     }
 
     /// A viewport, validating size and box.
@@ -691,6 +722,10 @@ impl View {
     pub fn size(&self) -> (usize, usize) {
         match self {
             View::Tile { size, .. } => (*size as usize, *size as usize),
+            View::TileMargin { size, margin, .. } => {
+                let side = (*size + 2 * *margin) as usize;
+                (side, side)
+            }
             View::Viewport { width, height, .. } => (*width as usize, *height as usize),
         }
     }
@@ -699,6 +734,20 @@ impl View {
     pub fn key_ranges(&self) -> Vec<(u64, u64)> {
         match self {
             View::Tile { tile, .. } => vec![tile.key_range()],
+            // The margin's rectangle (under a tile wider each side) touches
+            // at most the tile and its eight neighbours at its zoom.
+            View::TileMargin { tile, size, margin } => {
+                let (x0, x1, y0, y1) = tile.qbounds();
+                let m = ((*margin as u64) << tile.shift()).div_ceil(*size as u64);
+                let last = u32::MAX as u64;
+                crate::geo::cover_key_ranges(
+                    x0.saturating_sub(m) as u32,
+                    (x1 + m - 1).min(last) as u32,
+                    y0.saturating_sub(m) as u32,
+                    (y1 + m - 1).min(last) as u32,
+                    9,
+                )
+            }
             View::Viewport { bbox, .. } => bbox.key_ranges(VIEWPORT_COVER_CELLS),
         }
     }

@@ -112,6 +112,49 @@ impl Binner for TileBinner {
     }
 }
 
+/// Integer binning for an XYZ tile widened by a margin of whole pixels of
+/// the tile's own grid: a row lands in the same pixel column as it does
+/// in the tile it belongs to, offset by the tiles between.
+#[derive(Clone, Copy, Debug)]
+pub struct MarginTileBinner {
+    x0: i64,
+    y0: i64,
+    shift: u32,
+    size: i64,
+    margin: i64,
+    side: i64,
+}
+
+impl MarginTileBinner {
+    /// Binner for `tile` at `size` pixels with `margin` pixels each side.
+    pub fn new(tile: TileId, size: u32, margin: u32) -> Self {
+        let (x0, _, y0, _) = tile.qbounds();
+        MarginTileBinner {
+            x0: x0 as i64,
+            y0: y0 as i64,
+            shift: tile.shift(),
+            size: size as i64,
+            margin: margin as i64,
+            side: (size + 2 * margin) as i64,
+        }
+    }
+}
+
+impl Binner for MarginTileBinner {
+    #[inline(always)]
+    fn bin(&self, qx: u32, qy: u32) -> Option<usize> {
+        // Signed offsets from the tile's corner; `>>` on i64 floors, so a
+        // row left of the tile gets a negative column, as in its own tile.
+        let col = ((qx as i64 - self.x0) * self.size) >> self.shift;
+        let row = ((qy as i64 - self.y0) * self.size) >> self.shift;
+        let (c, r) = (col + self.margin, row + self.margin);
+        if c < 0 || r < 0 || c >= self.side || r >= self.side {
+            return None;
+        }
+        Some((r * self.side + c) as usize)
+    }
+}
+
 /// Datashader's float binning for an arbitrary Web Mercator viewport.
 #[derive(Clone, Copy, Debug)]
 pub struct ViewportBinner {
@@ -352,6 +395,15 @@ pub fn aggregate_within(
             ds,
             &spans,
             &TileBinner::new(tile, size),
+            view,
+            agg,
+            filters,
+            budget,
+        ),
+        View::TileMargin { tile, size, margin } => run(
+            ds,
+            &spans,
+            &MarginTileBinner::new(tile, size, margin),
             view,
             agg,
             filters,

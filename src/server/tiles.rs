@@ -169,10 +169,17 @@ async fn render_tile(
         tile_size: size,
     } = r;
     let limits = state.config.limits();
-    let planned = state
+    // A spreading style reads rows from the neighbours (a margin no
+    // per-tile cell grid or overview tile has), so it always reads rows.
+    let margin = style.margin();
+    let planned = match state
         .config
         .planner()
-        .tile(&entry.dataset, tile, size, &agg, &filters);
+        .tile(&entry.dataset, tile, size, &agg, &filters)
+    {
+        Source::Cells | Source::Overview if margin > 0 => Source::Rows,
+        p => p,
+    };
     let cells = if planned == Source::Cells {
         Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
     } else {
@@ -193,7 +200,8 @@ async fn render_tile(
     let lane = match planned {
         Source::Overview | Source::Cells => Lane::Light,
         Source::Rows | Source::Sample => {
-            Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()))
+            let read = View::tile_with_margin(tile, size, margin).unwrap_or(view);
+            Lane::for_rows(crate::query::rows_in(&entry.dataset, &read.key_ranges()))
         }
     };
     let (png, rows, source) = state
@@ -220,9 +228,10 @@ async fn render_tile(
                         &style,
                         norm.as_ref(),
                     )?,
-                    None => render::render(
+                    None => render::render_tile(
                         &entry.dataset,
-                        &view,
+                        tile,
+                        size,
                         &agg,
                         &filters,
                         &style,

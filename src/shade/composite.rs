@@ -174,6 +174,17 @@ pub fn dynspread(
     max_px: u32,
     shape: Shape,
 ) -> Result<Rgba, ShadeError> {
+    let chosen = dynspread_radius(img, threshold, max_px)?;
+    Ok(if chosen >= 1 {
+        spread(img, chosen, shape)
+    } else {
+        img.clone()
+    })
+}
+
+/// The radius [`dynspread`] spreads `img` by: the largest `px <= max_px`
+/// before the image's density passes `threshold` (Datashader's rule).
+pub fn dynspread_radius(img: &Rgba, threshold: f64, max_px: u32) -> Result<u32, ShadeError> {
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ShadeError::InvalidThreshold(threshold));
     }
@@ -185,11 +196,23 @@ pub fn dynspread(
             break;
         }
     }
-    Ok(if chosen >= 1 {
-        spread(img, chosen, shape)
-    } else {
-        img.clone()
-    })
+    Ok(chosen)
+}
+
+/// The `width` × `height` window of `img` whose top-left pixel is
+/// `(x0, y0)`; the window must lie inside the image.
+pub fn crop(img: &Rgba, x0: usize, y0: usize, width: usize, height: usize) -> Rgba {
+    assert!(x0 + width <= img.width && y0 + height <= img.height);
+    let mut data = Vec::with_capacity(width * height * 4);
+    for y in y0..y0 + height {
+        let start = (y * img.width + x0) * 4;
+        data.extend_from_slice(&img.data[start..start + width * 4]);
+    }
+    Rgba {
+        width,
+        height,
+        data,
+    }
 }
 
 /// Datashader's `set_background`: composites the image `over` an opaque

@@ -32,7 +32,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use color::{Colormap, SETS1TO3, default_color_key, parse_color, parse_color_list};
-pub use composite::{Shape, dynspread, set_background, spread};
+pub use composite::{Shape, crop, dynspread, dynspread_radius, set_background, spread};
 pub use encode::{encode_png, encode_png_rgba};
 pub use norm::Normalization;
 
