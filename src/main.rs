@@ -234,9 +234,11 @@ struct PackArgs {
     /// Y column.
     #[arg(long)]
     y: Option<String>,
-    /// CRS of --x/--y or of a geometry column: 4326 (degrees) or 3857 (Web Mercator metres).
-    #[arg(long, default_value = "4326")]
-    crs: u32,
+    /// CRS of --x/--y or of a geometry column, as EPSG:NNNN (or NNNN): 4326
+    /// (degrees, the default), 3857 (Web Mercator metres), or any other EPSG
+    /// code (UTM zones, national grids), reprojected. Overrides a file's own.
+    #[arg(long)]
+    crs: Option<String>,
     /// Attribute columns to keep, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
@@ -456,11 +458,7 @@ fn run(cli: Cli) -> Result<()> {
             serve(config)?;
         }
         Command::Pack(a) => {
-            let crs = match a.crs {
-                4326 => Crs::Wgs84,
-                3857 => Crs::WebMercator,
-                other => anyhow::bail!("unsupported --crs {other}: use 4326 or 3857"),
-            };
+            let crs = a.crs.as_deref().map(Crs::parse).transpose()?;
             let mut o = PackOptions::new(a.inputs, a.out);
             o.ingest = IngestOptions {
                 lon: a.lon,

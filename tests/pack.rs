@@ -74,19 +74,128 @@ fn geoparquet_geoarrow_point_round_trip() {
     check_dataset(&ds, &t.expect());
 }
 
+/// Points on a lon/lat grid over UTM zone 32N (6°E–12°E), with their
+/// coordinates in EPSG:32632 (forward through proj4rs).
+fn utm32_points() -> Vec<(i64, f64, f64, f64, f64)> {
+    let src = proj4rs::Proj::from_epsg_code(4326).unwrap();
+    let dst = proj4rs::Proj::from_epsg_code(32632).unwrap();
+    let mut out = Vec::new();
+    for i in 0..60 {
+        let (lon, lat) = (6.0 + (i % 12) as f64 * 0.5, 1.0 + (i / 12) as f64 * 14.0);
+        let mut p = (lon.to_radians(), lat.to_radians(), 0.0);
+        proj4rs::transform::transform(&src, &dst, &mut p).unwrap();
+        out.push((i as i64, lon, lat, p.0, p.1));
+    }
+    out
+}
+
+/// Every row's position, by its `id`, within 1e-7° of where it was.
+fn assert_positions(ds: &pointillist::store::Dataset, want: &[(i64, f64, f64, f64, f64)]) {
+    use arrow_array::cast::AsArray;
+    let mut seen = 0;
+    for part in &ds.partitions {
+        let ids = part.batch.column_by_name("id").unwrap();
+        let ids = arrow_cast::cast(ids, &arrow_schema::DataType::Int64).unwrap();
+        let ids = ids.as_primitive::<arrow_array::types::Int64Type>();
+        for r in 0..part.batch.num_rows() {
+            let (_, lon, lat, _, _) = want[ids.value(r) as usize];
+            let (mx, my) = pointillist::geo::dequantize(part.qx()[r], part.qy()[r]);
+            let (glon, glat) = pointillist::geo::meters_to_lnglat(mx, my);
+            assert!(
+                (glon - lon).abs() < 1e-7 && (glat - lat).abs() < 1e-7,
+                "row {}: ({glon}, {glat}) vs ({lon}, {lat})",
+                ids.value(r)
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, want.len());
+}
+
 #[test]
-fn geoparquet_with_an_unsupported_crs_is_refused() {
+fn projected_crs_inputs_are_reprojected() {
     let dir = tempfile::tempdir().unwrap();
+    let pts = utm32_points();
+    // GeoParquet in UTM 32N: the CRS comes from the `geo` metadata.
+    let geometry: Vec<Vec<u8>> = pts.iter().map(|p| wkb_point(p.3, p.4)).collect();
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
+        arrow_schema::Field::new("geometry", arrow_schema::DataType::Binary, false),
+    ]));
+    let batch = arrow_array::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                pts.iter().map(|p| p.0),
+            )),
+            Arc::new(arrow_array::BinaryArray::from_iter_values(geometry.iter())),
+        ],
+    )
+    .unwrap();
     let input = dir.path().join("utm.parquet");
     write_parquet(
         &input,
-        &Table::new(50, 5).batch(Coords::WkbMeters),
+        &batch,
         1000,
-        Some(geoparquet_meta("WKB", Some(epsg(32633)))),
+        Some(geoparquet_meta("WKB", Some(epsg(32632)))),
     );
-    let out = dir.path().join("ds");
-    let o = run(&["pack", s(&input), "--out", s(&out)]);
-    assert_failed_cleanly(&o, &out, "reproject to EPSG:4326 or EPSG:3857");
+    let (_, ds) = pack_ok(&options(&[&input], &dir.path().join("geo")));
+    assert_positions(&ds, &pts);
+
+    // A CSV of eastings and northings with --crs.
+    let csv = dir.path().join("utm.csv");
+    let mut body = String::from("id,easting,northing\n");
+    for p in &pts {
+        body.push_str(&format!("{},{:.6},{:.6}\n", p.0, p.3, p.4));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let out = dir.path().join("csv");
+    let o = run(&[
+        "pack",
+        s(&csv),
+        "--out",
+        s(&out),
+        "--x",
+        "easting",
+        "--y",
+        "northing",
+        "--crs",
+        "EPSG:32632",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_positions(&pointillist::store::Dataset::open(&out).unwrap(), &pts);
+
+    // An unknown EPSG code fails cleanly, naming it.
+    let out = dir.path().join("unknown");
+    let o = run(&[
+        "pack",
+        s(&csv),
+        "--out",
+        s(&out),
+        "--x",
+        "easting",
+        "--y",
+        "northing",
+        "--crs",
+        "EPSG:1",
+    ]);
+    assert_failed_cleanly(&o, &out, "unknown or unsupported CRS EPSG:1");
+    // So does a GeoParquet CRS with no EPSG code.
+    let odd = dir.path().join("odd.parquet");
+    let custom = serde_json::json!({"type": "ProjectedCRS", "name": "My local grid"});
+    write_parquet(
+        &odd,
+        &batch,
+        1000,
+        Some(geoparquet_meta("WKB", Some(custom))),
+    );
+    let out = dir.path().join("odd");
+    let o = run(&["pack", s(&odd), "--out", s(&out)]);
+    assert_failed_cleanly(&o, &out, "name its EPSG code with --crs");
+    // ... and --crs names it.
+    let o = run(&["pack", s(&odd), "--out", s(&out), "--crs", "32632"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_positions(&pointillist::store::Dataset::open(&out).unwrap(), &pts);
 }
 
 #[test]
@@ -618,9 +727,9 @@ fn coordinate_flags_override_detection() {
         "--y",
         "my",
         "--crs",
-        "2154",
+        "EPSG:x",
     ]);
-    assert_failed_cleanly(&o, &out, "unsupported --crs 2154");
+    assert_failed_cleanly(&o, &out, "expected EPSG:NNNN");
 }
 
 #[test]

@@ -288,8 +288,9 @@ fn an_input_that_vanishes_after_planning() {
 
 #[test]
 fn crs_option_default_is_degrees() {
-    // IngestOptions::default reads x/y as degrees.
-    assert_eq!(IngestOptions::default().crs, Crs::Wgs84);
+    // IngestOptions::default gives no CRS: x/y read as degrees.
+    assert_eq!(IngestOptions::default().crs, None);
+    assert_eq!(Crs::default(), Crs::Wgs84);
 }
 
 // ---------------------------------------------------------------------------

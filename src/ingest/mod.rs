@@ -3,6 +3,7 @@
 //! normalized attribute columns.
 
 pub mod compress;
+pub mod crs;
 mod csv;
 mod geom;
 mod hive;
@@ -112,6 +113,29 @@ pub enum Crs {
     Wgs84,
     /// Web Mercator metres (EPSG:3857).
     WebMercator,
+    /// Any other EPSG CRS, reprojected at ingest ([`crs::Reprojector`]).
+    Epsg(u16),
+}
+
+impl Crs {
+    /// The CRS of an EPSG code: 4326 and 3857 read directly, any other
+    /// code the EPSG definitions know is reprojected; an unknown code is
+    /// an error.
+    pub fn from_code(code: u16) -> Result<Crs, IngestError> {
+        Ok(match code {
+            4326 => Crs::Wgs84,
+            3857 | 3785 => Crs::WebMercator,
+            _ => {
+                crs::Reprojector::new(code).map_err(IngestError::Coordinates)?;
+                Crs::Epsg(code)
+            }
+        })
+    }
+
+    /// The CRS named by `EPSG:NNNN` (or `NNNN`, an OGC URN, `OGC:CRS84`).
+    pub fn parse(s: &str) -> Result<Crs, IngestError> {
+        Crs::from_code(crs::parse_code(s).map_err(IngestError::Options)?)
+    }
 }
 
 /// User choices for reading inputs.
@@ -125,8 +149,9 @@ pub struct IngestOptions {
     pub x: Option<String>,
     /// Y column.
     pub y: Option<String>,
-    /// CRS of x/y columns.
-    pub crs: Crs,
+    /// CRS of x/y or geometry columns, when given (`--crs`): it overrides
+    /// a file's own (GeoParquet metadata); without either, degrees.
+    pub crs: Option<Crs>,
     /// Attribute columns to keep (default: all).
     pub columns: Option<Vec<String>>,
     /// Fail on the first CSV row that does not parse instead of skipping it.
@@ -674,7 +699,7 @@ fn detect_coords(
             return Ok(CoordSource::Columns {
                 x: x.clone(),
                 y: y.clone(),
-                crs: o.crs,
+                crs: o.crs.unwrap_or_default(),
             });
         }
         (None, None, None, None) => {}
@@ -684,9 +709,12 @@ fn detect_coords(
             ));
         }
     }
-    // GeoParquet names its geometry column and CRS.
+    // GeoParquet names its geometry column and CRS (which --crs overrides).
     if let Some(meta) = geo_meta {
-        if let Some(source) = geoparquet_source(schema, meta)? {
+        if let Some(mut source) = geoparquet_source(schema, meta, o.crs.is_some())? {
+            if let (CoordSource::Geometry { crs, .. }, Some(given)) = (&mut source, o.crs) {
+                *crs = given;
+            }
             return Ok(source);
         }
     }
@@ -702,12 +730,16 @@ fn detect_coords(
     let x = find_one(schema, &["x"], "x")?;
     let y = find_one(schema, &["y"], "y")?;
     if let (Some(x), Some(y)) = (x, y) {
-        return Ok(CoordSource::Columns { x, y, crs: o.crs });
+        return Ok(CoordSource::Columns {
+            x,
+            y,
+            crs: o.crs.unwrap_or_default(),
+        });
     }
     if let Some(g) = find_one(schema, &["geometry", "geom"], "geometry")? {
         return Ok(CoordSource::Geometry {
             column: g,
-            crs: o.crs,
+            crs: o.crs.unwrap_or_default(),
         });
     }
     Err(IngestError::Coordinates(format!(
@@ -723,7 +755,11 @@ fn detect_coords(
 }
 
 /// The coordinate source a GeoParquet `geo` metadata entry describes.
-fn geoparquet_source(schema: &Schema, meta: &str) -> Result<Option<CoordSource>, IngestError> {
+fn geoparquet_source(
+    schema: &Schema,
+    meta: &str,
+    crs_given: bool,
+) -> Result<Option<CoordSource>, IngestError> {
     let v: serde_json::Value = match serde_json::from_str(meta) {
         Ok(v) => v,
         Err(e) => {
@@ -759,6 +795,7 @@ fn geoparquet_source(schema: &Schema, meta: &str) -> Result<Option<CoordSource>,
     }
     // A missing `crs` means OGC:CRS84 (longitude/latitude); `null` means unknown.
     let crs = match spec.and_then(|c| c.get("crs")) {
+        _ if crs_given => Crs::Wgs84,
         None => Crs::Wgs84,
         Some(serde_json::Value::Null) => {
             tracing::warn!(
@@ -766,15 +803,18 @@ fn geoparquet_source(schema: &Schema, meta: &str) -> Result<Option<CoordSource>,
             );
             Crs::Wgs84
         }
-        Some(c) => crs_of_projjson(c).ok_or_else(|| {
-            IngestError::Coordinates(format!(
-                "GeoParquet column {col:?} uses CRS {}, which Pointillist cannot read; \
-                 reproject to EPSG:4326 or EPSG:3857 first",
-                c.get("name")
-                    .and_then(|n| n.as_str())
-                    .map_or_else(|| c.to_string(), str::to_string)
-            ))
-        })?,
+        Some(c) => match crs_of_projjson(c) {
+            Some(code) => Crs::from_code(code)?,
+            None => {
+                return Err(IngestError::Coordinates(format!(
+                    "GeoParquet column {col:?} uses CRS {}, which has no EPSG code; \
+                     name its EPSG code with --crs EPSG:NNNN",
+                    c.get("name")
+                        .and_then(|n| n.as_str())
+                        .map_or_else(|| c.to_string(), str::to_string)
+                )));
+            }
+        },
     };
     Ok(Some(CoordSource::Geometry {
         column: col.to_string(),
@@ -782,9 +822,9 @@ fn geoparquet_source(schema: &Schema, meta: &str) -> Result<Option<CoordSource>,
     }))
 }
 
-/// EPSG:4326 / OGC:CRS84 or EPSG:3857 from a PROJJSON object (or an
-/// "AUTHORITY:CODE" string, which some writers use).
-fn crs_of_projjson(c: &serde_json::Value) -> Option<Crs> {
+/// The EPSG code of a PROJJSON object (its `id`; OGC:CRS84 is 4326), or
+/// of an "AUTHORITY:CODE" string, which some writers use.
+fn crs_of_projjson(c: &serde_json::Value) -> Option<u16> {
     let (authority, code) = match c {
         serde_json::Value::String(s) => {
             let (a, c) = s.split_once(':')?;
@@ -802,9 +842,11 @@ fn crs_of_projjson(c: &serde_json::Value) -> Option<Crs> {
         }
         _ => return None,
     };
-    match (authority.to_ascii_uppercase().as_str(), code.as_str()) {
-        ("EPSG", "4326") | ("OGC", "CRS84") => Some(Crs::Wgs84),
-        ("EPSG", "3857") | ("EPSG", "900913") => Some(Crs::WebMercator),
+    match authority.to_ascii_uppercase().as_str() {
+        "OGC" if code == "CRS84" => Some(4326),
+        // Google's old unofficial code for Web Mercator.
+        "EPSG" if code == "900913" => Some(3857),
+        "EPSG" => code.parse().ok(),
         _ => None,
     }
 }
@@ -944,6 +986,10 @@ pub fn project(
             (xs, ys, *crs)
         }
     };
+    let reproject = match crs {
+        Crs::Epsg(code) => Some(crs::Reprojector::new(code).map_err(IngestError::Coordinates)?),
+        _ => None,
+    };
     let mut keep = Vec::with_capacity(n);
     let mut qxs = Vec::with_capacity(n);
     let mut qys = Vec::with_capacity(n);
@@ -953,6 +999,11 @@ pub fn project(
         let m = match crs {
             Crs::Wgs84 if geo::lnglat_in_range(x, y) => Some(geo::lnglat_to_meters(x, y)),
             Crs::WebMercator if geo::meters_in_range(x, y) => Some((x, y)),
+            Crs::Epsg(_) => reproject
+                .as_ref()
+                .and_then(|r| r.to_lnglat(x, y))
+                .filter(|&(lon, lat)| geo::lnglat_in_range(lon, lat))
+                .map(|(lon, lat)| geo::lnglat_to_meters(lon, lat)),
             _ => None,
         };
         if let Some((mx, my)) = m {
