@@ -234,6 +234,10 @@ struct PackArgs {
     /// Y column.
     #[arg(long)]
     y: Option<String>,
+    /// Geometry column (default: detected): WKB, GeoArrow points, or text
+    /// as WKT (`POINT (x y)`, EWKT) or hex WKB.
+    #[arg(long)]
+    geometry: Option<String>,
     /// CRS of --x/--y or of a geometry column, as EPSG:NNNN (or NNNN): 4326
     /// (degrees, the default), 3857 (Web Mercator metres), or any other EPSG
     /// code (UTM zones, national grids), reprojected. Overrides a file's own.
@@ -465,6 +469,7 @@ fn run(cli: Cli) -> Result<()> {
                 lat: a.lat,
                 x: a.x,
                 y: a.y,
+                geometry: a.geometry,
                 crs,
                 columns: a.columns,
                 strict: a.strict,

@@ -199,6 +199,41 @@ fn projected_crs_inputs_are_reprojected() {
 }
 
 #[test]
+fn wkt_and_hex_wkb_text_columns_are_coordinates() {
+    let dir = tempfile::tempdir().unwrap();
+    // QGIS' and GDAL's CSV export: a WKT column; PostGIS': hex EWKB.
+    let wkt = dir.path().join("wkt.csv");
+    std::fs::write(
+        &wkt,
+        "id;WKT;name\n0;POINT (2.35 48.85);paris\n1;POINT Z (-0.1276 51.5072 12);london\n2;LINESTRING (0 0, 1 1);line\n3;POINT EMPTY;empty\n",
+    )
+    .unwrap();
+    let (report, ds) = pack_ok(&options(&[&wkt], &dir.path().join("wkt")));
+    assert_eq!(
+        (report.rows, report.dropped),
+        (2, 2),
+        "non-points are dropped and counted"
+    );
+    let want = [(0, 2.35, 48.85, 0.0, 0.0), (1, -0.1276, 51.5072, 0.0, 0.0)];
+    assert_positions(&ds, &want);
+    assert!(
+        ds.manifest.column("WKT").is_none(),
+        "the geometry is not an attribute"
+    );
+
+    let hex = dir.path().join("hex.csv");
+    std::fs::write(
+        &hex,
+        "id,shape\n0,0101000020E6100000CDCCCCCCCCCC0240CDCCCCCCCC6C4840\n1,0101000000DA1B7C613255C0BFFE43FAEDEBC04940\n",
+    )
+    .unwrap();
+    let out = dir.path().join("hex");
+    let o = run(&["pack", s(&hex), "--out", s(&out), "--geometry", "shape"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_positions(&pointillist::store::Dataset::open(&out).unwrap(), &want);
+}
+
+#[test]
 fn arrow_ipc_and_feather_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let t = Table::new(600, 6);

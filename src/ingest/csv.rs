@@ -280,10 +280,11 @@ pub fn read(
     let mut l = layout(path, &plan.options)?;
     // Coordinates are numbers whatever the first rows looked like: a value
     // that is not a number makes its row unparseable rather than turning the
-    // column into text.
+    // column into text. A geometry column is text (WKT or hex WKB).
+    let geometry = matches!(plan.coords, super::CoordSource::Geometry { .. });
     for (name, kind) in l.names.iter().zip(l.kinds.iter_mut()) {
         if plan.coords.columns().contains(&name.as_str()) {
-            *kind = Kind::Float;
+            *kind = if geometry { Kind::Text } else { Kind::Float };
         }
     }
     let schema = schema_of(&l);

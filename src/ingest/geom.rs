@@ -52,9 +52,65 @@ pub fn points(a: &ArrayRef) -> Result<(Vec<f64>, Vec<f64>), String> {
                 }
             }
         }
+        DataType::Utf8 => fill_text(a.as_string::<i32>().iter(), &mut xs, &mut ys),
+        DataType::LargeUtf8 => fill_text(a.as_string::<i64>().iter(), &mut xs, &mut ys),
+        DataType::Utf8View => fill_text(a.as_string_view().iter(), &mut xs, &mut ys),
         other => return Err(format!("unsupported geometry encoding {other}")),
     }
     Ok((xs, ys))
+}
+
+/// Text geometries, as CSV exports hold them: WKT or EWKT (`POINT (x y)`,
+/// `SRID=4326;POINT Z (x y z)`) or hex WKB/EWKB (PostGIS's output).
+fn fill_text<'a>(it: impl Iterator<Item = Option<&'a str>>, xs: &mut [f64], ys: &mut [f64]) {
+    let mut buf = Vec::new();
+    for (i, v) in it.enumerate() {
+        let Some(v) = v.map(str::trim) else { continue };
+        let p = if v.bytes().next().is_some_and(|b| b.is_ascii_hexdigit())
+            && v.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            buf.clear();
+            buf.resize(v.len() / 2, 0);
+            hex::decode_to_slice(v, &mut buf)
+                .ok()
+                .and_then(|_| wkb_point(&buf))
+        } else {
+            wkt_point(v)
+        };
+        if let Some((x, y)) = p {
+            xs[i] = x;
+            ys[i] = y;
+        }
+    }
+}
+
+/// X and Y of a WKT / EWKT point (2D, Z, M or ZM); `None` for anything
+/// else (other geometry types, `POINT EMPTY`, malformed text).
+pub fn wkt_point(s: &str) -> Option<(f64, f64)> {
+    let s = s.trim();
+    // EWKT's `SRID=n;` prefix: the CRS is the column's, not the row's.
+    let s = match s.split_once(';') {
+        Some((srid, rest)) if srid.trim().to_ascii_uppercase().starts_with("SRID=") => rest,
+        _ => s,
+    };
+    let (head, rest) = s.split_once('(')?;
+    let mut words = head.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("POINT") {
+        return None;
+    }
+    // At most one dimension word (Z, M or ZM).
+    if let Some(w) = words.next() {
+        if !["Z", "M", "ZM"].iter().any(|d| w.eq_ignore_ascii_case(d)) || words.next().is_some() {
+            return None;
+        }
+    }
+    let body = rest.trim_end().strip_suffix(')')?;
+    let mut nums = body.split_whitespace().map(str::parse::<f64>);
+    let x = nums.next()?.ok()?;
+    let y = nums.next()?.ok()?;
+    // Z and M, if any, must be numbers too, and at most two of them.
+    let extra: Vec<_> = nums.collect();
+    (extra.len() <= 2 && extra.iter().all(Result::is_ok)).then_some((x, y))
 }
 
 fn fill_wkb<'a>(it: impl Iterator<Item = Option<&'a [u8]>>, xs: &mut [f64], ys: &mut [f64]) {

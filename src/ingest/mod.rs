@@ -149,6 +149,9 @@ pub struct IngestOptions {
     pub x: Option<String>,
     /// Y column.
     pub y: Option<String>,
+    /// Geometry column: WKB, GeoArrow points, or text (WKT / hex WKB)
+    /// (overrides detection).
+    pub geometry: Option<String>,
     /// CRS of x/y or geometry columns, when given (`--crs`): it overrides
     /// a file's own (GeoParquet metadata); without either, degrees.
     pub crs: Option<Crs>,
@@ -650,6 +653,9 @@ fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
 
 const LON_NAMES: &[&str] = &["lon", "lng", "long", "longitude"];
 const LAT_NAMES: &[&str] = &["lat", "latitude"];
+/// Geometry column names: GeoParquet's and GeoPandas' `geometry`, PostGIS'
+/// `geom`/`the_geom`, GDAL's `wkb_geometry` and QGIS' and GDAL's CSV `WKT`.
+const GEOMETRY_NAMES: &[&str] = &["geometry", "geom", "the_geom", "wkb_geometry", "wkt"];
 
 fn find_one(schema: &Schema, names: &[&str], what: &str) -> Result<Option<String>, IngestError> {
     let found: Vec<String> = schema
@@ -683,6 +689,18 @@ fn detect_coords(
             )))
         }
     };
+    if let Some(g) = &o.geometry {
+        if o.lon.is_some() || o.lat.is_some() || o.x.is_some() || o.y.is_some() {
+            return Err(IngestError::Coordinates(
+                "give --geometry, or --lon/--lat, or --x/--y, not several".into(),
+            ));
+        }
+        check(g)?;
+        return Ok(CoordSource::Geometry {
+            column: g.clone(),
+            crs: o.crs.unwrap_or_default(),
+        });
+    }
     match (&o.lon, &o.lat, &o.x, &o.y) {
         (Some(lon), Some(lat), None, None) => {
             check(lon)?;
@@ -736,14 +754,14 @@ fn detect_coords(
             crs: o.crs.unwrap_or_default(),
         });
     }
-    if let Some(g) = find_one(schema, &["geometry", "geom"], "geometry")? {
+    if let Some(g) = find_one(schema, GEOMETRY_NAMES, "geometry")? {
         return Ok(CoordSource::Geometry {
             column: g,
             crs: o.crs.unwrap_or_default(),
         });
     }
     Err(IngestError::Coordinates(format!(
-        "no coordinate columns found (looked for lon/lat/longitude/latitude, x/y or geometry; \
+        "no coordinate columns found (looked for lon/lat/longitude/latitude, x/y or a geometry/geom/wkt column; \
          columns: {}); name them with --lon/--lat or --x/--y",
         schema
             .fields()
