@@ -238,6 +238,9 @@ struct PackArgs {
     /// as WKT (`POINT (x y)`, EWKT) or hex WKB.
     #[arg(long)]
     geometry: Option<String>,
+    /// GeoPackage layer to read, when the file has several point layers.
+    #[arg(long)]
+    layer: Option<String>,
     /// CRS of --x/--y or of a geometry column, as EPSG:NNNN (or NNNN): 4326
     /// (degrees, the default), 3857 (Web Mercator metres), or any other EPSG
     /// code (UTM zones, national grids), reprojected. Overrides a file's own.
@@ -470,6 +473,7 @@ fn run(cli: Cli) -> Result<()> {
                 x: a.x,
                 y: a.y,
                 geometry: a.geometry,
+                layer: a.layer,
                 crs,
                 columns: a.columns,
                 strict: a.strict,

@@ -585,7 +585,7 @@ fn several_files_a_directory_and_a_glob() {
     assert_failed_cleanly(
         &r,
         &out,
-        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found",
+        "no .parquet, .arrow/.feather/.arrows, .csv/.tsv (optionally compressed), .geojson, .shp, .fgb or .gpkg files found",
     );
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -593,7 +593,7 @@ fn several_files_a_directory_and_a_glob() {
     assert_failed_cleanly(
         &r,
         &out,
-        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found",
+        "no .parquet, .arrow/.feather/.arrows, .csv/.tsv (optionally compressed), .geojson, .shp, .fgb or .gpkg files found",
     );
     // A named file of an unknown type.
     let r = run(&["pack", s(&parts.join("notes.md")), "--out", s(&out)]);

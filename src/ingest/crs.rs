@@ -51,7 +51,8 @@ impl Reprojector {
 /// `urn:ogc:def:crs:EPSG::NNNN` URN, or `OGC:CRS84` (as 4326).
 pub fn parse_code(s: &str) -> Result<u16, String> {
     let t = s.trim();
-    if t.eq_ignore_ascii_case("OGC:CRS84") || t.eq_ignore_ascii_case("CRS84") {
+    // OGC:CRS84, CRS84, urn:ogc:def:crs:OGC:1.3:CRS84 (GDAL's GeoJSON).
+    if t.to_ascii_uppercase().ends_with("CRS84") {
         return Ok(4326);
     }
     let digits = t
@@ -134,6 +135,8 @@ mod tests {
         assert_eq!(parse_code("3857"), Ok(3857));
         assert_eq!(parse_code("urn:ogc:def:crs:EPSG::28992"), Ok(28992));
         assert_eq!(parse_code("OGC:CRS84"), Ok(4326));
+        assert_eq!(parse_code("urn:ogc:def:crs:OGC:1.3:CRS84"), Ok(4326));
+        assert_eq!(parse_code("urn:ogc:def:crs:EPSG:9.8:27700"), Ok(27700));
         assert!(parse_code("ESRI:102100").is_err());
         assert!(parse_code("EPSG:abc").is_err());
         let e = Reprojector::new(1).unwrap_err();

@@ -158,9 +158,64 @@ pub fn wkb_point(b: &[u8]) -> Option<(f64, f64)> {
     Some((f64_at(off)?, f64_at(off + 8)?))
 }
 
+/// The geometry type a WKB value holds (`"LineString"`, …), if readable.
+pub fn wkb_type_name(b: &[u8]) -> Option<&'static str> {
+    let le = match *b.first()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let s: [u8; 4] = b.get(1..5)?.try_into().ok()?;
+    let ty = if le {
+        u32::from_le_bytes(s)
+    } else {
+        u32::from_be_bytes(s)
+    };
+    const NAMES: [&str; 8] = [
+        "Geometry",
+        "Point",
+        "LineString",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
+    ];
+    NAMES.get(((ty & 0x0FFF_FFFF) % 1000) as usize).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_geometries_read_as_points() {
+        use std::sync::Arc;
+        assert_eq!(wkt_point("POINT (1.5 -2)"), Some((1.5, -2.0)));
+        assert_eq!(wkt_point("point z(1 2 3)"), Some((1.0, 2.0)));
+        assert_eq!(wkt_point("SRID=4326;POINT ZM (1 2 3 4)"), Some((1.0, 2.0)));
+        assert_eq!(wkt_point("POINT EMPTY"), None);
+        assert_eq!(wkt_point("LINESTRING (1 2, 3 4)"), None);
+        assert_eq!(wkt_point("POINT (1 x)"), None);
+        assert_eq!(wkt_point("POINT (1 2"), None);
+        // PostGIS EWKB hex of SRID=4326;POINT(1 2), and plain WKB hex.
+        let a: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
+            Some("0101000020E6100000000000000000F03F0000000000000040"),
+            Some("0101000000000000000000F03F0000000000000040"),
+            Some("POINT(3 4)"),
+            Some("nonsense"),
+            None,
+        ]));
+        let (xs, ys) = points(&a).unwrap();
+        assert_eq!((xs[0], ys[0]), (1.0, 2.0));
+        assert_eq!((xs[1], ys[1]), (1.0, 2.0));
+        assert_eq!((xs[2], ys[2]), (3.0, 4.0));
+        assert!(xs[3].is_nan() && xs[4].is_nan());
+        assert_eq!(
+            wkb_type_name(&hex::decode("010200000000000000").unwrap()),
+            Some("LineString")
+        );
+    }
 
     fn wkb(le: bool, ty: u32, x: f64, y: f64) -> Vec<u8> {
         let mut v = vec![u8::from(le)];

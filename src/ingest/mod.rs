@@ -7,6 +7,7 @@ pub mod crs;
 mod csv;
 mod geom;
 mod hive;
+pub mod vector;
 
 use crate::geo;
 use crate::geo::{QX, QY};
@@ -57,7 +58,7 @@ pub const CATEGORY_LIMIT: usize = 1024;
 pub enum IngestError {
     /// No input files matched.
     #[error(
-        "no .parquet, .arrow/.feather/.arrows or .csv/.tsv (optionally compressed) files found for {0:?}"
+        "no .parquet, .arrow/.feather/.arrows, .csv/.tsv (optionally compressed), .geojson, .shp, .fgb or .gpkg files found for {0:?}"
     )]
     NoInput(Vec<String>),
     /// I/O failure on a file.
@@ -152,6 +153,8 @@ pub struct IngestOptions {
     /// Geometry column: WKB, GeoArrow points, or text (WKT / hex WKB)
     /// (overrides detection).
     pub geometry: Option<String>,
+    /// The layer of a GeoPackage with several point layers.
+    pub layer: Option<String>,
     /// CRS of x/y or geometry columns, when given (`--crs`): it overrides
     /// a file's own (GeoParquet metadata); without either, degrees.
     pub crs: Option<Crs>,
@@ -177,6 +180,8 @@ pub enum Format {
     /// Delimited text (comma, tab, semicolon or pipe, detected), optionally
     /// gzip, zstd or bzip2 compressed ([`compress`]).
     Csv,
+    /// A vector GIS file of point features ([`vector`]).
+    Vector(vector::Kind),
 }
 
 impl Format {
@@ -186,7 +191,7 @@ impl Format {
             "parquet" | "pq" | "geoparquet" => Some(Format::Parquet),
             "arrow" | "feather" | "ipc" | "arrows" => Some(Format::Ipc),
             "csv" | "txt" | "tsv" | "tab" => Some(Format::Csv),
-            _ => None,
+            other => vector::Kind::of_extension(other).map(Format::Vector),
         }
     }
 }
@@ -278,7 +283,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
             if Format::of(&p).is_none() {
                 return Err(IngestError::Format {
                     path: p,
-                    message: "unknown file type (expected .parquet, .arrow/.feather/.arrows, or .csv/.tsv, optionally .gz/.zst/.bz2)"
+                    message: "unknown file type (expected .parquet, .arrow/.feather/.arrows, .csv/.tsv (optionally .gz/.zst/.bz2), .geojson/.geojsonl, .shp/.zip, .fgb or .gpkg)"
                         .into(),
                 });
             }
@@ -332,6 +337,8 @@ pub struct Unit {
     pub rows: Option<u64>,
     /// Parquet footer, decoded once when planning.
     parquet: Option<ArrowReaderMetadata>,
+    /// A vector file's own schema, learnt when planning.
+    vector: Option<SchemaRef>,
 }
 
 /// Everything needed to read the inputs in parallel.
@@ -455,6 +462,7 @@ fn survey(
             row_group: None,
             rows: None,
             parquet: None,
+            vector: None,
         })
     };
     Ok(match format {
@@ -476,6 +484,7 @@ fn survey(
                     row_group: Some(i),
                     rows: Some(rg.num_rows() as u64),
                     parquet: Some(meta.clone()),
+                    vector: None,
                 });
             }
             let rows = pq.file_metadata().num_rows() as u64;
@@ -490,6 +499,12 @@ fn survey(
             let schema = csv::infer_schema(path, options)?;
             whole_file(units);
             (schema, None, None)
+        }
+        Format::Vector(kind) => {
+            let s = vector::survey(path, kind, options)?;
+            whole_file(units);
+            units.last_mut().expect("just pushed").vector = Some(s.schema.clone());
+            (s.schema, Some(s.geo), None)
         }
     })
 }
@@ -968,6 +983,15 @@ pub fn read_unit(
         }
         Format::Csv => {
             csv::read(plan, path, &mut |batch, bad| emit(&batch, bad))?;
+        }
+        Format::Vector(kind) => {
+            let schema = match &unit.vector {
+                Some(s) => s.clone(),
+                None => vector::survey(path, kind, &plan.options)?.schema,
+            };
+            vector::read(path, kind, &plan.options, &schema, &mut |batch| {
+                emit(&batch, 0)
+            })?;
         }
     }
     Ok(())
