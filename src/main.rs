@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
 use pointillist::datagen::{DemoKind, GenOptions};
 use pointillist::geo::{MercatorBox, TileId};
-use pointillist::ingest::{Crs, IngestOptions};
+use pointillist::ingest::{Crs, Format, IngestOptions};
 use pointillist::pack::{self, PackOptions};
 use pointillist::query::View;
 use pointillist::raster::Aggregate;
@@ -241,6 +241,10 @@ struct PackArgs {
     /// GeoPackage layer to read, when the file has several point layers.
     #[arg(long)]
     layer: Option<String>,
+    /// Input format when the name does not tell it (standard input `-`, a
+    /// pipe): csv, tsv, arrows, geojsonl, ... (default: from the first bytes).
+    #[arg(long)]
+    format: Option<String>,
     /// CRS of --x/--y or of a geometry column, as EPSG:NNNN (or NNNN): 4326
     /// (degrees, the default), 3857 (Web Mercator metres), or any other EPSG
     /// code (UTM zones, national grids), reprojected. Overrides a file's own.
@@ -474,6 +478,7 @@ fn run(cli: Cli) -> Result<()> {
                 y: a.y,
                 geometry: a.geometry,
                 layer: a.layer,
+                format: a.format.as_deref().map(Format::parse).transpose()?,
                 crs,
                 columns: a.columns,
                 strict: a.strict,

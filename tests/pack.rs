@@ -233,6 +233,119 @@ fn wkt_and_hex_wkb_text_columns_are_coordinates() {
     assert_positions(&pointillist::store::Dataset::open(&out).unwrap(), &want);
 }
 
+/// `pack - …` with `input` on standard input.
+fn pack_stdin(input: &[u8], args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(["pack", "-"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    // A pack that fails early stops reading: the write may then fail.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn standard_input_and_pipes_are_read_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // More rows than the schema sample, gzip-compressed, on standard input.
+    let mut csv = String::from("id,lon,lat,radio\n");
+    let want: Vec<(i64, f64, f64, f64, f64)> = (0..30_000)
+        .map(|i| {
+            (
+                i,
+                -170.0 + (i % 3400) as f64 * 0.1,
+                -80.0 + (i / 3400) as f64 * 0.5,
+                0.0,
+                0.0,
+            )
+        })
+        .collect();
+    for (i, lon, lat, _, _) in &want {
+        csv.push_str(&format!(
+            "{i},{lon},{lat},{}\n",
+            ["GSM", "LTE"][(*i % 2) as usize]
+        ));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, csv.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let out = dir.path().join("stdin");
+    let o = pack_stdin(&gz, &["--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ds = pointillist::store::Dataset::open(&out).unwrap();
+    assert_positions(&ds, &want);
+    assert_eq!(
+        ds.manifest.column("radio").unwrap().categories,
+        ["GSM", "LTE"]
+    );
+
+    // A named pipe, written while the pack reads it.
+    let fifo = dir.path().join("towers.csv");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let (fifo, csv) = (fifo.clone(), csv.clone());
+        std::thread::spawn(move || std::fs::write(fifo, csv).unwrap())
+    };
+    let out = dir.path().join("fifo");
+    let o = run(&["pack", s(&fifo), "--out", s(&out)]);
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_positions(&pointillist::store::Dataset::open(&out).unwrap(), &want);
+
+    // An Arrow IPC stream and a GeoJSON sequence, told by their first bytes.
+    let t = Table::new(300, 11);
+    let ipc = dir.path().join("t.arrows");
+    let batch = t.batch(Coords::LonLat("lon", "lat"));
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(
+        std::fs::File::create(&ipc).unwrap(),
+        &batch.schema(),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    let out = dir.path().join("ipc");
+    let o = pack_stdin(&std::fs::read(&ipc).unwrap(), &["--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    check_dataset(
+        &pointillist::store::Dataset::open(&out).unwrap(),
+        &t.expect(),
+    );
+    let seq = b"{\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[2.35,48.85]},\"properties\":{\"id\":0}}\n";
+    let out = dir.path().join("seq");
+    let o = pack_stdin(seq, &["--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_positions(
+        &pointillist::store::Dataset::open(&out).unwrap(),
+        &[(0, 2.35, 48.85, 0.0, 0.0)],
+    );
+
+    // Parquet needs its footer: refused with a message, nothing written.
+    let pq = dir.path().join("p.parquet");
+    write_parquet(&pq, &batch, 100, None);
+    let out = dir.path().join("pq");
+    let o = pack_stdin(&std::fs::read(&pq).unwrap(), &["--out", s(&out)]);
+    assert_failed_cleanly(&o, &out, "Parquet needs a file it can seek in");
+    let o = pack_stdin(b"a,b\n", &["--out", s(&out), "--format", "xls"]);
+    assert_failed_cleanly(&o, &out, "unknown --format");
+}
+
 #[test]
 fn arrow_ipc_and_feather_round_trip() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,11 +45,21 @@ pub fn inner_extension(path: &Path) -> Option<String> {
     parts.last().map(|e| e.to_string())
 }
 
-/// Open a text file, decompressing it if its first bytes say it is
-/// compressed.
+/// Open a text input for planning (a stream's head is kept for the read
+/// that follows, [`super::stream`]), decompressing it if its first bytes
+/// say it is compressed.
 pub fn open_text(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    decompressed(super::stream::open_peek(path)?)
+}
+
+/// Open a text input to read its rows: a stream is taken (once).
+pub fn open_text_rows(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    decompressed(super::stream::open_read(path)?)
+}
+
+fn decompressed(raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + Send>> {
     use std::io::BufRead;
-    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, raw);
     let codec = Codec::of_magic(f.fill_buf()?);
     Ok(match codec {
         Codec::Plain => Box::new(f),

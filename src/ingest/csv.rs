@@ -74,8 +74,20 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
 
 type Text = Box<dyn std::io::Read + Send>;
 
-fn reader(path: &Path, has_header: bool, delimiter: u8) -> Result<csv::Reader<Text>, IngestError> {
-    let f = super::compress::open_text(path).map_err(|source| IngestError::Io {
+/// A CSV reader over `path`: `rows` to read the rows (a stream is taken),
+/// else to plan (a stream's head is kept).
+fn reader(
+    path: &Path,
+    has_header: bool,
+    delimiter: u8,
+    rows: bool,
+) -> Result<csv::Reader<Text>, IngestError> {
+    let open = if rows {
+        super::compress::open_text_rows
+    } else {
+        super::compress::open_text
+    };
+    let f = open(path).map_err(|source| IngestError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -132,7 +144,7 @@ fn sniff_delimiter(mut text: Text) -> u8 {
 
 fn layout(path: &Path, o: &IngestOptions) -> Result<Layout, IngestError> {
     let delimiter = delimiter_of(path, o)?;
-    let mut r = reader(path, false, delimiter)?;
+    let mut r = reader(path, false, delimiter, false)?;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut header_seen = false;
     let mut bytes = 0usize;
@@ -304,7 +316,7 @@ pub fn read(
             .collect::<Vec<_>>(),
     ));
     let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
-    let mut r = reader(path, l.has_header, l.delimiter)?;
+    let mut r = reader(path, l.has_header, l.delimiter, true)?;
     let mut bad = 0u64;
     // The first few skipped rows of a file are shown, so that a user can
     // see why rows were dropped; the rest are only counted.

@@ -7,6 +7,7 @@ pub mod crs;
 mod csv;
 mod geom;
 mod hive;
+pub mod stream;
 pub mod vector;
 
 use crate::geo;
@@ -155,6 +156,9 @@ pub struct IngestOptions {
     pub geometry: Option<String>,
     /// The layer of a GeoPackage with several point layers.
     pub layer: Option<String>,
+    /// The input format, when neither the name nor (for standard input
+    /// and pipes) the first bytes tell it.
+    pub format: Option<Format>,
     /// CRS of x/y or geometry columns, when given (`--crs`): it overrides
     /// a file's own (GeoParquet metadata); without either, degrees.
     pub crs: Option<Crs>,
@@ -185,6 +189,47 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format `--format` names: a file extension (`csv`, `tsv`,
+    /// `parquet`, `arrow`, `arrows`, `geojson`, `geojsonl`, `gpkg`, …).
+    pub fn parse(name: &str) -> Result<Format, IngestError> {
+        Format::of(Path::new(&format!("input.{}", name.to_ascii_lowercase()))).ok_or_else(|| {
+            IngestError::Options(format!(
+                "unknown --format {name:?} (expected csv, tsv, parquet, arrow, arrows, geojson, geojsonl, gpkg, fgb or shp)"
+            ))
+        })
+    }
+
+    /// A stream's format from its first bytes, when its name says none:
+    /// Arrow IPC and Parquet by their magic, GeoJSON text sequences by
+    /// their first character, anything else (compressed or not) as CSV.
+    fn sniff(head: &[u8]) -> Format {
+        match head {
+            [b'A', b'R', b'R', b'O', b'W', b'1', ..] | [0xff, 0xff, 0xff, 0xff, ..] => Format::Ipc,
+            [b'P', b'A', b'R', b'1', ..] => Format::Parquet,
+            [0x1e, ..] | [b'{', ..] => Format::Vector(vector::Kind::GeoJsonSeq),
+            _ => Format::Csv,
+        }
+    }
+
+    /// The format of an input: `--format`, else its name, else (for a
+    /// stream) its first bytes.
+    fn of_input(path: &Path, o: &IngestOptions) -> Result<Format, IngestError> {
+        if let Some(f) = o.format {
+            return Ok(f);
+        }
+        if let Some(f) = Format::of(path) {
+            return Ok(f);
+        }
+        if stream::is_stream(path) {
+            let head = stream::head(path, 8).map_err(|e| fmt_err(path, e))?;
+            return Ok(Format::sniff(&head));
+        }
+        Err(IngestError::Format {
+            path: path.to_path_buf(),
+            message: "unknown file type".into(),
+        })
+    }
+
     fn of(path: &Path) -> Option<Format> {
         let ext = compress::inner_extension(path)?;
         match ext.as_str() {
@@ -201,8 +246,32 @@ impl Format {
 /// format starts with the magic bytes `ARROW1`.
 type IpcBatches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
 
-fn ipc_reader(path: &Path) -> Result<(SchemaRef, IpcBatches), IngestError> {
+fn ipc_reader(path: &Path, rows: bool) -> Result<(SchemaRef, IpcBatches), IngestError> {
     use std::io::BufRead;
+    if stream::is_stream(path) {
+        // Only the stream format can be read without seeking.
+        let raw = if rows {
+            stream::open_read(path)
+        } else {
+            stream::open_peek(path)
+        }
+        .map_err(|e| fmt_err(path, e))?;
+        let mut buffered = std::io::BufReader::with_capacity(1 << 20, raw);
+        if buffered
+            .fill_buf()
+            .map_err(|e| fmt_err(path, e))?
+            .starts_with(b"ARROW1")
+        {
+            return Err(fmt_err(
+                path,
+                "an Arrow IPC file (Feather) needs a file it can seek in, not a stream; \
+                 write the IPC stream format, or save it to a file first",
+            ));
+        }
+        let r = arrow_ipc::reader::StreamReader::try_new(buffered, None)
+            .map_err(|e| fmt_err(path, format!("not a readable Arrow IPC stream: {e}")))?;
+        return Ok((r.schema(), Box::new(r)));
+    }
     let mut buffered = std::io::BufReader::with_capacity(1 << 20, open(path)?);
     let is_file = buffered
         .fill_buf()
@@ -258,7 +327,10 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
     let mut files = Vec::new();
     for input in inputs {
         let p = PathBuf::from(input);
-        let mut found: Vec<PathBuf> = if p.is_dir() {
+        let mut found: Vec<PathBuf> = if input == stream::STDIN || stream::is_stream(&p) {
+            // Standard input or a pipe: its format is told when planning.
+            vec![p]
+        } else if p.is_dir() {
             // Searched recursively, as DuckDB, Spark and Overture lay out
             // partitioned datasets; hidden and `_`-prefixed entries
             // (`_SUCCESS`, `_delta_log`, `.crc`) are a writer's bookkeeping.
@@ -313,7 +385,10 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, IngestError> {
     }
     // The same file named twice (a file and a pattern matching it) is read once.
     let mut seen = HashSet::new();
-    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    files.retain(|f| {
+        f.as_os_str() == stream::STDIN
+            || seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+    });
     if files.is_empty() {
         return Err(IngestError::NoInput(inputs.to_vec()));
     }
@@ -450,10 +525,13 @@ fn survey(
     options: &IngestOptions,
     units: &mut Vec<Unit>,
 ) -> Result<(SchemaRef, Option<String>, Option<u64>), IngestError> {
-    let format = Format::of(path).ok_or_else(|| IngestError::Format {
-        path: path.to_path_buf(),
-        message: "unknown file type".into(),
-    })?;
+    let format = Format::of_input(path, options)?;
+    if stream::is_stream(path) && format == Format::Parquet {
+        return Err(fmt_err(
+            path,
+            "Parquet needs a file it can seek in (its footer is at the end), not a stream; save it to a file first",
+        ));
+    }
     let whole_file = |units: &mut Vec<Unit>| {
         units.push(Unit {
             index: units.len(),
@@ -491,7 +569,7 @@ fn survey(
             (meta.schema().clone(), geo_meta, Some(rows))
         }
         Format::Ipc => {
-            let (schema, _) = ipc_reader(path)?;
+            let (schema, _) = ipc_reader(path, false)?;
             whole_file(units);
             (schema, None, None)
         }
@@ -976,7 +1054,7 @@ pub fn read_unit(
             }
         }
         Format::Ipc => {
-            let (_, reader) = ipc_reader(path)?;
+            let (_, reader) = ipc_reader(path, true)?;
             for batch in reader {
                 emit(&batch.map_err(|e| fmt_err(path, e))?, 0)?;
             }

@@ -18,6 +18,9 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Features a stream's schema is inferred from.
+const STREAM_SAMPLE: usize = 10_000;
+
 /// Which vector format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -76,10 +79,19 @@ pub struct Surveyed {
 /// Read `path` once to learn its columns and CRS.
 pub fn survey(path: &Path, kind: Kind, o: &IngestOptions) -> Result<Surveyed, IngestError> {
     let mut sample: Vec<Value> = Vec::new();
-    let crs = for_each(path, kind, o, &mut |f| {
+    // A stream is sampled (its head is kept in memory for the read that
+    // follows); a file is read whole, so every property is seen.
+    let stream = super::stream::is_stream(path);
+    let crs = match for_each(path, kind, o, true, &mut |f| {
         sample.push(Value::Object(f.props));
+        if stream && sample.len() >= STREAM_SAMPLE {
+            return Err(IngestError::Aborted);
+        }
         Ok(())
-    })?;
+    }) {
+        Err(IngestError::Aborted) if stream => None,
+        r => r?,
+    };
     let inferred = arrow_json::reader::infer_json_schema_from_iterator(sample.iter().map(Ok))
         .map_err(|e| fmt_err(path, format!("feature properties: {e}")))?;
     // A property that is null in every feature has no type: text.
@@ -151,7 +163,7 @@ pub fn read(
         points.clear();
         sink(batch)
     };
-    for_each(path, kind, o, &mut |f| {
+    for_each(path, kind, o, false, &mut |f| {
         rows.push(Value::Object(f.props));
         points.push((f.x, f.y));
         if rows.len() >= super::BATCH_ROWS {
@@ -177,11 +189,26 @@ fn for_each(
     path: &Path,
     kind: Kind,
     o: &IngestOptions,
+    planning: bool,
     f: &mut dyn FnMut(Feature) -> Result<(), IngestError>,
 ) -> Result<Option<u16>, IngestError> {
+    let text = |path: &Path| {
+        if planning {
+            super::compress::open_text(path)
+        } else {
+            super::compress::open_text_rows(path)
+        }
+        .map_err(|e| fmt_err(path, e))
+    };
+    if super::stream::is_stream(path) && !matches!(kind, Kind::GeoJson | Kind::GeoJsonSeq) {
+        return Err(fmt_err(
+            path,
+            format!("{kind:?} needs a file it can seek in, not a stream; save it to a file first"),
+        ));
+    }
     match kind {
-        Kind::GeoJson => geojson(path, f),
-        Kind::GeoJsonSeq => geojson_seq(path, f),
+        Kind::GeoJson => geojson(path, text(path)?, f),
+        Kind::GeoJsonSeq => geojson_seq(path, text(path)?, f),
         Kind::Shapefile => shapefile(path, f),
         Kind::FlatGeobuf => flatgeobuf(path, f),
         Kind::GeoPackage => geopackage(path, o.layer.as_deref(), f),
@@ -254,10 +281,10 @@ fn geojson_crs(v: &Value) -> Result<Option<u16>, IngestError> {
 
 fn geojson(
     path: &Path,
+    text: Box<dyn Read + Send>,
     f: &mut dyn FnMut(Feature) -> Result<(), IngestError>,
 ) -> Result<Option<u16>, IngestError> {
-    let reader =
-        std::io::BufReader::new(super::compress::open_text(path).map_err(|e| fmt_err(path, e))?);
+    let reader = std::io::BufReader::new(text);
     let mut doc: Value = serde_json::from_reader(reader)
         .map_err(|e| fmt_err(path, format!("not readable GeoJSON: {e}")))?;
     let crs = geojson_crs(&doc)?;
@@ -286,11 +313,11 @@ fn geojson(
 
 fn geojson_seq(
     path: &Path,
+    text: Box<dyn Read + Send>,
     f: &mut dyn FnMut(Feature) -> Result<(), IngestError>,
 ) -> Result<Option<u16>, IngestError> {
     use std::io::BufRead;
-    let reader =
-        std::io::BufReader::new(super::compress::open_text(path).map_err(|e| fmt_err(path, e))?);
+    let reader = std::io::BufReader::new(text);
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| fmt_err(path, e))?;
         // RFC 8142 puts a record separator before each text.
