@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// The name of standard input among the inputs.
 pub const STDIN: &str = "-";
 
-/// Whether `path` is read as a stream: `-`, or anything that is not a
-/// regular file (a named pipe, `/dev/stdin`, a process substitution).
+/// Whether `path` is read as a stream: `-`, or anything that is neither a
+/// regular file nor a directory (a named pipe, `/dev/stdin`, a process
+/// substitution).
 pub fn is_stream(path: &Path) -> bool {
-    path.as_os_str() == STDIN || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+    path.as_os_str() == STDIN || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 struct Source {
@@ -151,6 +152,7 @@ mod tests {
             std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
         };
         assert!(is_stream(&fifo));
+        assert!(!is_stream(dir.path()), "a directory is not a stream");
         assert_eq!(head(&fifo, 10).unwrap(), data[..10]);
         let mut peek = Vec::new();
         open_peek(&fifo)
