@@ -79,6 +79,15 @@ pub struct Style {
 }
 
 impl Style {
+    /// Pixels the style paints beyond a point's own: spread's radius, or
+    /// dynspread's largest. A tile takes rows this far into its neighbours.
+    pub fn margin(&self) -> u32 {
+        match self.dynspread {
+            Some((_, max_px)) => max_px,
+            None => self.spread,
+        }
+    }
+
     /// A stable text form of everything that affects the pixels, for cache
     /// keys and ETags: unlike `Debug`, it changes only when the pixels do.
     pub fn canonical(&self) -> String {
@@ -110,17 +119,6 @@ impl Style {
             opt(self.background.as_ref().map(hex)),
             self.scale.name(),
         )
-    }
-}
-
-impl Style {
-    /// Pixels the style paints beyond a point's own: spread's radius, or
-    /// dynspread's largest. A tile takes rows this far into its neighbours.
-    pub fn margin(&self) -> u32 {
-        match self.dynspread {
-            Some((_, max_px)) => max_px,
-            None => self.spread,
-        }
     }
 }
 

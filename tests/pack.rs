@@ -342,6 +342,8 @@ fn standard_input_and_pipes_are_read_in_one_pass() {
     let out = dir.path().join("pq");
     let o = pack_stdin(&std::fs::read(&pq).unwrap(), &["--out", s(&out)]);
     assert_failed_cleanly(&o, &out, "Parquet needs a file it can seek in");
+    let o = pack_stdin(b"GP", &["--out", s(&out), "--format", "gpkg"]);
+    assert_failed_cleanly(&o, &out, "GeoPackage needs a file it can seek in");
     let o = pack_stdin(b"a,b\n", &["--out", s(&out), "--format", "xls"]);
     assert_failed_cleanly(&o, &out, "unknown --format");
 }

@@ -45,21 +45,12 @@ pub fn inner_extension(path: &Path) -> Option<String> {
     parts.last().map(|e| e.to_string())
 }
 
-/// Open a text input for planning (a stream's head is kept for the read
-/// that follows, [`super::stream`]), decompressing it if its first bytes
-/// say it is compressed.
-pub fn open_text(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
-    decompressed(super::stream::open_peek(path)?)
-}
-
-/// Open a text input to read its rows: a stream is taken (once).
-pub fn open_text_rows(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
-    decompressed(super::stream::open_read(path)?)
-}
-
-fn decompressed(raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + Send>> {
+/// Open a text input for `pass` (see [`super::stream`] for how a stream
+/// is read once), decompressing it if its first bytes say it is
+/// compressed.
+pub fn open_text(path: &Path, pass: super::stream::Pass) -> std::io::Result<Box<dyn Read + Send>> {
     use std::io::BufRead;
-    let mut f = std::io::BufReader::with_capacity(1 << 20, raw);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, super::stream::open(path, pass)?);
     let codec = Codec::of_magic(f.fill_buf()?);
     Ok(match codec {
         Codec::Plain => Box::new(f),
@@ -115,7 +106,10 @@ mod tests {
             let head = std::fs::read(&f).unwrap();
             assert_eq!(Codec::of_magic(&head), codec, "{}", f.display());
             let mut back = Vec::new();
-            open_text(&f).unwrap().read_to_end(&mut back).unwrap();
+            open_text(&f, super::super::stream::Pass::Rows)
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, text, "{}", f.display());
         }
     }
@@ -129,6 +123,11 @@ mod tests {
         let bytes = e.finish().unwrap();
         std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
         let mut back = Vec::new();
-        assert!(open_text(&gz).unwrap().read_to_end(&mut back).is_err());
+        assert!(
+            open_text(&gz, super::super::stream::Pass::Rows)
+                .unwrap()
+                .read_to_end(&mut back)
+                .is_err()
+        );
     }
 }

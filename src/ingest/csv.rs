@@ -72,22 +72,18 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> IngestError {
     }
 }
 
+use super::stream::Pass;
+
 type Text = Box<dyn std::io::Read + Send>;
 
-/// A CSV reader over `path`: `rows` to read the rows (a stream is taken),
-/// else to plan (a stream's head is kept).
+/// A CSV reader over `path`, opened for `pass`.
 fn reader(
     path: &Path,
     has_header: bool,
     delimiter: u8,
-    rows: bool,
+    pass: Pass,
 ) -> Result<csv::Reader<Text>, IngestError> {
-    let open = if rows {
-        super::compress::open_text_rows
-    } else {
-        super::compress::open_text
-    };
-    let f = open(path).map_err(|source| IngestError::Io {
+    let f = super::compress::open_text(path, pass).map_err(|source| IngestError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -102,7 +98,7 @@ fn reader(
 fn delimiter_of(path: &Path, o: &IngestOptions) -> Result<u8, IngestError> {
     match o.delimiter {
         Some(d) => Ok(d),
-        None => super::compress::open_text(path)
+        None => super::compress::open_text(path, Pass::Plan)
             .map(sniff_delimiter)
             .map_err(|source| IngestError::Io {
                 path: path.to_path_buf(),
@@ -144,7 +140,7 @@ fn sniff_delimiter(mut text: Text) -> u8 {
 
 fn layout(path: &Path, o: &IngestOptions) -> Result<Layout, IngestError> {
     let delimiter = delimiter_of(path, o)?;
-    let mut r = reader(path, false, delimiter, false)?;
+    let mut r = reader(path, false, delimiter, Pass::Plan)?;
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut header_seen = false;
     let mut bytes = 0usize;
@@ -316,7 +312,7 @@ pub fn read(
             .collect::<Vec<_>>(),
     ));
     let mut cols = Columns::new(&wanted, &l.kinds, batch_rows);
-    let mut r = reader(path, l.has_header, l.delimiter, true)?;
+    let mut r = reader(path, l.has_header, l.delimiter, Pass::Rows)?;
     let mut bad = 0u64;
     // The first few skipped rows of a file are shown, so that a user can
     // see why rows were dropped; the rest are only counted.

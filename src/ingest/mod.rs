@@ -246,16 +246,11 @@ impl Format {
 /// format starts with the magic bytes `ARROW1`.
 type IpcBatches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
 
-fn ipc_reader(path: &Path, rows: bool) -> Result<(SchemaRef, IpcBatches), IngestError> {
+fn ipc_reader(path: &Path, pass: stream::Pass) -> Result<(SchemaRef, IpcBatches), IngestError> {
     use std::io::BufRead;
     if stream::is_stream(path) {
         // Only the stream format can be read without seeking.
-        let raw = if rows {
-            stream::open_read(path)
-        } else {
-            stream::open_peek(path)
-        }
-        .map_err(|e| fmt_err(path, e))?;
+        let raw = stream::open(path, pass).map_err(|e| fmt_err(path, e))?;
         let mut buffered = std::io::BufReader::with_capacity(1 << 20, raw);
         if buffered
             .fill_buf()
@@ -526,10 +521,23 @@ fn survey(
     units: &mut Vec<Unit>,
 ) -> Result<(SchemaRef, Option<String>, Option<u64>), IngestError> {
     let format = Format::of_input(path, options)?;
-    if stream::is_stream(path) && format == Format::Parquet {
+    // Text and the IPC stream format read front to back; the rest seek
+    // (Parquet's footer is at the end, SQLite pages, index offsets). An
+    // IPC *file* on a stream is told apart by content in `ipc_reader`.
+    let streamable = matches!(
+        format,
+        Format::Csv
+            | Format::Ipc
+            | Format::Vector(vector::Kind::GeoJson | vector::Kind::GeoJsonSeq)
+    );
+    if !streamable && stream::is_stream(path) {
+        let name = match format {
+            Format::Vector(kind) => format!("{kind:?}"),
+            _ => "Parquet".to_string(),
+        };
         return Err(fmt_err(
             path,
-            "Parquet needs a file it can seek in (its footer is at the end), not a stream; save it to a file first",
+            format!("{name} needs a file it can seek in, not a stream; save it to a file first"),
         ));
     }
     let whole_file = |units: &mut Vec<Unit>| {
@@ -569,7 +577,7 @@ fn survey(
             (meta.schema().clone(), geo_meta, Some(rows))
         }
         Format::Ipc => {
-            let (schema, _) = ipc_reader(path, false)?;
+            let (schema, _) = ipc_reader(path, stream::Pass::Plan)?;
             whole_file(units);
             (schema, None, None)
         }
@@ -822,10 +830,7 @@ fn detect_coords(
     }
     // GeoParquet names its geometry column and CRS (which --crs overrides).
     if let Some(meta) = geo_meta {
-        if let Some(mut source) = geoparquet_source(schema, meta, o.crs.is_some())? {
-            if let (CoordSource::Geometry { crs, .. }, Some(given)) = (&mut source, o.crs) {
-                *crs = given;
-            }
+        if let Some(source) = geoparquet_source(schema, meta, o.crs)? {
             return Ok(source);
         }
     }
@@ -865,11 +870,12 @@ fn detect_coords(
     )))
 }
 
-/// The coordinate source a GeoParquet `geo` metadata entry describes.
+/// The coordinate source a GeoParquet `geo` metadata entry describes;
+/// a `given` CRS (`--crs`) replaces the metadata's.
 fn geoparquet_source(
     schema: &Schema,
     meta: &str,
-    crs_given: bool,
+    given: Option<Crs>,
 ) -> Result<Option<CoordSource>, IngestError> {
     let v: serde_json::Value = match serde_json::from_str(meta) {
         Ok(v) => v,
@@ -905,16 +911,16 @@ fn geoparquet_source(
         )));
     }
     // A missing `crs` means OGC:CRS84 (longitude/latitude); `null` means unknown.
-    let crs = match spec.and_then(|c| c.get("crs")) {
-        _ if crs_given => Crs::Wgs84,
-        None => Crs::Wgs84,
-        Some(serde_json::Value::Null) => {
+    let crs = match (given, spec.and_then(|c| c.get("crs"))) {
+        (Some(crs), _) => crs,
+        (None, None) => Crs::Wgs84,
+        (None, Some(serde_json::Value::Null)) => {
             tracing::warn!(
                 "GeoParquet column {col:?} has an unknown CRS; reading it as longitude/latitude"
             );
             Crs::Wgs84
         }
-        Some(c) => match crs_of_projjson(c) {
+        (None, Some(c)) => match crs_of_projjson(c) {
             Some(code) => Crs::from_code(code)?,
             None => {
                 return Err(IngestError::Coordinates(format!(
@@ -1054,7 +1060,7 @@ pub fn read_unit(
             }
         }
         Format::Ipc => {
-            let (_, reader) = ipc_reader(path, true)?;
+            let (_, reader) = ipc_reader(path, stream::Pass::Rows)?;
             for batch in reader {
                 emit(&batch.map_err(|e| fmt_err(path, e))?, 0)?;
             }
@@ -1063,11 +1069,12 @@ pub fn read_unit(
             csv::read(plan, path, &mut |batch, bad| emit(&batch, bad))?;
         }
         Format::Vector(kind) => {
-            let schema = match &unit.vector {
-                Some(s) => s.clone(),
-                None => vector::survey(path, kind, &plan.options)?.schema,
-            };
-            vector::read(path, kind, &plan.options, &schema, &mut |batch| {
+            // Vector units are made only by `survey`, which sets their schema.
+            let schema = unit
+                .vector
+                .as_ref()
+                .expect("a vector unit's planned schema");
+            vector::read(path, kind, &plan.options, schema, &mut |batch| {
                 emit(&batch, 0)
             })?;
         }

@@ -87,8 +87,26 @@ impl Read for StreamReader {
     }
 }
 
+/// Why an input is opened: the two need different views of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Planning reads a head (delimiter, header, sample rows, schema);
+    /// what it reads of a stream is kept for the rows pass.
+    Plan,
+    /// Reading the rows: a stream is taken, once.
+    Rows,
+}
+
+/// Open `path` for `pass`: a file, or a view of a stream.
+pub fn open(path: &Path, pass: Pass) -> std::io::Result<Box<dyn Read + Send>> {
+    match pass {
+        Pass::Plan => open_peek(path),
+        Pass::Rows => open_read(path),
+    }
+}
+
 /// Open `path` for planning: a file, or a replayable view of a stream.
-pub fn open_peek(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+fn open_peek(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     if !is_stream(path) {
         return Ok(Box::new(std::fs::File::open(path)?));
     }
@@ -104,7 +122,7 @@ pub fn open_peek(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
 }
 
 /// Open `path` to read its rows: a file, or the stream (once).
-pub fn open_read(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+fn open_read(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     if !is_stream(path) {
         return Ok(Box::new(std::fs::File::open(path)?));
     }

@@ -10,8 +10,10 @@
 //! GeoParquet `geo` entry, so coordinate detection and reprojection are
 //! the same code as for GeoParquet.
 
+use super::stream::Pass;
 use super::{IngestError, IngestOptions, fmt_err};
-use arrow_array::{ArrayRef, BinaryArray, RecordBatch};
+use arrow_array::builder::BinaryBuilder;
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -82,7 +84,7 @@ pub fn survey(path: &Path, kind: Kind, o: &IngestOptions) -> Result<Surveyed, In
     // A stream is sampled (its head is kept in memory for the read that
     // follows); a file is read whole, so every property is seen.
     let stream = super::stream::is_stream(path);
-    let crs = match for_each(path, kind, o, true, &mut |f| {
+    let crs = match for_each(path, kind, o, Pass::Plan, &mut |f| {
         sample.push(Value::Object(f.props));
         if stream && sample.len() >= STREAM_SAMPLE {
             return Err(IngestError::Aborted);
@@ -136,26 +138,31 @@ pub fn read(
     ));
     let mut rows: Vec<Value> = Vec::with_capacity(super::BATCH_ROWS);
     let mut points: Vec<(f64, f64)> = Vec::with_capacity(super::BATCH_ROWS);
+    // One decoder for the whole file: each flush empties it.
+    let mut decoder = arrow_json::ReaderBuilder::new(props.clone())
+        .with_batch_size(super::BATCH_ROWS)
+        .build_decoder()
+        .map_err(|e| fmt_err(path, e))?;
     let mut flush = |rows: &mut Vec<Value>,
                      points: &mut Vec<(f64, f64)>|
      -> Result<(), IngestError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut decoder = arrow_json::ReaderBuilder::new(props.clone())
-            .with_batch_size(rows.len())
-            .build_decoder()
-            .map_err(|e| fmt_err(path, e))?;
         decoder.serialize(rows).map_err(|e| fmt_err(path, e))?;
         let attrs = match decoder.flush().map_err(|e| fmt_err(path, e))? {
             Some(b) => b,
             None => RecordBatch::new_empty(props.clone()),
         };
-        let wkb: Vec<Option<Vec<u8>>> = points
-            .iter()
-            .map(|&(x, y)| (!x.is_nan()).then(|| wkb_point(x, y)))
-            .collect();
-        let geom: ArrayRef = Arc::new(BinaryArray::from_iter(wkb));
+        let mut wkb = BinaryBuilder::with_capacity(points.len(), points.len() * 21);
+        for &(x, y) in points.iter() {
+            if x.is_nan() {
+                wkb.append_null();
+            } else {
+                wkb.append_value(wkb_point(x, y));
+            }
+        }
+        let geom: ArrayRef = Arc::new(wkb.finish());
         let mut columns = attrs.columns().to_vec();
         columns.push(geom);
         let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| fmt_err(path, e))?;
@@ -163,7 +170,7 @@ pub fn read(
         points.clear();
         sink(batch)
     };
-    for_each(path, kind, o, false, &mut |f| {
+    for_each(path, kind, o, Pass::Rows, &mut |f| {
         rows.push(Value::Object(f.props));
         points.push((f.x, f.y));
         if rows.len() >= super::BATCH_ROWS {
@@ -174,12 +181,13 @@ pub fn read(
     flush(&mut rows, &mut points)
 }
 
-fn wkb_point(x: f64, y: f64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(21);
-    v.push(1u8);
-    v.extend(1u32.to_le_bytes());
-    v.extend(x.to_le_bytes());
-    v.extend(y.to_le_bytes());
+/// A little-endian 2D WKB point.
+fn wkb_point(x: f64, y: f64) -> [u8; 21] {
+    let mut v = [0u8; 21];
+    v[0] = 1;
+    v[1..5].copy_from_slice(&1u32.to_le_bytes());
+    v[5..13].copy_from_slice(&x.to_le_bytes());
+    v[13..21].copy_from_slice(&y.to_le_bytes());
     v
 }
 
@@ -189,23 +197,10 @@ fn for_each(
     path: &Path,
     kind: Kind,
     o: &IngestOptions,
-    planning: bool,
+    pass: Pass,
     f: &mut dyn FnMut(Feature) -> Result<(), IngestError>,
 ) -> Result<Option<u16>, IngestError> {
-    let text = |path: &Path| {
-        if planning {
-            super::compress::open_text(path)
-        } else {
-            super::compress::open_text_rows(path)
-        }
-        .map_err(|e| fmt_err(path, e))
-    };
-    if super::stream::is_stream(path) && !matches!(kind, Kind::GeoJson | Kind::GeoJsonSeq) {
-        return Err(fmt_err(
-            path,
-            format!("{kind:?} needs a file it can seek in, not a stream; save it to a file first"),
-        ));
-    }
+    let text = |path: &Path| super::compress::open_text(path, pass).map_err(|e| fmt_err(path, e));
     match kind {
         Kind::GeoJson => geojson(path, text(path)?, f),
         Kind::GeoJsonSeq => geojson_seq(path, text(path)?, f),
@@ -834,7 +829,7 @@ mod tests {
         b.push(0b0000_0011); // little-endian, 32-byte envelope
         b.extend(4326i32.to_le_bytes());
         b.extend([0u8; 32]);
-        b.extend(wkb_point(1.5, -2.0));
+        b.extend_from_slice(&wkb_point(1.5, -2.0));
         assert_eq!(gpkg_point(&b), Some(Ok((1.5, -2.0))));
         let mut empty = b"GP\0".to_vec();
         empty.push(0b0001_0001);
