@@ -8,7 +8,7 @@ Tiles follow a random walk of pans and zooms (z2..z12) around a few
 places, as map users move, at the URLs the dataset's TileJSON gives (with
 its version), as a map client would. --unique adds a varying parameter so
 that the URLs miss the balancer's cache (the replicas do the work).
-Prints and writes: requests, failures (status != 200 or a transport
+Prints and writes: requests, failures (status other than 200 or 204, or a transport
 error), tiles/s, and the replicas that answered (X-Upstream). Exit status
 1 when any request failed. Only the standard library is used.
 """
@@ -89,7 +89,7 @@ def main() -> int:
             except OSError as e:
                 status, upstream = type(e).__name__, "?"
             with lock:
-                if status == 200:
+                if status in (200, 204):  # 204: a tile with no rows
                     state["ok"] += 1
                 else:
                     state["failed"] += 1

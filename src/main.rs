@@ -188,6 +188,10 @@ struct ServeArgs {
     /// Build absolute URLs from X-Forwarded-*/Host (behind a trusted proxy only).
     #[arg(long)]
     trust_proxy: bool,
+    /// Tiles with no rows of their dataset: 204 (No Content, the default)
+    /// or png (a transparent image, for ArcGIS Online and MapLibre < 4).
+    #[arg(long, value_name = "204|png")]
+    empty_tiles: Option<pointillist::server::EmptyTiles>,
     /// Memory one request's aggregation grids may take, in MiB (larger: 413).
     #[arg(long)]
     max_grid_mb: Option<u64>,
@@ -430,6 +434,9 @@ fn run(cli: Cli) -> Result<()> {
                 config.public_url = a.public_url;
             }
             config.trust_proxy |= a.trust_proxy;
+            if let Some(e) = a.empty_tiles {
+                config.empty_tiles = e;
+            }
             if let Some(m) = a.max_grid_mb {
                 config.max_grid_mb = m;
             }

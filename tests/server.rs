@@ -95,6 +95,11 @@ fn opaque_pixels(rgba: &[u8]) -> usize {
 // New York at z8 is tile 75/96.
 const NY_TILE: &str = "/tiles/towers/8/75/96.png";
 
+/// The tile holding New York (where the fixture's rows are) at zoom `z` ≤ 8.
+fn ny_tile(z: u32) -> String {
+    format!("/tiles/towers/{z}/{}/{}.png", 75 >> (8 - z), 96 >> (8 - z))
+}
+
 #[tokio::test]
 async fn health_datasets_and_openapi() {
     let s = server();
@@ -308,9 +313,78 @@ async fn tiles_render_cache_and_etag() {
         String::from_utf8_lossy(&r.body)
     );
     assert!(opaque_pixels(&decode_png(&r.body).2) > 50);
-    // An empty tile is valid and fully transparent.
+    // A tile with no row of the dataset in it is 204 No Content, cacheable,
+    // with no body, unless a background colour makes it an image.
     let r = get(&s, "/tiles/towers/8/0/0.png").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.body.is_empty());
+    assert!(r.headers.contains_key(header::ETAG));
+    assert!(r.headers.contains_key(header::CACHE_CONTROL));
+    assert!(!r.headers.contains_key(header::CONTENT_TYPE));
+    let r = get(&s, "/tiles/towers/8/0/0.png?background=%23112233").await;
     assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        decode_png(&r.body)
+            .2
+            .chunks(4)
+            .all(|p| p == [0x11, 0x22, 0x33, 255])
+    );
+}
+
+/// A tile is empty only when no row is in it or within its spread margin:
+/// the tile next to the data's edge is drawn once a spread reaches into it,
+/// and `empty_tiles = "png"` answers a transparent PNG instead.
+#[tokio::test]
+async fn empty_tiles_are_204_unless_configured_or_spread_reaches_them() {
+    let s = server();
+    let ds = pointillist::store::Dataset::open(s.root.join("towers")).unwrap();
+    // The easternmost (or westernmost) point, and a zoom at which it lies
+    // within 16 pixels of its tile's outer edge: the next tile out is then
+    // empty, but a spread of that many pixels reaches into it.
+    let points: Vec<(u32, u32)> = ds
+        .partitions
+        .iter()
+        .flat_map(|p| p.qx().iter().copied().zip(p.qy().iter().copied()))
+        .collect();
+    let east = *points.iter().max().unwrap();
+    let west = *points.iter().min().unwrap();
+    let (z, x, y, gap) = (4u32..=24)
+        .flat_map(|z| {
+            let px = |q: u32| (q >> (24 - z)) as u64;
+            let e = (px(east.0) % 256 >= 240 && px(east.0) / 256 + 1 < 1 << z).then(|| {
+                let x = px(east.0) / 256 + 1;
+                (z, x, px(east.1) / 256, (x * 256 - px(east.0)) as u32)
+            });
+            let w = (px(west.0) % 256 < 16 && px(west.0) >= 256).then(|| {
+                (
+                    z,
+                    px(west.0) / 256 - 1,
+                    px(west.1) / 256,
+                    (px(west.0) % 256 + 1) as u32,
+                )
+            });
+            e.into_iter().chain(w)
+        })
+        .next()
+        .expect("a zoom puts an outermost point near a tile edge");
+    let uri = format!("/tiles/towers/{z}/{x}/{y}.png");
+    assert_eq!(get(&s, &uri).await.status, StatusCode::NO_CONTENT);
+    let spread = format!("{uri}?spread={gap}&shape=square");
+    let r = get(&s, &spread).await;
+    assert_eq!(r.status, StatusCode::OK, "{spread}");
+    assert!(opaque_pixels(&decode_png(&r.body).2) > 0, "{spread}");
+    let short = format!("{uri}?spread={}&shape=square", gap - 1);
+    // Whether the key ranges' cover (an upper bound) lets it draw or not,
+    // one pixel less reaches nothing.
+    let r = get(&s, &short).await;
+    assert!(
+        r.status == StatusCode::NO_CONTENT || opaque_pixels(&decode_png(&r.body).2) == 0,
+        "{short}"
+    );
+    let png = server_with(|c| c.empty_tiles = pointillist::server::EmptyTiles::Png);
+    let r = get(&png, &uri).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "image/png");
     assert_eq!(opaque_pixels(&decode_png(&r.body).2), 0);
 }
 
@@ -921,6 +995,13 @@ fn config_keys_say_what_they_size() {
     assert_eq!(ServerConfig::from_file(&f).unwrap().filter_bits_mb, 9);
     std::fs::write(&f, "no_such_key = 1\n").unwrap();
     assert!(ServerConfig::from_file(&f).is_err());
+    std::fs::write(&f, "empty_tiles = \"png\"\n").unwrap();
+    assert_eq!(
+        ServerConfig::from_file(&f).unwrap().empty_tiles,
+        pointillist::server::EmptyTiles::Png
+    );
+    std::fs::write(&f, "empty_tiles = \"404\"\n").unwrap();
+    assert!(ServerConfig::from_file(&f).is_err());
 }
 
 #[test]
@@ -1209,7 +1290,7 @@ async fn concurrent_requests() {
                     ["log", "cbrt", "linear", "eq_hist"][(i / 4 % 4) as usize]
                 ),
                 1 => "/datasets/towers/histogram/range?bins=20".to_string(),
-                2 => format!("/tiles/towers/{}/0/0.png", i % 3),
+                2 => ny_tile(i % 3),
                 _ => "/datasets/towers/count?filter=radio:in:GSM".to_string(),
             };
             let r = get(&s, &uri).await;
@@ -1234,11 +1315,7 @@ async fn reload_swaps_datasets_under_load() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
                 let r = get(
                     &s,
-                    &format!(
-                        "/tiles/towers/{}/0/0.png?scale=tile&how=log&spread={}",
-                        n % 4,
-                        t
-                    ),
+                    &format!("{}?scale=tile&how=log&spread={t}", ny_tile(n % 4)),
                 )
                 .await;
                 assert_eq!(r.status, StatusCode::OK);

@@ -50,6 +50,32 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// Largest accepted total header size (bytes) before answering 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// How tiles that hold no rows of their dataset are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum EmptyTiles {
+    /// `204 No Content` with no body: cheap, and what tile clients read as
+    /// "nothing here".
+    #[default]
+    #[serde(rename = "204")]
+    NoContent,
+    /// A transparent PNG like any other tile's.
+    #[serde(rename = "png")]
+    Png,
+}
+
+impl std::str::FromStr for EmptyTiles {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "204" => Ok(EmptyTiles::NoContent),
+            "png" => Ok(EmptyTiles::Png),
+            _ => Err(format!(
+                "empty tiles are answered with 204 or png, not {s:?}"
+            )),
+        }
+    }
+}
+
 /// Server settings, from `pointillist.toml` and the command line.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -93,6 +119,11 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// `Cache-Control: max-age` of tiles, in seconds.
     pub tile_max_age: u64,
+    /// What a tile with no rows of the dataset in it (or in its spread
+    /// margin) is answered with: `204 No Content`, as OGC API Tiles,
+    /// GDAL, QGIS, Leaflet, OpenLayers and MapLibre ≥ 4 expect, or a
+    /// transparent PNG for older clients (ArcGIS Online, MapLibre < 4).
+    pub empty_tiles: EmptyTiles,
     /// Optional online basemap style URL for the explorer.
     pub basemap: Option<String>,
     /// The server's public base URL (`https://tiles.example.com/maps`), used
@@ -157,6 +188,7 @@ impl Default for ServerConfig {
             cors_origins: vec!["*".into()],
             admin_token: None,
             tile_max_age: 3600,
+            empty_tiles: EmptyTiles::NoContent,
             basemap: None,
             public_url: None,
             trust_proxy: false,

@@ -217,6 +217,9 @@ fn responses(ok: Value, extra: &[&str]) -> Value {
     });
     for code in extra {
         r[*code] = match *code {
+            "204" => {
+                json!({"description": "No row of the dataset in this tile: nothing to draw (`empty_tiles = \"png\"` answers a transparent PNG instead)"})
+            }
             "304" => json!({"description": "Not modified (ETag)"}),
             "413" => err(
                 "Over a request budget (grid × categories, JSON cells); the message names the limit",
@@ -263,7 +266,7 @@ pub fn document(cat: &Catalog) -> Value {
                  "description": "Datashader-style rendering of large point datasets into XYZ tiles, with histograms, raw aggregates and point lookup. Every error is JSON {\"error\": message}."},
         "paths": {
             "/tiles/{name}/{z}/{x}/{file}": {"get": {"summary": "A PNG tile", "parameters": tile_params,
-                "responses": responses(png, &["304", "413"])}},
+                "responses": responses(png, &["204", "304", "413"])}},
             "/datasets": {"get": {"summary": "Served datasets", "responses": {"200": ok_json("{datasets: [...]}")}}},
             "/datasets/{name}": {"get": {"summary": "Schema, rows, bounds, categories, statistics", "parameters": v.params(&[], &spec::NONE), "responses": responses(ok_json("Dataset"), &[])}},
             "/datasets/{name}/tilejson": {"get": {"summary": "TileJSON 3.0 carrying the rendering parameters", "parameters": v.params(&[], &spec::TILEJSON), "responses": responses(ok_json("TileJSON"), &[])}},

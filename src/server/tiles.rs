@@ -2,7 +2,7 @@
 
 use super::caches::{Ask, Key, TilePixels, filter_texts, query_cells, zoom_stats};
 use super::params::RenderQuery;
-use super::{ApiError, AppState, AppStateRef, CachedTile, Entry, Lane, spec};
+use super::{ApiError, AppState, AppStateRef, CachedTile, EmptyTiles, Entry, Lane, spec};
 use crate::geo::TileId;
 use crate::query::View;
 use crate::raster::plan::Source;
@@ -92,6 +92,26 @@ pub async fn tile(
         headers_out(&mut r);
         return Ok(r);
     }
+    // No row of the dataset in the tile (or the margin a spread reads):
+    // nothing to draw, so say so without rendering. A background colour
+    // makes even such a tile an image.
+    if state.config.empty_tiles == EmptyTiles::NoContent
+        && r.style.background.is_none()
+        && is_empty_tile(&entry, tile, r.tile_size, r.style.margin())
+    {
+        metrics::counter!("pointillist_tile_cache_total", "result" => "empty").increment(1);
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        headers_out(&mut resp);
+        resp.headers_mut().insert(
+            "server-timing",
+            HeaderValue::from_str(&format!(
+                "plan;desc=\"empty\", total;dur={:.2}",
+                started.elapsed().as_secs_f64() * 1e3
+            ))
+            .expect("ascii"),
+        );
+        return Ok(resp);
+    }
     let miss = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let render = {
         let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
@@ -149,6 +169,14 @@ fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool), ApiEr
     let tile = TileId::new(z.min(u32::MAX as u64) as u32, x, y)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((tile, retina))
+}
+
+/// Whether no row of the dataset lies in the tile or within `margin` of its
+/// pixels: the zone maps and binary searches over the sorted keys tell,
+/// without reading a column.
+fn is_empty_tile(entry: &Entry, tile: TileId, size: u32, margin: u32) -> bool {
+    View::tile_with_margin(tile, size, margin)
+        .is_ok_and(|v| crate::query::rows_in(&entry.dataset, &v.key_ranges()) == 0)
 }
 
 /// A tile cache miss: plan the source, fetch what it needs (query cells,
