@@ -626,10 +626,7 @@ pub fn shade_categorical_counts(
     let baseline = opts
         .color_baseline
         .unwrap_or_else(|| counts.iter().copied().min().map_or(f64::NAN, f64::from));
-    let totals: Vec<u64> = counts
-        .chunks_exact(ncat)
-        .map(|px| px.iter().map(|&c| u64::from(c)).sum())
-        .collect();
+    let total_of = |px: &[u32]| -> u64 { px.iter().map(|&c| u64::from(c)).sum() };
     let owned;
     let norm = match norm {
         Some(nm) => {
@@ -639,8 +636,8 @@ pub fn shade_categorical_counts(
         None => {
             // Distinct totals with their pixel counts, ascending.
             let mut tally = crate::tally::Tally::default();
-            for &t in &totals {
-                tally.add(t);
+            for px in counts.chunks_exact(ncat) {
+                tally.add(total_of(px));
             }
             let pairs: Vec<(f64, u64)> = tally
                 .sorted()
@@ -656,41 +653,64 @@ pub fn shade_categorical_counts(
     let blank_rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
     let blank = [blank_rgb[0], blank_rgb[1], blank_rgb[2], 0];
     let mut alpha_memo = AlphaMemo::new(true);
-    // Pixels repeat the same few count vectors (one point of one category,
-    // …): a direct-mapped memo of the mix, keyed by the exact counts, so
-    // results are those of mixing every pixel.
-    const MEMO: usize = 1 << 12;
-    let mut memo: Vec<([u32; 8], [u8; 3])> = if ncat <= 8 {
-        vec![([u32::MAX; 8], [0; 3]); MEMO]
-    } else {
-        Vec::new()
-    };
+    // Integer mixing: with an integral baseline, `mix_colors` computes on
+    // integers that f32 and f64 hold exactly as long as every colour sum is
+    // below 2^24 (all its partial sums are smaller), so summing in integers
+    // and dividing once in f32 gives the same bytes. Pixels past that, or
+    // with no colour mass left after the baseline, take `mix_colors`.
+    let int_base = (baseline.fract() == 0.0 && baseline >= 0.0 && baseline <= f64::from(u32::MAX))
+        .then_some(baseline as u32);
+    const LANE: u64 = (1 << 21) - 1;
+    // 255 × mass stays below 2^21 in each lane.
+    const LANE_MASS: u64 = LANE / 255 + 1;
+    let packed: Vec<u64> = colors
+        .iter()
+        .map(|c| u64::from(c[0]) | u64::from(c[1]) << 21 | u64::from(c[2]) << 42)
+        .collect();
     let mut data = Vec::with_capacity(width * height * 4);
-    for (px, &total) in counts.chunks_exact(ncat).zip(&totals) {
+    for px in counts.chunks_exact(ncat) {
+        let total = total_of(px);
         if total == 0 {
             data.extend_from_slice(&blank);
             continue;
         }
-        let mut key = [0u32; 8];
-        let mut slot = 0;
-        if !memo.is_empty() {
-            key[..ncat].copy_from_slice(px);
-            let h = key.iter().fold(0u64, |h, &c| {
-                (h ^ u64::from(c)).wrapping_mul(0x100_0000_01B3)
-            });
-            slot = (h >> 20) as usize % MEMO;
-        }
-        let rgb = match memo.get(slot) {
-            Some((k, rgb)) if *k == key => *rgb,
-            _ => {
+        let fast = int_base.and_then(|b| {
+            // The three colour sums in 21-bit lanes of one u64: one
+            // multiply-add per category while the mass keeps each lane
+            // below 2^21; heavier pixels sum each channel apart.
+            let mut mass = 0u64;
+            let mut lanes = 0u64;
+            for (&c, &col) in px.iter().zip(&packed) {
+                let d = u64::from(c.saturating_sub(b));
+                mass += d;
+                lanes = lanes.wrapping_add(d.wrapping_mul(col));
+            }
+            let sum = if mass < LANE_MASS {
+                [lanes & LANE, (lanes >> 21) & LANE, lanes >> 42]
+            } else {
+                let mut sum = [0u64; 3];
+                for (&c, col) in px.iter().zip(colors) {
+                    let d = u64::from(c.saturating_sub(b));
+                    for k in 0..3 {
+                        sum[k] += d * u64::from(col[k]);
+                    }
+                }
+                sum
+            };
+            const EXACT: u64 = 1 << 24;
+            (mass > 0 && mass < EXACT && sum.iter().all(|&s| s < EXACT)).then(|| {
+                let m = mass as f32;
+                // `as u8` saturates, as `f32_to_u8` does; no NaN here.
+                sum.map(|s| (s as f32 / m) as u8)
+            })
+        });
+        let rgb = match fast {
+            Some(rgb) => rgb,
+            None => {
                 for (d, &c) in px64.iter_mut().zip(px) {
                     *d = f64::from(c);
                 }
-                let rgb = mix_colors(&px64, colors, baseline, explicit, &mut cdata, true);
-                if let Some(m) = memo.get_mut(slot) {
-                    *m = (key, rgb);
-                }
-                rgb
+                mix_colors(&px64, colors, baseline, explicit, &mut cdata, true)
             }
         };
         let a = match norm {
