@@ -122,15 +122,27 @@ fn encode_indexed(img: &Rgba, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec
     };
     let per_byte = 8 / bits as usize;
     let row_bytes = img.width.div_ceil(per_byte);
-    let mut packed = vec![0u8; row_bytes * img.height];
-    for (y, row) in indices.chunks_exact(img.width).enumerate() {
-        let dst = &mut packed[y * row_bytes..(y + 1) * row_bytes];
-        for (x, &i) in row.iter().enumerate() {
-            // PNG packs the leftmost pixel into the high bits.
-            let shift = 8 - bits as usize * (x % per_byte + 1);
-            dst[x / per_byte] |= i << shift;
+    // 8-bit indices are the image data as they are; smaller ones are packed
+    // a byte at a time (no division by the runtime `per_byte` per pixel).
+    let packed = if bits == 8 {
+        std::borrow::Cow::Borrowed(indices)
+    } else {
+        let mut packed = vec![0u8; row_bytes * img.height];
+        for (row, dst) in indices
+            .chunks_exact(img.width)
+            .zip(packed.chunks_exact_mut(row_bytes))
+        {
+            for (group, d) in row.chunks(per_byte).zip(dst.iter_mut()) {
+                // PNG packs the leftmost pixel into the high bits.
+                let mut b = 0u8;
+                for &i in group {
+                    b = (b << bits) | i;
+                }
+                *d = b << (bits as usize * (per_byte - group.len()));
+            }
         }
-    }
+        std::borrow::Cow::Owned(packed)
+    };
     let plte: Vec<u8> = palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
     let trns: Vec<u8> = palette
         .iter()
