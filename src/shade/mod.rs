@@ -448,10 +448,13 @@ pub fn shade(
     let painter = Painter::new(&opts.cmap, norm.span(), opts.alpha, opts.min_alpha)?;
     // Every masked pixel paints the same bytes; most of a sparse tile is masked.
     let empty = painter.paint(f64::NAN);
-    // Count grids repeat a few small values: paint each once.
-    const MEMO: usize = 4096;
-    let mut memo: Vec<Option<[u8; 4]>> = if integer {
-        vec![None; MEMO]
+    // Count grids repeat a few values: paint each once, in a direct-mapped
+    // memo keyed by the value's bits (large counts too, which low zooms
+    // are full of; a transform is a binary search).
+    const MEMO: usize = 1 << 12;
+    let mut memo: Vec<(u64, [u8; 4])> = if integer {
+        // No pixel value has NaN's bits as its key: NaN is masked.
+        vec![(f64::NAN.to_bits(), [0; 4]); MEMO]
     } else {
         Vec::new()
     };
@@ -459,8 +462,17 @@ pub fn shade(
     for &v in grid.values {
         if masked(v) {
             data.extend_from_slice(&empty);
-        } else if integer && v >= 0.0 && v < MEMO as f64 && v.fract() == 0.0 {
-            let c = *memo[v as usize].get_or_insert_with(|| painter.paint(norm.transform(v)));
+        } else if integer {
+            let key = v.to_bits();
+            let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+            let c = match memo[slot] {
+                (k, c) if k == key => c,
+                _ => {
+                    let c = painter.paint(norm.transform(v));
+                    memo[slot] = (key, c);
+                    c
+                }
+            };
             data.extend_from_slice(&c);
         } else {
             data.extend_from_slice(&painter.paint(norm.transform(v)));

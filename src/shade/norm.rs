@@ -89,6 +89,13 @@ impl Normalization {
         integer: bool,
         opts: &ShadeOptions,
     ) -> Result<Option<Normalization>, ShadeError> {
+        if integer && let Some(pairs) = distinct_counts(values) {
+            // Count grids repeat a few values over their pixels: building
+            // from the distinct values (each with its pixel count) gives the
+            // same normalisation ([`Normalization::from_histogram`]) for a
+            // transform per value instead of per pixel.
+            return Normalization::from_histogram(&pairs, integer, opts);
+        }
         let keep = move |v: f64| !(v.is_nan() || (integer && v == 0.0));
         build(
             || values.iter().copied().filter(|&v| keep(v)).map(|v| (v, 1)),
@@ -374,6 +381,31 @@ where
     Ok(Some(norm))
 }
 
+/// The non-zero values of an integer grid with how many pixels hold each,
+/// when every one is a whole number in `1..2^53` (else `None`: negative,
+/// fractional or non-finite values take the per-pixel path, which also
+/// reports the non-finite ones).
+fn distinct_counts(values: &[f64]) -> Option<Vec<(f64, u64)>> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let mut tally = crate::tally::Tally::default();
+    for &v in values {
+        if v.is_nan() || v == 0.0 {
+            continue;
+        }
+        if !((1.0..EXACT).contains(&v) && v.fract() == 0.0) {
+            return None;
+        }
+        tally.add(v as u64);
+    }
+    Some(
+        tally
+            .sorted()
+            .into_iter()
+            .map(|(v, n)| (v as f64, n))
+            .collect(),
+    )
+}
+
 /// Datashader's `eq_hist` CDF over `data - offset` (whose minimum is 0).
 fn eq_hist_table<F, I>(src: &F, vmin: f64, vmax: f64, exact: bool) -> (CdfTable, usize)
 where
@@ -467,6 +499,35 @@ mod tests {
                 let a = Normalization::from_values(&vals, integer, &o).unwrap();
                 let b = Normalization::from_histogram(&pairs, integer, &o).unwrap();
                 assert_eq!(a, b, "{how:?} integer={integer}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_grids_from_distinct_values_equal_the_per_pixel_build() {
+        // Small counts (the exact eq_hist path) and large ones (the binned
+        // path, and the tally's sparse map), zeros masked.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for top in [3u64, 40, 5_000, 70_000, 10_000_000] {
+            let values: Vec<f64> = (0..4096)
+                .map(|_| if rnd(3) == 0 { 0.0 } else { rnd(top) as f64 })
+                .collect();
+            for how in [How::Linear, How::Log, How::Cbrt, How::EqHist] {
+                let o = opts(how);
+                let per_pixel = build(
+                    || values.iter().copied().filter(|&v| v != 0.0).map(|v| (v, 1)),
+                    Rules::scalar(true),
+                    &o,
+                )
+                .unwrap();
+                let fast = Normalization::from_values(&values, true, &o).unwrap();
+                assert_eq!(fast, per_pixel, "top {top} {how:?}");
             }
         }
     }
