@@ -36,6 +36,11 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
+# check_rows ROWS: dies unless ROWS is a positive integer.
+check_rows() {
+    [[ "$1" =~ ^[0-9]+$ && "$1" -gt 0 ]] || die "ROWS must be a positive integer, got '$1'"
+}
+
 ensure_binary() {
     if [[ ! -x "$POINTILLIST" ]]; then
         log "building pointillist (cargo build --release)"

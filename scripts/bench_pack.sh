@@ -30,7 +30,7 @@ source "$(dirname "$0")/bench_common.sh"
 SIZES=("$@")
 [[ ${#SIZES[@]} -gt 0 ]] || SIZES=(40000000)
 for r in "${SIZES[@]}"; do
-    [[ "$r" =~ ^[0-9]+$ && "$r" -gt 0 ]] || die "ROWS must be a positive integer, got '$r'"
+    check_rows "$r"
 done
 SP_TIMEOUT="${SP_TIMEOUT:-1800}"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"

@@ -14,7 +14,7 @@ case "${1:-}" in -h|--help) sed -n '2,10p' "$0"; exit 0 ;; esac
 source "$(dirname "$0")/bench_common.sh"
 ROWS="${1:-40000000}"
 [[ $# -gt 0 ]] && shift
-[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || die "ROWS must be a positive integer, got '$ROWS'"
+check_rows "$ROWS"
 
 ensure_venv
 ensure_binary
