@@ -960,10 +960,13 @@ async fn server_timing_names_the_source_of_each_tile() {
             "{uri}: {t}"
         );
         assert!(t.contains("total;dur="), "{t}");
+        // A miss says how long its render and its PNG took; a hit did neither.
+        assert!(t.contains("render;dur=") && t.contains("png;dur="), "{t}");
         let again = timing(&get(&s, uri).await);
         assert!(
             again.starts_with(&format!("plan;desc=\"{source}\""))
-                && again.contains("cache;desc=\"hit\""),
+                && again.contains("cache;desc=\"hit\"")
+                && !again.contains("render;dur="),
             "{uri}: {again}"
         );
     }

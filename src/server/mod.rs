@@ -357,6 +357,12 @@ pub struct CachedTile {
     /// What its zoom's colour scale came from (`overview`, `cells`,
     /// `sample` or `rows`); `None` for `scale=tile`.
     pub scale: Option<&'static str>,
+    /// Milliseconds of the render job itself (aggregate and shade), and of
+    /// its PNG encoding: what `Server-Timing` reports beside the total, so
+    /// the rest is the server's own path (queueing, caches, hand-offs).
+    pub render_ms: f64,
+    /// See `render_ms`.
+    pub png_ms: f64,
 }
 
 /// Shared server state.

@@ -143,8 +143,17 @@ pub async fn tile(
         .scale
         .map(|s| format!(", scale;desc=\"{s}\""))
         .unwrap_or_default();
+    // A miss also says how long its render and PNG took; a hit did neither.
+    let work = if hit {
+        String::new()
+    } else {
+        format!(
+            ", render;dur={:.2}, png;dur={:.2}",
+            tile_data.render_ms, tile_data.png_ms
+        )
+    };
     let timing = format!(
-        "plan;desc=\"{}\"{scale}, cache;desc=\"{}\", total;dur={:.2}",
+        "plan;desc=\"{}\"{scale}, cache;desc=\"{}\"{work}, total;dur={:.2}",
         tile_data.source,
         if hit { "hit" } else { "miss" },
         started.elapsed().as_secs_f64() * 1e3
@@ -232,12 +241,13 @@ async fn render_tile(
             Lane::for_rows(crate::query::rows_in(&entry.dataset, &read.key_ranges()))
         }
     };
-    let (png, rows, source) = state
+    let (tile_data, rows) = state
         .compute_on(
             entry.clone(),
             lane,
             dl,
-            move |cancel| -> Result<(Vec<u8>, u64, &'static str), ApiError> {
+            move |cancel| -> Result<(CachedTile, u64), ApiError> {
+                let t0 = Instant::now();
                 let from_cells = cells.as_ref().and_then(|c| c.tile(tile, size));
                 let source = match (&from_cells, planned) {
                     (Some(_), _) => Source::Cells,
@@ -270,15 +280,20 @@ async fn render_tile(
                         },
                     )?,
                 };
+                let t1 = Instant::now();
                 let png = crate::shade::encode_png(&r.image)?;
-                Ok((png, r.aggregate.rows_scanned, source))
+                let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+                let tile = CachedTile {
+                    png: Bytes::from(png),
+                    source,
+                    scale: scale_source,
+                    render_ms: ms(t0, t1),
+                    png_ms: ms(t1, Instant::now()),
+                };
+                Ok((tile, r.aggregate.rows_scanned))
             },
         )
         .await??;
     metrics::counter!("pointillist_rows_scanned_total").increment(rows);
-    Ok(Arc::new(CachedTile {
-        png: Bytes::from(png),
-        source,
-        scale: scale_source,
-    }))
+    Ok(Arc::new(tile_data))
 }

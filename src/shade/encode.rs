@@ -61,56 +61,75 @@ fn dim(n: usize) -> Result<u32, ShadeError> {
     })
 }
 
-/// The palette (non-opaque entries first, so `tRNS` can stop early) and
-/// per-pixel indices, or `None` past 256 colours.
+/// The palette, in order of first appearance, and per-pixel indices, or
+/// `None` past 256 colours.
 fn palette_of(img: &Rgba) -> Option<(Vec<[u8; 4]>, Vec<u8>)> {
     // At most 256 colours in a 1024-slot open-addressing table keyed by the
     // packed pixel: far cheaper per pixel than a SipHash map.
     const SLOTS: usize = 1024;
     let mut table: Vec<(u32, u16)> = vec![(0, u16::MAX); SLOTS];
     let mut palette: Vec<[u8; 4]> = Vec::new();
-    let mut indices = Vec::with_capacity(img.width * img.height);
-    // Neighbouring pixels usually repeat; skip the lookup for runs.
-    let mut last: Option<(u32, u8)> = None;
-    for p in img.data.chunks_exact(4) {
-        let key = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-        let idx = match last {
-            Some((c, i)) if c == key => i,
-            _ => {
-                let mut slot = (key.wrapping_mul(0x9E37_79B1) >> 22) as usize;
-                let i = loop {
-                    let (k, i) = table[slot];
-                    if i == u16::MAX {
-                        if palette.len() == 256 {
-                            return None;
-                        }
-                        let i = palette.len() as u8;
-                        table[slot] = (key, i as u16);
-                        palette.push([p[0], p[1], p[2], p[3]]);
-                        break i;
-                    }
-                    if k == key {
-                        break i as u8;
-                    }
-                    slot = (slot + 1) % SLOTS;
-                };
-                last = Some((key, i));
-                i
+    let mut indices = vec![0u8; img.width * img.height];
+    let mut lookup = |key: u32| -> Option<u8> {
+        let mut slot = (key.wrapping_mul(0x9E37_79B1) >> 22) as usize;
+        loop {
+            let (k, i) = table[slot];
+            if i == u16::MAX {
+                if palette.len() == 256 {
+                    return None;
+                }
+                let i = palette.len() as u8;
+                table[slot] = (key, u16::from(i));
+                palette.push(key.to_le_bytes());
+                return Some(i);
             }
-        };
-        indices.push(idx);
+            if k == key {
+                return Some(i as u8);
+            }
+            slot = (slot + 1) % SLOTS;
+        }
+    };
+    // Neighbouring pixels usually repeat (most of a sparse tile is one
+    // empty colour): eight pixels equal to the last one are one compare of
+    // 32 bytes, and any other pixel equal to its left neighbour skips the
+    // lookup.
+    let (mut last_key, mut last_idx) = (None::<u32>, 0u8);
+    let words = |b: &[u8]| -> [u64; 4] {
+        std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8")))
+    };
+    let blocks = img.data.chunks_exact(32).zip(indices.chunks_exact_mut(8));
+    let mut done = 0;
+    for (px, out) in blocks {
+        if let Some(k) = last_key {
+            let two = u64::from(k) | u64::from(k) << 32;
+            if words(px) == [two; 4] {
+                out.fill(last_idx);
+                done += 8;
+                continue;
+            }
+        }
+        for (p, o) in px.chunks_exact(4).zip(out.iter_mut()) {
+            let key = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+            if last_key != Some(key) {
+                last_idx = lookup(key)?;
+                last_key = Some(key);
+            }
+            *o = last_idx;
+        }
+        done += 8;
     }
-    let mut order: Vec<usize> = (0..palette.len()).collect();
-    order.sort_by_key(|&i| palette[i][3] == 255);
-    let mut remap = vec![0u8; palette.len()];
-    for (new, &old) in order.iter().enumerate() {
-        remap[old] = new as u8;
+    for (p, o) in img.data[done * 4..]
+        .chunks_exact(4)
+        .zip(indices[done..].iter_mut())
+    {
+        let key = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+        if last_key != Some(key) {
+            last_idx = lookup(key)?;
+            last_key = Some(key);
+        }
+        *o = last_idx;
     }
-    let sorted = order.iter().map(|&i| palette[i]).collect();
-    for i in &mut indices {
-        *i = remap[*i as usize];
-    }
-    Some((sorted, indices))
+    Some((palette, indices))
 }
 
 fn encode_indexed(img: &Rgba, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec<u8>, ShadeError> {
@@ -144,11 +163,14 @@ fn encode_indexed(img: &Rgba, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec
         std::borrow::Cow::Owned(packed)
     };
     let plte: Vec<u8> = palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
-    let trns: Vec<u8> = palette
+    // `tRNS` runs up to the last entry that is not opaque (the rest
+    // default to opaque); entries stay in order of first appearance, which
+    // for shaded tiles puts the transparent empty colour first.
+    let trns_len = palette
         .iter()
-        .take_while(|c| c[3] != 255)
-        .map(|c| c[3])
-        .collect();
+        .rposition(|c| c[3] != 255)
+        .map_or(0, |i| i + 1);
+    let trns: Vec<u8> = palette[..trns_len].iter().map(|c| c[3]).collect();
     let depth = match bits {
         1 => BitDepth::One,
         2 => BitDepth::Two,
