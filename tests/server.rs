@@ -1658,3 +1658,46 @@ async fn points_keep_every_value_exact() {
     }
     assert_eq!(seen.len(), n);
 }
+
+/// `dynspread` picks one radius per zoom from an anchor tile: the server
+/// renders that anchor once per zoom and query, not once per tile, and its
+/// tiles are the library's `render_tile` pixel for pixel.
+#[tokio::test]
+async fn dynspread_radius_is_computed_once_per_zoom() {
+    let s = server_with(|c| c.cache_mb = 0);
+    let radius_passes = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("pointillist_dynspread_radius_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let metrics = || async { String::from_utf8(get(&s, "/metrics").await.body).unwrap() };
+    let before = radius_passes(&metrics().await);
+    let uri = "/tiles/towers/8/75/96.png?dynspread=0.5,3&scale=tile";
+    let first = get(&s, uri).await;
+    assert_eq!(first.status, StatusCode::OK);
+    // No tile cache: the tile renders again, but its radius is cached.
+    let again = get(&s, uri).await;
+    assert_eq!(again.body, first.body);
+    assert_eq!(radius_passes(&metrics().await) - before, 1);
+
+    let ds = pointillist::store::Dataset::open(s.root.join("towers")).unwrap();
+    let style = pointillist::render::Style {
+        dynspread: Some((0.5, 3)),
+        scale: pointillist::render::Scale::Tile,
+        ..Default::default()
+    };
+    let tile = pointillist::geo::TileId::new(8, 75, 96).unwrap();
+    let lib = pointillist::render::render_tile(
+        &ds,
+        tile,
+        256,
+        &pointillist::query::Agg::Count,
+        &[],
+        &style,
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(decode_png(&first.body).2, lib.image.data);
+}

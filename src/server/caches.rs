@@ -2,10 +2,13 @@
 //! cells, and the helper that runs a computation once per key.
 
 use super::{ApiError, AppState, Entry, Lane};
+use crate::geo::TileId;
 use crate::query::{Agg, Filter};
 use crate::raster::cells::QueryCells;
 use crate::raster::plan::Source;
 use crate::raster::zoom::ZoomStats;
+use crate::render::Style;
+use crate::shade::Normalization;
 use crate::store::Manifest;
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +55,9 @@ pub enum Ask {
     },
     /// One filter's bitset.
     FilterBits(String),
+    /// The `dynspread` radius every tile of a zoom shares, for a query and
+    /// style (`tile` holds the zoom only: `(z, 0, 0)`).
+    DynspreadRadius(TilePixels),
 }
 
 /// Everything a tile's pixels depend on besides the data.
@@ -110,7 +116,9 @@ impl Key {
         self.dataset.len()
             + 64
             + match &self.ask {
-                Ask::Tile(t) => t.agg.len() + strings(&t.filters) + t.style.len(),
+                Ask::Tile(t) | Ask::DynspreadRadius(t) => {
+                    t.agg.len() + strings(&t.filters) + t.style.len()
+                }
                 Ask::ZoomScale { agg, filters, .. } | Ask::Cells { agg, filters } => {
                     agg.len() + strings(filters)
                 }
@@ -247,6 +255,75 @@ pub(super) async fn zoom_stats(
         },
     )
     .await
+}
+
+/// The radius `dynspread` gives every `size`-pixel tile of `tile`'s zoom
+/// ([`crate::render::zoom_dynspread_radius`]: one anchor tile rendered),
+/// cached per query and style so that each tile of the zoom does not render
+/// the anchor again.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn dynspread_radius(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    tile: TileId,
+    size: u32,
+    agg: &Agg,
+    filters: &[Filter],
+    style: &Style,
+    norm: Option<&Normalization>,
+    deadline: Instant,
+) -> Result<u32, ApiError> {
+    let Some((threshold, max_px)) = style.dynspread else {
+        return Ok(style.spread);
+    };
+    let key = Key::new(
+        entry,
+        Ask::DynspreadRadius(TilePixels {
+            tile: (tile.z, 0, 0),
+            size,
+            agg: agg.to_text(),
+            filters: filter_texts(filters, &entry.dataset.manifest),
+            style: style.canonical(),
+        }),
+    );
+    let (e, a, f, st, nm) = (
+        entry.clone(),
+        agg.clone(),
+        filters.to_vec(),
+        style.clone(),
+        norm.cloned(),
+    );
+    let limits = state.config.limits();
+    let state2 = state.clone();
+    let r = cached(
+        &state.radii,
+        key,
+        "pointillist_dynspread_radius_seconds",
+        async move {
+            state2
+                .compute_on(e.clone(), Lane::Light, deadline, move |cancel| {
+                    crate::render::zoom_dynspread_radius(
+                        &e.dataset,
+                        tile,
+                        size,
+                        &a,
+                        &f,
+                        &st,
+                        nm.as_ref(),
+                        threshold,
+                        max_px,
+                        crate::query::Budget {
+                            cancel: Some(cancel),
+                            limits,
+                        },
+                    )
+                })
+                .await?
+                .map_err(ApiError::from)
+        },
+    )
+    .await?;
+    Ok(*r)
 }
 
 /// The cells of a query, from the cache or one pass over the rows (requests

@@ -373,6 +373,9 @@ pub struct AppState {
     pub catalog: ArcSwap<Catalog>,
     tiles: moka::future::Cache<caches::Key, Arc<CachedTile>>,
     zoom: moka::future::Cache<caches::Key, Arc<caches::ZoomScale>>,
+    /// `dynspread` radii per zoom, query and style (a key and a few bytes
+    /// each), bounded at a sixteenth of `zoom_mb`.
+    radii: moka::future::Cache<caches::Key, Arc<u32>>,
     cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
     filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
     limiter: Arc<Semaphore>,
@@ -553,6 +556,7 @@ impl AppState {
         let zoom = bounded_cache(config.zoom_mb << 20, idle, |z: &caches::ZoomScale| {
             z.stats.histogram.len() * 16 + 64
         });
+        let radii = bounded_cache((config.zoom_mb << 20) / 16, idle, |_: &u32| 8);
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
         let filter_bits = bounded_cache(config.filter_bits_mb << 20, idle, FilterBits::bytes);
         let max_renders = config.max_renders.max(1);
@@ -561,6 +565,7 @@ impl AppState {
             catalog: ArcSwap::from_pointee(catalog),
             tiles,
             zoom,
+            radii,
             cells,
             filter_bits,
             limiter: Arc::new(Semaphore::new(max_renders)),

@@ -1,6 +1,8 @@
 //! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png`, cached, with ETags.
 
-use super::caches::{Ask, Key, TilePixels, filter_texts, query_cells, zoom_stats};
+use super::caches::{
+    Ask, Key, TilePixels, dynspread_radius, filter_texts, query_cells, zoom_stats,
+};
 use super::params::RenderQuery;
 use super::{ApiError, AppState, AppStateRef, CachedTile, EmptyTiles, Entry, Lane, spec};
 use crate::geo::TileId;
@@ -231,6 +233,28 @@ async fn render_tile(
         )
     } else {
         (None, None)
+    };
+    // dynspread's radius is one per zoom: from the cache, else from one
+    // anchor tile, then the tile is spread by that fixed radius.
+    let style = if style.dynspread.is_some() {
+        let radius = dynspread_radius(
+            &state,
+            &entry,
+            tile,
+            size,
+            &agg,
+            &filters,
+            &style,
+            norm.as_ref(),
+            dl,
+        )
+        .await?;
+        let mut fixed = style;
+        fixed.dynspread = None;
+        fixed.spread = radius;
+        fixed
+    } else {
+        style
     };
     // Cells and the overview answer without reading rows; otherwise the
     // tile's key range says how many rows it may read.
