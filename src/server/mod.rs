@@ -374,7 +374,7 @@ pub struct AppState {
     tiles: moka::future::Cache<caches::Key, Arc<CachedTile>>,
     zoom: moka::future::Cache<caches::Key, Arc<caches::ZoomScale>>,
     /// `dynspread` radii per zoom, query and style (a key and a few bytes
-    /// each), bounded at a sixteenth of `zoom_mb`.
+    /// each), in a sixteenth of `zoom_mb`.
     radii: moka::future::Cache<caches::Key, Arc<u32>>,
     cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
     filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
@@ -553,10 +553,15 @@ impl AppState {
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
             t.png.len() + 64
         });
-        let zoom = bounded_cache(config.zoom_mb << 20, idle, |z: &caches::ZoomScale| {
-            z.stats.histogram.len() * 16 + 64
-        });
-        let radii = bounded_cache((config.zoom_mb << 20) / 16, idle, |_: &u32| 8);
+        // zoom_mb holds the zoom scales and, in a sixteenth of it, the
+        // dynspread radii.
+        let zoom_bytes = config.zoom_mb << 20;
+        let zoom = bounded_cache(
+            zoom_bytes - zoom_bytes / 16,
+            idle,
+            |z: &caches::ZoomScale| z.stats.histogram.len() * 16 + 64,
+        );
+        let radii = bounded_cache(zoom_bytes / 16, idle, |_: &u32| 8);
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
         let filter_bits = bounded_cache(config.filter_bits_mb << 20, idle, FilterBits::bytes);
         let max_renders = config.max_renders.max(1);
