@@ -6,6 +6,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pointillist::geo::{self, MercatorBox, TileId};
 use pointillist::pack::{PackOptions, pack};
 use pointillist::query::bitsets::FilterBits;
+use pointillist::query::brush::{BrushGrid, BrushIndex, BrushTarget, brushed_bounds};
 use pointillist::query::histogram::{Histogram, count, histogram};
 use pointillist::query::{Agg, Filter, View};
 use pointillist::raster::{GridValues, aggregate};
@@ -404,6 +405,121 @@ proptest! {
         }
         prop_assert_eq!(counts, expect);
     }
+}
+
+/// A brushed bound on `step`'s grid: `k` steps, as a client rounds and
+/// prints it (`None`: open).
+fn grid_bound(k: Option<i64>, mant: i64, exp: i32, scale: f64) -> Option<f64> {
+    k.map(|k| format!("{}e{exp}", k * mant).parse::<f64>().unwrap() * scale)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A brush index answers every on-grid brush exactly as a scan with the
+    /// brushed filter does: histograms of the other columns (categorical,
+    /// numeric, temporal) and counts, under a bbox and other filters.
+    #[test]
+    fn brush_indexes_match_scans(
+        others in filters(),
+        on_time in any::<bool>(),
+        step in prop_oneof![Just((1i64, -1i32)), Just((5, -1)), Just((1, 0)), Just((25, 0))],
+        a in proptest::option::of(-5i64..1100),
+        w in 0i64..600,
+        hi_open in any::<bool>(),
+        boxed in any::<bool>(),
+        bins in 1usize..40,
+    ) {
+        let fx = fixture();
+        let m = &fx.ds.manifest;
+        // Brush `val` (0..100 in tenths, some NaN) on a decimal step, or
+        // `created` on whole days (epoch ms, stored as µs).
+        let (col, mant, exp, scale) = if on_time {
+            ("created", 86_400_000i64, 0, 1000.0)
+        } else {
+            ("val", step.0, step.1, 1.0)
+        };
+        let step_text = format!("{mant}e{exp}");
+        let grid = BrushGrid::new(m, col, &step_text).unwrap().expect("a fine enough grid");
+        let k0 = if on_time { a.map(|k| 17_361 + k / 2) } else { a };
+        let lo = grid_bound(k0, mant, exp, scale).unwrap_or(f64::NEG_INFINITY);
+        let k1 = if hi_open { None } else { Some(k0.unwrap_or(0) + w) };
+        let hi = grid_bound(k1, mant, exp, scale).unwrap_or(f64::INFINITY);
+        prop_assume!(lo <= hi);
+        let brushed = Filter::Range { column: col.into(), min: lo, max: hi };
+        let mut all: Vec<Filter> = others.iter().filter(|f| f.column() != col).cloned().collect();
+        all.push(brushed);
+        prop_assert_eq!(brushed_bounds(&grid, &all), Some((lo, hi)));
+        let bbox = boxed.then(|| MercatorBox::from_lnglat(-80.0, 30.0, 10.0, 55.0));
+        let bbox = bbox.as_ref();
+        let idx = BrushIndex::build(&fx.ds, grid.clone(), BrushTarget::Count, bbox, &all, &[], None)
+            .unwrap()
+            .unwrap();
+        prop_assert_eq!(idx.count(lo, hi), Some(count(&fx.ds, bbox, &all, &[], None).unwrap()));
+        prop_assert!(idx.histogram(lo, hi).is_none(), "a count index holds no histogram");
+        for target in ["radio", "val", "created"].into_iter().filter(|&c| c != col) {
+            let t = BrushTarget::Histogram { column: target, bins };
+            // The other filters as bitsets, as the server passes them.
+            let bits: Vec<Arc<FilterBits>> = all.iter().map(|x| Arc::new(FilterBits::compute(&fx.ds, x, None).unwrap())).collect();
+            let idx = BrushIndex::build(&fx.ds, grid.clone(), t, bbox, &[], &bits, None).unwrap().unwrap();
+            let scan = histogram(&fx.ds, target, bins, bbox, &all, &[], None).unwrap();
+            prop_assert_eq!(idx.histogram(lo, hi), Some(scan), "{}", target);
+        }
+        // Off the grid, an index answers only where that is still exact.
+        let off = if lo.is_finite() { lo + if on_time { 1000.0 } else { 0.01 } } else { lo };
+        let hi = hi.max(off);
+        if let Some(n) = idx.count(off, hi) {
+            let f = vec![Filter::Range { column: col.into(), min: off, max: hi }];
+            prop_assert_eq!(n, count(&fx.ds, bbox, &[f, all[..all.len() - 1].to_vec()].concat(), &[], None).unwrap());
+        }
+    }
+}
+
+#[test]
+fn brush_grids_refuse_bad_steps_and_skip_fine_ones() {
+    let m = &fixture().ds.manifest;
+    for bad in ["0", "-1", "x", "1e", ""] {
+        assert!(BrushGrid::new(m, "val", bad).is_err(), "{bad}");
+    }
+    assert!(
+        BrushGrid::new(m, "radio", "1").is_err(),
+        "categorical columns are not brushed"
+    );
+    assert!(BrushGrid::new(m, "nope", "1").is_err());
+    // 0..100 in steps of 1e-4 is a million steps: not indexed, no error.
+    assert!(BrushGrid::new(m, "val", "1e-4").unwrap().is_none());
+    let grid = BrushGrid::new(m, "val", "1e-1").unwrap().unwrap();
+    let idx = BrushIndex::build(
+        &fixture().ds,
+        grid,
+        BrushTarget::Count,
+        None,
+        &[],
+        &[],
+        None,
+    )
+    .unwrap()
+    .unwrap();
+    let n = |lo: f64, hi: f64| {
+        let f = [Filter::Range {
+            column: "val".into(),
+            min: lo,
+            max: hi,
+        }];
+        count(&fixture().ds, None, &f, &[], None).unwrap()
+    };
+    assert_eq!(idx.count(20.0, 50.5), Some(n(20.0, 50.5)));
+    // 50.55 is off the grid, inside the data: scanned, not answered here.
+    assert_eq!(idx.count(20.0, 50.55), None);
+    assert_eq!(
+        idx.count(f64::NEG_INFINITY, f64::INFINITY),
+        Some(n(f64::NEG_INFINITY, f64::INFINITY))
+    );
+    assert_eq!(
+        idx.count(-3.33, 50.5),
+        Some(n(-3.33, 50.5)),
+        "below every value: exact"
+    );
 }
 
 #[test]

@@ -1109,6 +1109,70 @@ async fn histograms_counts_crossfilter() {
     );
 }
 
+/// `brush=COL:STEP` answers linked histograms and counts from an index,
+/// and every answer is the one a scan gives without the hint.
+#[tokio::test]
+async fn brushed_histograms_and_counts_equal_scans() {
+    let s = server();
+    let day = 86_400_000u64;
+    let d0 = 1_300_000_000_000 / day;
+    let cases: Vec<(String, &str)> = vec![
+        ("range:1200..3400".into(), "range:1e1"),
+        ("range:..990".into(), "range:1e1"),
+        ("range:2500..".into(), "range:5e2"),
+        // Off the grid: scanned as without the hint.
+        ("range:1205..3400".into(), "range:1e1"),
+        (
+            format!("created:{}..{}", (d0 + 100) * day, (d0 + 2000) * day),
+            "created:86400000",
+        ),
+        (format!("created:{}..", (d0 + 9) * day), "created:86400000"),
+    ];
+    for (brushed, brush) in &cases {
+        for other in ["", "&filter=radio:in:LTE,NR", "&bbox=-75,40,-73,41.5"] {
+            let q = format!("filter={brushed}{other}");
+            for path in [
+                "/datasets/towers/histogram/radio?",
+                "/datasets/towers/histogram/created?bins=30&",
+                "/datasets/towers/histogram/range?bins=40&",
+                "/datasets/towers/count?",
+            ] {
+                let plain = get(&s, &format!("{path}{q}")).await;
+                let hinted = get(&s, &format!("{path}{q}&brush={brush}")).await;
+                assert_eq!(plain.status, StatusCode::OK, "{path}{q}");
+                assert_eq!(hinted.status, StatusCode::OK, "{path}{q}&brush={brush}");
+                assert_eq!(hinted.json(), plain.json(), "{path}{q}&brush={brush}");
+            }
+        }
+    }
+    assert!(
+        s.state.brush_indexes_cached().await > 0,
+        "the hint built indexes"
+    );
+    // A step too fine to index is a hint ignored; a malformed one is an error.
+    let fine = get(
+        &s,
+        "/datasets/towers/count?filter=range:1..2&brush=range:1e-9",
+    )
+    .await;
+    assert_eq!(fine.status, StatusCode::OK);
+    for bad in [
+        "range", "range:0", "range:-1", "radio:1", "nope:1", "range:1e",
+    ] {
+        let r = get(
+            &s,
+            &format!("/datasets/towers/count?filter=range:1..2&brush={bad}"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            r.error().contains("brush") || r.error().contains("column"),
+            "{bad}: {}",
+            r.error()
+        );
+    }
+}
+
 #[tokio::test]
 async fn aggregate_points_legend() {
     let s = server();

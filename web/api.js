@@ -74,13 +74,17 @@ export const isAbort = (e) => !!e && e.name === 'AbortError';
 export const listDatasets = () => getJSON('/datasets');
 export const getDataset = (name) => getJSON(`/datasets/${enc(name)}`);
 
-export function histogramPath(state, meta, column, { bins, bbox }) {
-  const pairs = [['bins', bins], ['bbox', bbox], ...apiFilters(state, meta).map((f) => ['filter', f])];
+/**
+ * `brush` (optional): `COL:STEP` while the range filter on COL is being
+ * brushed, so that the server answers each new bound from one index.
+ */
+export function histogramPath(state, meta, column, { bins, bbox, brush }) {
+  const pairs = [['bins', bins], ['bbox', bbox], ...apiFilters(state, meta).map((f) => ['filter', f]), ['brush', brush]];
   return `/datasets/${enc(state.dataset)}/histogram/${enc(column)}?${query(pairs)}`;
 }
 
-export function countPath(state, meta, bbox) {
-  return `/datasets/${enc(state.dataset)}/count?${query([['bbox', bbox], ...apiFilters(state, meta).map((f) => ['filter', f])])}`;
+export function countPath(state, meta, bbox, brush) {
+  return `/datasets/${enc(state.dataset)}/count?${query([['bbox', bbox], ...apiFilters(state, meta).map((f) => ['filter', f]), ['brush', brush]])}`;
 }
 
 export function legendPath(state, meta, z) {

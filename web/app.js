@@ -30,7 +30,7 @@ import {
 } from './api.js';
 import { createHistogram } from './histogram.js';
 import { offlineStyle, applyTheme, loadCountries, THEME_COLORS } from './basemap.js';
-import { fmtInt, fmtNum, fmtDateTime } from './format.js';
+import { fmtInt, fmtNum, fmtDateTime, axisStep } from './format.js';
 
 const maplibregl = window.maplibregl;
 const $ = (id) => document.getElementById(id);
@@ -451,20 +451,35 @@ function fitBoundsOf(meta) {
 function refreshData({ skip = null, live = false }) {
   if (!app.map || !app.meta) return;
   const bbox = bboxParam();
+  const brush = brushParam(skip);
   for (const [col, h] of app.hists) {
     if (col === skip) continue;
-    refreshHistogram(col, h, bbox);
+    refreshHistogram(col, h, bbox, brush);
   }
-  refreshCount(bbox);
+  refreshCount(bbox, brush);
   if (!live) refreshLegend();
   updateBusy();
 }
 
-function refreshHistogram(col, h, bbox) {
+/**
+ * The `brush` hint while the range filter on `column` is brushed: its
+ * histogram rounds the bounds to this step, so the server can answer every
+ * bound of the drag from one index per linked histogram.
+ */
+function brushParam(column) {
+  const f = column && app.state.filters[column];
+  const h = column && app.hists.get(column);
+  if (!f || f.type !== 'range' || !h) return undefined;
+  const [lo, hi] = h.domain();
+  const s = axisStep(h.col.kind, lo, hi);
+  return s ? `${column}:${s.text}` : undefined;
+}
+
+function refreshHistogram(col, h, bbox, brush) {
   const colMeta = columnOf(app.meta, col);
   const bins = colMeta.kind === 'categorical' ? undefined : HIST_BINS;
   h.setLoading(true);
-  request(`hist:${col}`, histogramPath(app.state, app.meta, col, { bins, bbox }))
+  request(`hist:${col}`, histogramPath(app.state, app.meta, col, { bins, bbox, brush }))
     .then((data) => {
       h.setError(null);
       h.setData(data);
@@ -477,10 +492,10 @@ function refreshHistogram(col, h, bbox) {
     });
 }
 
-function refreshCount(bbox) {
+function refreshCount(bbox, brush) {
   const el = $('count-selected');
   el.dataset.loading = 'true';
-  request('count', countPath(app.state, app.meta, bbox))
+  request('count', countPath(app.state, app.meta, bbox, brush))
     .then((d) => {
       app.lastCount = d;
       el.textContent = fmtInt(d.count);

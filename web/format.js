@@ -92,14 +92,25 @@ export function fmtTick(v, kind, lo, hi) {
   return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
 }
 
-/** Round a brushed value to a precision suited to the axis span. */
-export function roundForAxis(v, kind, lo, hi) {
+/**
+ * The step brushed values of an axis are rounded to, as a number and as the
+ * text the API's `brush=COL:STEP` hint takes; null when the axis is empty.
+ */
+export function axisStep(kind, lo, hi) {
   const span = hi - lo;
   if (kind === 'temporal') {
     const unit = span > 60 * DAY ? DAY : span > 2 * DAY ? 3600e3 : 60e3;
-    return Math.round(v / unit) * unit;
+    return { step: unit, text: String(unit) };
   }
-  if (!(span > 0)) return v;
-  const step = 10 ** Math.floor(Math.log10(span / 500));
-  return +(Math.round(v / step) * step).toPrecision(12);
+  if (!(span > 0)) return null;
+  const e = Math.floor(Math.log10(span / 500));
+  return { step: 10 ** e, text: `1e${e}` };
+}
+
+/** Round a brushed value to a precision suited to the axis span. */
+export function roundForAxis(v, kind, lo, hi) {
+  const s = axisStep(kind, lo, hi);
+  if (!s) return v;
+  if (kind === 'temporal') return Math.round(v / s.step) * s.step;
+  return +(Math.round(v / s.step) * s.step).toPrecision(12);
 }

@@ -53,8 +53,8 @@ pub enum Histogram {
 }
 
 /// Row selection shared by histograms and counts: a bbox plus filters.
-struct Selection<'a> {
-    spans: Vec<RowSpan>,
+pub(super) struct Selection<'a> {
+    pub(super) spans: Vec<RowSpan>,
     qbox: Option<(u32, u32, u32, u32)>,
     /// Filters bound per partition; `None` where zone maps exclude it.
     bound: Vec<Option<BoundFilters<'a>>>,
@@ -63,7 +63,7 @@ struct Selection<'a> {
 }
 
 impl<'a> Selection<'a> {
-    fn new(
+    pub(super) fn new(
         ds: &'a Dataset,
         bbox: Option<&MercatorBox>,
         filters: &[Filter],
@@ -109,7 +109,7 @@ impl<'a> Selection<'a> {
     /// row `span.rows.start + 64k + j`), also dropping rows that are null in
     /// `nulls`; `false` if the partition is pruned. `scratch` holds
     /// per-row bools while row filters and the bbox are tested.
-    fn select(
+    pub(super) fn select(
         &self,
         part: &Partition,
         span: &RowSpan,
@@ -212,7 +212,7 @@ fn tally<T: Copy>(
     }
 }
 
-fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), QueryError> {
+pub(super) fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), QueryError> {
     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         Err(QueryError::Cancelled)
     } else {
@@ -232,16 +232,7 @@ pub fn histogram(
     bits: &[Arc<FilterBits>],
     cancel: Option<&AtomicBool>,
 ) -> Result<Histogram, QueryError> {
-    let info = require(
-        &ds.manifest,
-        column,
-        &[
-            ColumnKind::Numeric,
-            ColumnKind::Temporal,
-            ColumnKind::Categorical,
-        ],
-        "a histogram",
-    )?;
+    let info = histogram_column(&ds.manifest, column)?;
     let sel = Selection::new(ds, bbox, filters, bits, Some(column));
     if info.kind == ColumnKind::Categorical {
         let ncat = info.categories.len();
@@ -282,13 +273,7 @@ pub fn histogram(
         )));
     }
     let (min, max) = (info.stats.min.unwrap_or(0.0), info.stats.max.unwrap_or(0.0));
-    let integer = ds
-        .partitions
-        .first()
-        .and_then(|p| p.column(column))
-        .and_then(NumColumn::new)
-        .is_some_and(|c| with_num_slice!(c.values, |s| is_integer(s)));
-    let binner = Binner::new(min, max, bins, integer);
+    let binner = Binner::new(min, max, bins, column_is_integer(ds, column));
     let counts = sel
         .spans
         .par_iter()
@@ -323,6 +308,15 @@ fn is_integer<T: AsF64>(_: &[T]) -> bool {
     T::INTEGER
 }
 
+/// Whether `column` holds integers (as its first partition stores it).
+pub(super) fn column_is_integer(ds: &Dataset, column: &str) -> bool {
+    ds.partitions
+        .first()
+        .and_then(|p| p.column(column))
+        .and_then(NumColumn::new)
+        .is_some_and(|c| with_num_slice!(c.values, |s| is_integer(s)))
+}
+
 /// Sum `LANES` copies of `width` slots, dropping each copy's spare last slot.
 fn fold_lanes(acc: &[u64], width: usize) -> Vec<u64> {
     let mut out = vec![0u64; width - 1];
@@ -351,7 +345,7 @@ const BLOCKS: u64 = 1 << 12;
 /// Equal-width bins over `min..=max` with numpy's edge rule: edge `i` is
 /// `min + i * (max - min) / bins` (the last edge is `max` itself); a value
 /// lies in bin `i` when `edge[i] <= v < edge[i + 1]`, and `max` in the last.
-struct Binner {
+pub(super) struct Binner {
     min: f64,
     max: f64,
     bins: usize,
@@ -383,7 +377,7 @@ struct WideInts {
 }
 
 impl Binner {
-    fn new(min: f64, max: f64, bins: usize, integer: bool) -> Binner {
+    pub(super) fn new(min: f64, max: f64, bins: usize, integer: bool) -> Binner {
         // A constant column gets unit-wide bins, as numpy does for min == max.
         let (min, max) = if max > min {
             (min, max)
@@ -448,9 +442,25 @@ impl Binner {
         b
     }
 
+    /// Lower edge of the first bin.
+    pub(super) fn min(&self) -> f64 {
+        self.min
+    }
+
+    /// Upper edge of the last bin (the maximum, or `min + bins` for a
+    /// constant column).
+    pub(super) fn max(&self) -> f64 {
+        self.edges[self.bins]
+    }
+
+    /// Bins.
+    pub(super) fn bins(&self) -> usize {
+        self.bins
+    }
+
     /// Bin of `v`, or `bins` when it lies outside `min..=max` (or is NaN).
     #[inline(always)]
-    fn bin(&self, v: f64) -> usize {
+    pub(super) fn bin(&self, v: f64) -> usize {
         let last = self.bins - 1;
         let mut b = (((v - self.min) * self.norm) as usize).min(last);
         // The product may land one bin off near an edge: the edges decide.
@@ -535,6 +545,23 @@ pub fn count(
         )
         .map(|r| r.map(|(n, ..)| n))
         .try_reduce(|| 0, |a, b| Ok(a + b))
+}
+
+/// The column a histogram counts: numeric, temporal or categorical.
+pub(super) fn histogram_column<'m>(
+    m: &'m crate::store::Manifest,
+    column: &str,
+) -> Result<&'m crate::store::ColumnInfo, QueryError> {
+    require(
+        m,
+        column,
+        &[
+            ColumnKind::Numeric,
+            ColumnKind::Temporal,
+            ColumnKind::Categorical,
+        ],
+        "a histogram",
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! validated against a dataset, and planned into the row ranges to read.
 
 pub mod bitsets;
+pub mod brush;
 pub mod histogram;
 pub mod points;
 

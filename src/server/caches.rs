@@ -55,6 +55,18 @@ pub enum Ask {
     },
     /// One filter's bitset.
     FilterBits(String),
+    /// A brush index ([`crate::query::brush::BrushIndex`]).
+    Brush {
+        /// `count`, or the histogram's column and bins (`COL:BINS`).
+        target: String,
+        /// The bbox in Mercator metres, if any.
+        bbox: Option<String>,
+        /// The brushed column and step (`COL:STEP`).
+        brush: String,
+        /// The filters on other columns than the brushed one and the
+        /// histogram's own.
+        filters: Vec<String>,
+    },
     /// The `dynspread` radius every tile of a zoom shares, for a query and
     /// style (`tile` holds the zoom only: `(z, 0, 0)`).
     DynspreadRadius(TilePixels),
@@ -123,6 +135,17 @@ impl Key {
                     agg.len() + strings(filters)
                 }
                 Ask::FilterBits(f) => f.len(),
+                Ask::Brush {
+                    target,
+                    bbox,
+                    brush,
+                    filters,
+                } => {
+                    target.len()
+                        + bbox.as_ref().map_or(0, String::len)
+                        + brush.len()
+                        + strings(filters)
+                }
             }
     }
 }

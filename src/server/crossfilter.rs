@@ -2,8 +2,10 @@
 
 use super::caches::{Ask, Key, cached};
 use super::{ApiError, AppState, AppStateRef, Lane, spec};
+use crate::geo::MercatorBox;
 use crate::query::Filter;
 use crate::query::bitsets::FilterBits;
+use crate::query::brush::{BrushGrid, BrushIndex, BrushTarget, brushed_bounds};
 use crate::query::histogram::Histogram;
 use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
@@ -82,8 +84,28 @@ pub async fn histogram(
         crate::query::QueryError::UnknownColumn { .. } => ApiError::not_found(e.to_string()),
         other => other.into(),
     })?;
+    let brush = brush_grid(&p, m)?;
     let t = Instant::now();
     let dl = state.deadline();
+    if let Some(grid) = brush.filter(|g| g.column() != column)
+        && let Some((lo, hi)) = brushed_bounds(&grid, &filters)
+    {
+        let target = BrushTarget::Histogram {
+            column: &column,
+            bins,
+        };
+        let key = format!("{column}:{bins}");
+        let idx = brush_index(&state, &entry, grid, key, target, bbox, &filters, dl).await?;
+        if let Some(h) = idx
+            .as_deref()
+            .and_then(Option::as_ref)
+            .and_then(|i| i.histogram(lo, hi))
+        {
+            metrics::histogram!("pointillist_crossfilter_seconds", "source" => "brush")
+                .record(t.elapsed().as_secs_f64());
+            return Ok(Json(histogram_json(h)));
+        }
+    }
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
     let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
     let h = state
@@ -99,7 +121,8 @@ pub async fn histogram(
             )
         })
         .await??;
-    metrics::histogram!("pointillist_crossfilter_seconds").record(t.elapsed().as_secs_f64());
+    metrics::histogram!("pointillist_crossfilter_seconds", "source" => "rows")
+        .record(t.elapsed().as_secs_f64());
     Ok(Json(histogram_json(h)))
 }
 
@@ -151,7 +174,31 @@ pub async fn count(
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;
     let total = m.rows;
+    let brush = brush_grid(&p, m)?;
     let dl = state.deadline();
+    if let Some(grid) = brush
+        && let Some((lo, hi)) = brushed_bounds(&grid, &filters)
+    {
+        let target = BrushTarget::Count;
+        let idx = brush_index(
+            &state,
+            &entry,
+            grid,
+            "count".into(),
+            target,
+            bbox,
+            &filters,
+            dl,
+        )
+        .await?;
+        if let Some(n) = idx
+            .as_deref()
+            .and_then(Option::as_ref)
+            .and_then(|i| i.count(lo, hi))
+        {
+            return Ok(Json(json!({"count": n, "total": total})));
+        }
+    }
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
     let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
     let n = state
@@ -166,4 +213,92 @@ pub async fn count(
         })
         .await??;
     Ok(Json(json!({"count": n, "total": total})))
+}
+
+/// The `brush` parameter's grid, if given and fine enough to index.
+fn brush_grid(
+    p: &super::params::Params,
+    m: &crate::store::Manifest,
+) -> Result<Option<BrushGrid>, ApiError> {
+    let Some(text) = p.get(spec::BRUSH.name) else {
+        return Ok(None);
+    };
+    let (column, step) = text.split_once(':').ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "brush must be COL:STEP (a numeric or temporal column and a positive decimal step), got {text:?}"
+        ))
+    })?;
+    Ok(BrushGrid::new(m, column, step)?)
+}
+
+/// The brush index of `target` over `grid` (built once per brushed column
+/// and step, target, bbox and other filters; cached in a quarter of
+/// `filter_bits_mb`), or `None` when the grid is too fine to index or the
+/// cache is off (an index that is not kept costs more than one scan).
+#[allow(clippy::too_many_arguments)]
+async fn brush_index(
+    state: &Arc<AppState>,
+    entry: &Arc<super::Entry>,
+    grid: BrushGrid,
+    target_text: String,
+    target: BrushTarget<'_>,
+    bbox: Option<MercatorBox>,
+    filters: &[Filter],
+    deadline: Instant,
+) -> Result<Option<Arc<Option<BrushIndex>>>, ApiError> {
+    if state.config.filter_bits_mb == 0 {
+        return Ok(None);
+    }
+    let m = &entry.dataset.manifest;
+    let own = match target {
+        BrushTarget::Histogram { column, .. } => Some(column.to_string()),
+        BrushTarget::Count => None,
+    };
+    let others: Vec<Filter> = filters
+        .iter()
+        .filter(|f| f.column() != grid.column() && Some(f.column()) != own.as_deref())
+        .cloned()
+        .collect();
+    let key = Key::new(
+        entry,
+        Ask::Brush {
+            target: target_text,
+            bbox: bbox.map(|b| format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax)),
+            brush: format!("{}:{}", grid.column(), grid.step_text()),
+            filters: super::caches::filter_texts(&others, m),
+        },
+    );
+    let (st, e) = (state.clone(), entry.clone());
+    let bins = match target {
+        BrushTarget::Histogram { bins, .. } => bins,
+        BrushTarget::Count => 0,
+    };
+    let idx = cached(
+        &state.brushes,
+        key,
+        "pointillist_brush_index_seconds",
+        async move {
+            let (filters, bits) = filter_bits(&st, &e, others, own.as_deref(), deadline).await?;
+            let lane = Lane::for_rows(rows_in_bbox(&e.dataset, bbox.as_ref()));
+            Ok(st
+                .compute_on(e.clone(), lane, deadline, move |cancel| {
+                    let target = match &own {
+                        Some(column) => BrushTarget::Histogram { column, bins },
+                        None => BrushTarget::Count,
+                    };
+                    BrushIndex::build(
+                        &e.dataset,
+                        grid,
+                        target,
+                        bbox.as_ref(),
+                        &filters,
+                        &bits,
+                        Some(cancel),
+                    )
+                })
+                .await??)
+        },
+    )
+    .await?;
+    Ok(Some(idx))
 }

@@ -23,6 +23,7 @@ pub use catalog::{Catalog, Entry, valid_name};
 pub use error::ApiError;
 
 use crate::query::bitsets::FilterBits;
+use crate::query::brush::BrushIndex;
 use crate::raster::cells::QueryCells;
 use crate::raster::plan::Planner;
 use arc_swap::ArcSwap;
@@ -378,6 +379,9 @@ pub struct AppState {
     radii: moka::future::Cache<caches::Key, Arc<u32>>,
     cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
     filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
+    /// Brush indexes (a quarter of `filter_bits_mb`); `None` marks a brush
+    /// too fine to index.
+    brushes: moka::future::Cache<caches::Key, Arc<Option<BrushIndex>>>,
     limiter: Arc<Semaphore>,
     heavy_limiter: Arc<Semaphore>,
     heavy_pool: rayon::ThreadPool,
@@ -563,7 +567,13 @@ impl AppState {
         );
         let radii = bounded_cache(zoom_bytes / 16, idle, |_: &u32| 8);
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
-        let filter_bits = bounded_cache(config.filter_bits_mb << 20, idle, FilterBits::bytes);
+        // filter_bits_mb holds the filters' bitsets and, in a quarter of
+        // it, the brush indexes built from them.
+        let bits_bytes = config.filter_bits_mb << 20;
+        let filter_bits = bounded_cache(bits_bytes - bits_bytes / 4, idle, FilterBits::bytes);
+        let brushes = bounded_cache(bits_bytes / 4, idle, |b: &Option<BrushIndex>| {
+            b.as_ref().map_or(64, BrushIndex::bytes)
+        });
         let max_renders = config.max_renders.max(1);
         Arc::new(AppState {
             config,
@@ -573,6 +583,7 @@ impl AppState {
             radii,
             cells,
             filter_bits,
+            brushes,
             limiter: Arc::new(Semaphore::new(max_renders)),
             heavy_limiter: Arc::new(Semaphore::new(max_renders)),
             heavy_pool: rayon::ThreadPoolBuilder::new()
@@ -610,6 +621,12 @@ impl AppState {
     pub async fn query_cells_cached(&self) -> u64 {
         self.cells.run_pending_tasks().await;
         self.cells.entry_count()
+    }
+
+    /// Brush indexes cached (after the cache's pending upkeep).
+    pub async fn brush_indexes_cached(&self) -> u64 {
+        self.brushes.run_pending_tasks().await;
+        self.brushes.entry_count()
     }
 
     /// Filters whose bitsets are cached (after the cache's pending upkeep).

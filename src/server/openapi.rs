@@ -53,6 +53,7 @@ struct Vocabulary {
     histogram_columns: BTreeSet<String>,
     aggs: BTreeSet<String>,
     filters: Vec<String>,
+    brush_columns: BTreeSet<String>,
 }
 
 impl Vocabulary {
@@ -98,6 +99,7 @@ impl Vocabulary {
                 }
             }
         }
+        v.brush_columns = ranges.union(&times).cloned().collect();
         let bound = format!("({NUM})?");
         if !ranges.is_empty() {
             v.filters
@@ -143,6 +145,14 @@ impl Vocabulary {
             Grammar::Dynspread => pattern(r"^(0(\.[0-9]{1,3})?|1)(,([0-9]|1[0-6]))?$".into()),
             Grammar::Colour => pattern(format!("^{HEX}$")),
             Grammar::Bbox => pattern(format!("^{LON},{LAT},{LON},{LAT}$")),
+            Grammar::Brush => pattern(if self.brush_columns.is_empty() {
+                "^$(?!x)x".to_string()
+            } else {
+                format!(
+                    "^{}:[1-9][0-9]{{0,8}}(e-?[0-9]{{1,2}})?$",
+                    one_of(&self.brush_columns)
+                )
+            }),
             Grammar::Version => pattern(format!("^[0-9a-f]{{1,{}}}$", spec::MAX_VERSION_LEN)),
         }
     }

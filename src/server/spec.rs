@@ -91,6 +91,9 @@ pub enum Grammar {
     Bbox,
     /// A dataset version: hex digits.
     Version,
+    /// `COL:STEP`: the numeric or temporal column being brushed, and the
+    /// decimal step its bounds are rounded to.
+    Brush,
 }
 
 /// One query parameter.
@@ -255,6 +258,12 @@ pub const VERSION: Param = text(
     "Dataset version the tile URL was made for (from TileJSON): when it is the version served, the tile is Cache-Control immutable",
     Grammar::Version,
 );
+/// `brush`: a hint that a range filter is being dragged.
+pub const BRUSH: Param = text(
+    "brush",
+    "COL:STEP. A range filter on COL is being dragged and its bounds are multiples of STEP (a decimal; epoch milliseconds for temporal columns). The server then counts the other columns once per step of COL and answers each later bound from those counts, exactly; bounds off the steps are scanned as without it.",
+    Grammar::Brush,
+);
 /// `bbox`, optional.
 pub const BBOX: Param = text(
     "bbox",
@@ -389,11 +398,11 @@ pub const LEGEND: Endpoint = Endpoint {
 };
 /// `/datasets/{name}/histogram/{column}`.
 pub const HISTOGRAM: Endpoint = Endpoint {
-    groups: &[&[BINS, BBOX, FILTER]],
+    groups: &[&[BINS, BBOX, FILTER, BRUSH]],
 };
 /// `/datasets/{name}/count`.
 pub const COUNT: Endpoint = Endpoint {
-    groups: &[&[BBOX, FILTER]],
+    groups: &[&[BBOX, FILTER, BRUSH]],
 };
 /// `/datasets/{name}/aggregate`.
 pub const AGGREGATE: Endpoint = Endpoint {

@@ -368,6 +368,13 @@ test('brushing a numeric histogram filters tiles, the count and the other histog
   const b = Math.min(0.995, Math.max(bars[Math.min(bars.length - 1, k + 1)].x1 + 0.004, a + 0.05));
 
   const before = { url: await tileUrl(), count: await countSelected(), cat: cat && (await cardAttr(cat, 'data-counts')) };
+  // The linked histograms and the count carry the brush hint during the drag.
+  const hinted = [];
+  const onRequest = (r) => {
+    const u = new URL(r.url());
+    if (u.searchParams.has('brush')) hinted.push(u);
+  };
+  page.on('request', onRequest);
   await brush(num, a, b);
   const url = await waitTileUrlChange(before.url);
   assert.ok(url.includes(`filter=${encodeURIComponent(`${num}:`)}`), `tile URL lacks the ${num} filter: ${url}`);
@@ -384,6 +391,19 @@ test('brushing a numeric histogram filters tiles, the count and the other histog
   const f = (await state()).filters[num];
   assert.equal(f.type, 'range');
   assert.ok(f.lo < f.hi);
+  page.off('request', onRequest);
+  assert.ok(hinted.length > 0, 'no request carried the brush hint');
+  for (const u of hinted) assert.ok(u.searchParams.get('brush').startsWith(`${num}:`), `hint of another column: ${u}`);
+  // A hinted answer is the one a scan gives without the hint.
+  const last = hinted.filter((u) => u.pathname.endsWith('/count')).pop();
+  assert.ok(last, 'the count carried no brush hint');
+  const plain = new URL(last);
+  plain.searchParams.delete('brush');
+  const [h, p] = await page.evaluate(
+    async ([x, y]) => Promise.all([x, y].map((u) => fetch(u).then((r) => r.json()))),
+    [last.href, plain.href],
+  );
+  assert.deepEqual(h, p, `${last} differs from the scan`);
   ctx.brushCount = after;
   await shot('03-brush.png');
   assert.deepEqual(await pageErrors(), [], 'errors shown by the page');
