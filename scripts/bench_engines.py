@@ -20,6 +20,16 @@ Cases (256-pixel tiles around New York, as in issue #15):
 Every run draws a new range bound (range:0..2000+i), so no cache of a filter
 answers it: a brush that is new each time.
 
+Crossfilter brush (`--cases brush`), issue #15 target 3: --drags drags of
+--events pointer moves each on the `range` histogram, as the explorer makes
+them: bounds rounded to the axis step (10^floor(log10(span/500))), and after
+each move the linked panels refresh: the `radio` histogram, the `created`
+histogram (48 bins) and the count, under the brushed range and a `created`
+filter that differs per drag (so each drag starts cold). Pointillist is asked
+with the explorer's `brush=range:STEP` hint (the first move of a drag builds
+the indexes, later moves read them) and without it (a scan each time); the
+engines run the same three queries. A move's time is the three answers' sum.
+
 Pointillist is timed over HTTP (a PNG tile or the histogram's JSON), client
 side, with its fixed cost per call (median `GET /health`) subtracted, and by
 its own Server-Timing, against two servers: caches off (`--cache-mb 0
@@ -273,6 +283,85 @@ class ChEngine:
         return hist_sql("chdb", *a)
 
 
+BRUSH_BINS = 48  # the explorer's
+
+
+def brush_drags(srv, name, engines, fixed, created_range, drags, events, mismatches) -> dict:
+    """Time brush drags on `range` (see the module's doc); returns per-setup
+    figures, and appends to `mismatches` any answer that differs."""
+    import random
+
+    rng = random.Random(15)
+    meta = json.loads(get(f"{srv.base}/datasets/{name}")[1])
+    col = next(c for c in meta["columns"] if c["name"] == "range")
+    lo_v, hi_v = col["min"], col["max"]
+    exp = int(np.floor(np.log10((hi_v - lo_v) / 500)))
+    step = 10.0 ** exp
+    rnd = lambda v: float(f"{round(v / step) * step:.12g}")  # noqa: E731 -- format.js's roundForAxis
+    text = lambda v: str(int(v)) if v == int(v) else repr(v)  # noqa: E731 -- state.js's numText
+    day = 86_400_000
+    times: dict[str, list[list[float]]] = {}
+
+    def add(setup, drag, ms):
+        times.setdefault(setup, [[] for _ in range(drags)])[drag].append(ms)
+
+    for d in range(drags):
+        c_lo = CREATED[0] + d * 37 * day  # the other panel's filter: new per drag
+        c_filter = f"created:{c_lo}.."
+        a0 = rnd(lo_v + (hi_v - lo_v) * rng.uniform(0.05, 0.3))
+        for k in range(events):
+            b = rnd(a0 + (hi_v - lo_v) * rng.uniform(0.05, 0.6))
+            lo, hi = (a0, b) if a0 < b else (b, a0)
+            rf = f"range:{text(lo)}..{text(hi)}"
+            paths = [f"/datasets/{name}/histogram/radio?filter={rf}&filter={c_filter}",
+                     f"/datasets/{name}/histogram/created?bins={BRUSH_BINS}&filter={rf}&filter={c_filter}",
+                     f"/datasets/{name}/count?filter={rf}&filter={c_filter}"]
+            answers = {}
+            for setup, extra in (("pointillist brush hint", f"&brush=range:1e{exp}"), ("pointillist scan", "")):
+                client, server = 0.0, 0.0
+                for p in paths:
+                    ms, body, timing = get(srv.base + p + extra)
+                    client += ms - fixed["pointillist"]
+                    server += server_ms(timing) or 0.0
+                    answers.setdefault(setup, []).append(json.loads(body))
+                add(setup, d, client)
+                add(setup + " (server)", d, server)
+            if answers["pointillist brush hint"] != answers["pointillist scan"]:
+                mismatches.append(f"brush drag {d} move {k}: hinted answers differ from the scan")
+            radio, created, count = answers["pointillist scan"]
+            for e in engines:
+                dl = DIALECTS[e.name]
+                where = (f"range >= {lo} AND range <= {hi} AND {dl['us']} >= {c_lo * 1000}")
+                cmin, cmax = created_range
+                width = (cmax - cmin) / BRUSH_BINS
+                kexpr = dl["int"].format(f"floor(({dl['us']} - {cmin}) / {width})")
+                sqls = [f"SELECT radio AS k, {dl['count']} AS n FROM towers WHERE {where} GROUP BY radio",
+                        f"SELECT least({kexpr}, {BRUSH_BINS - 1}) AS k, {dl['count']} AS n FROM towers "
+                        f"WHERE range >= {lo} AND range <= {hi} GROUP BY k",
+                        f"SELECT {dl['count']} AS n FROM towers WHERE {where}"]
+                total, got = 0.0, []
+                for q in sqls:
+                    t = time.perf_counter()
+                    got.append(e.query(q))
+                    total += (time.perf_counter() - t) * 1e3 - fixed[e.name]
+                add(e.name, d, total)
+                n = int(got[2].column("n")[0].as_py())
+                if (engine_counts(got[0]) != hist_counts(radio, "radio")
+                        or {kk: vv for kk, vv in engine_counts(got[1]).items()} != hist_counts(created, "created")
+                        or n != count["count"]):
+                    mismatches.append(f"brush drag {d} move {k}: {e.name} differs")
+    out = {}
+    for setup, per_drag in times.items():
+        later = sorted(x for dr in per_drag for x in dr[1:])
+        out[setup] = {
+            "first_median": statistics.median(dr[0] for dr in per_drag),
+            "later_p50": statistics.median(later),
+            "later_p99": later[min(len(later) - 1, int(0.99 * len(later)))],
+            "all_p50": statistics.median(x for dr in per_drag for x in dr),
+        }
+    return out
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -284,6 +373,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default="duckdb,chdb")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--cases", default="tiles,hist,brush",
+                    help="comma list of tiles, hist, brush (default: all)")
+    ap.add_argument("--drags", type=int, default=5)
+    ap.add_argument("--events", type=int, default=25)
     a = ap.parse_args()
     binary = os.environ.get("POINTILLIST", "target/release/pointillist")
     name = a.dataset.name
@@ -325,15 +418,16 @@ def main() -> int:
                 xs.append((time.perf_counter() - t) * 1e3)
             fixed[e.name] = median(xs[10:])
 
-        cases = [(c[0], "tile", c) for c in TILES] + [
+        wanted = set(a.cases.split(","))
+        cases = ([(c[0], "tile", c) for c in TILES] if "tiles" in wanted else []) + ([
             ("histogram radio, 2 filters", "hist", "radio"),
             ("histogram created, 2 filters", "hist", "created"),
-        ]
+        ] if "hist" in wanted else [])
         res = {c[0]: {"off_client": [], "off_server": [], "on_client": [], "on_server": [],
                       **{e.name: [] for e in engines}} for c in cases}
         mismatches = []
         expected_grids = {}
-        for i in range(a.runs + 1):  # run 0 warms up and is not counted
+        for i in range(a.runs + 1 if cases else 0):  # run 0 warms up and is not counted
             hi = 2000 + i
             for label, kind, spec in cases:
                 r = res[label]
@@ -385,6 +479,8 @@ def main() -> int:
                         if theirs != got:
                             mismatches.append(f"{label} run {i}: {e.name} counts differ "
                                               f"(total {sum(theirs.values())} vs {sum(got.values())})")
+        brush = (brush_drags(on, name, engines, fixed, created_range, a.drags, a.events, mismatches)
+                 if "brush" in wanted else None)
     finally:
         off.stop()
         on.stop()
@@ -392,7 +488,7 @@ def main() -> int:
     # `render --timings`: the aggregate alone, from the source the planner
     # picks (rows, the overview, or query cells made once per query).
     inproc, plans = {}, {}
-    for label, z, x, y, agg, ranged in TILES:
+    for label, z, x, y, agg, ranged in (TILES if "tiles" in wanted else []):
         inproc[label], plans[label] = inproc_aggregate_ms(binary, a.dataset, z, x, y, agg,
                                                           2000 if ranged else None, a.runs)
 
@@ -419,11 +515,23 @@ def main() -> int:
               f"{f(row['pointillist_http_ms_cache_off']):>11} {f(row['pointillist_http_ms_cache_on']):>10} "
               + " ".join(f(row[f'{e.name}_ms']) for e in engines)
               + (f" {row['margin_over_http_cache_off']:12.1f}x" if best else ""))
+    if brush:
+        print(f"crossfilter brush: {a.drags} drags x {a.events} moves; per move, the sum of 3 answers "
+              f"(radio, created, count), fixed cost per call subtracted (ms)")
+        print(f"{'':34} {'first move':>10} {'later p50':>10} {'later p99':>10} {'all p50':>10}")
+        for k, v in brush.items():
+            print(f"{k:34} {v['first_median']:10.2f} {v['later_p50']:10.2f} {v['later_p99']:10.2f} "
+                  f"{v['all_p50']:10.2f}")
+        best = min((v["later_p50"] for k, v in brush.items() if not k.startswith("pointillist")), default=None)
+        if best:
+            print(f"best engine / pointillist with hint, later moves p50: "
+                  f"{best / brush['pointillist brush hint (server)']['later_p50']:.1f}x server, "
+                  f"{best / brush['pointillist brush hint']['later_p50']:.1f}x over HTTP")
     print(f"fixed cost per call subtracted (ms): {json.dumps({k: round(v, 3) for k, v in fixed.items()})}")
     print(f"engine table builds (s): {json.dumps({k: round(v, 1) for k, v in load_s.items()})}")
     if a.json_out:
         a.json_out.write_text(json.dumps({"runs": a.runs, "threads": a.threads, "fixed_ms": fixed,
-                                          "load_s": load_s, "cases": summary,
+                                          "load_s": load_s, "cases": summary, "brush": brush,
                                           "mismatches": mismatches}, indent=1))
     if mismatches:
         print("RESULTS DIFFER:", *mismatches[:20], sep="\n  ")

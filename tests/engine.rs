@@ -475,6 +475,96 @@ proptest! {
     }
 }
 
+/// An integer brushed column takes its slots from a table: the same
+/// answers as a scan, at every step and bound.
+#[test]
+fn brush_indexes_of_integer_columns_match_scans() {
+    use arrow_array::Int32Array;
+    let n = 20_000usize;
+    let lon: Vec<f64> = (0..n).map(|i| (i % 360) as f64 - 179.5).collect();
+    let lat: Vec<f64> = (0..n).map(|i| (i % 170) as f64 - 84.5).collect();
+    // -40..=4960 with a null every 13th row.
+    let range: Vec<Option<i32>> = (0..n)
+        .map(|i| (i % 13 != 0).then_some(((i * 7919) % 5001) as i32 - 40))
+        .collect();
+    let radio: Vec<&str> = (0..n).map(|i| CATS[(i * 31) % 4]).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("lon", DataType::Float64, false),
+        Field::new("lat", DataType::Float64, false),
+        Field::new("range", DataType::Int32, true),
+        Field::new("radio", DataType::Utf8, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(lon)),
+        Arc::new(Float64Array::from(lat)),
+        Arc::new(Int32Array::from(range)),
+        Arc::new(StringArray::from(radio)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&input).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = dir.path().join("ds");
+    let mut o = PackOptions::new(vec![input.display().to_string()], &out);
+    o.partition_rows = 3_000;
+    pack(&o).unwrap();
+    let ds = Dataset::open(&out).unwrap();
+    let radio_in = Filter::In {
+        column: "radio".into(),
+        values: vec!["LTE".into(), "NR".into()],
+    };
+    for step in ["1", "1e1", "25"] {
+        let grid = BrushGrid::new(&ds.manifest, "range", step)
+            .unwrap()
+            .unwrap();
+        let count_idx = BrushIndex::build(
+            &ds,
+            grid.clone(),
+            BrushTarget::Count,
+            None,
+            std::slice::from_ref(&radio_in),
+            &[],
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        let t = BrushTarget::Histogram {
+            column: "radio",
+            bins: 10,
+        };
+        let hist_idx = BrushIndex::build(&ds, grid, t, None, &[], &[], None)
+            .unwrap()
+            .unwrap();
+        let m: f64 = step.parse().unwrap();
+        for (lo, hi) in [
+            (-2.0, 3.0),
+            (0.0, 0.0),
+            (-100.0, 48.0),
+            (7.0, 4960.0),
+            (5000.0, 6000.0),
+        ] {
+            let (lo, hi) = ((lo * m).max(-50.0), hi * m);
+            let f = Filter::Range {
+                column: "range".into(),
+                min: lo,
+                max: hi,
+            };
+            let all = [f.clone(), radio_in.clone()];
+            assert_eq!(
+                count_idx.count(lo, hi),
+                Some(count(&ds, None, &all, &[], None).unwrap()),
+                "{step} {lo}..{hi}"
+            );
+            let scan = histogram(&ds, "radio", 10, None, &[f], &[], None).unwrap();
+            assert_eq!(hist_idx.histogram(lo, hi), Some(scan), "{step} {lo}..{hi}");
+        }
+    }
+}
+
 #[test]
 fn brush_grids_refuse_bad_steps_and_skip_fine_ones() {
     let m = &fixture().ds.manifest;

@@ -157,32 +157,28 @@ impl BrushGrid {
         2 * self.edges.len() + 1
     }
 
-    /// The slot of `v`; `None` for NaN.
+    /// The slot of `v`; `u32::MAX` for NaN. Branch-light: this runs once
+    /// per row of an index's pass.
     #[inline]
-    fn slot(&self, v: f64) -> Option<u32> {
+    fn slot(&self, v: f64) -> u32 {
         let e = &self.edges;
         let last = e.len() - 1;
-        if v.is_nan() {
-            return None;
-        }
-        if v < e[0] {
-            return Some(0);
-        }
-        if v > e[last] {
-            return Some(2 * e.len() as u32);
-        }
+        // The product lands at most one edge off (edges are decimal
+        // roundings of an even grid): the edges decide. NaN and values
+        // below the grid cast to 0.
         let mut i = (((v - e[0]) * self.norm) as usize).min(last);
-        while i > 0 && e[i] > v {
-            i -= 1;
-        }
-        while i < last && e[i + 1] <= v {
-            i += 1;
-        }
-        Some(if e[i] == v {
-            2 * i as u32 + 1
+        i -= usize::from(i > 0 && e[i] > v);
+        i += usize::from(i < last && e[i + 1] <= v);
+        let inside = 2 * i as u32 + 1 + u32::from(e[i] != v);
+        if v < e[0] {
+            0
+        } else if v > e[last] {
+            2 * e.len() as u32
+        } else if v.is_nan() {
+            u32::MAX
         } else {
-            2 * i as u32 + 2
-        })
+            inside
+        }
     }
 
     /// The index of the edge equal to `x`, if any.
@@ -288,6 +284,7 @@ impl BrushIndex {
             return Ok(None);
         }
         let sel = Selection::new(ds, bbox, &filters, &bits, skip);
+        let lut = SlotLut::new(ds, &grid);
         // A few accumulators (not one per rayon split): each is a whole
         // slots × width table.
         let groups = (rayon::current_num_threads() * 2).max(1);
@@ -327,34 +324,18 @@ impl BrushIndex {
                         }
                     }
                     slot_of.clear();
-                    with_num_slice!(a.values, |s| slot_of.extend(
-                        s[rows.clone()]
-                            .iter()
-                            .map(|v| grid.slot(v.as_f64()).unwrap_or(u32::MAX))
+                    with_num_slice!(a.values, |s| lut.slots(
+                        &grid,
+                        &s[rows.clone()],
+                        &mut slot_of
                     ));
-                    let mut visit = |f: &mut dyn FnMut(usize) -> usize| {
-                        for (k, &w) in words.iter().enumerate() {
-                            let mut w = w;
-                            while w != 0 {
-                                let r = k * 64 + w.trailing_zeros() as usize;
-                                w &= w - 1;
-                                let s = slot_of[r];
-                                if s == u32::MAX {
-                                    continue;
-                                }
-                                let b = f(r);
-                                if b < width {
-                                    acc[s as usize * width + b] += 1;
-                                }
-                            }
-                        }
-                    };
+                    let acc = &mut acc[..];
                     match (&bin, tcol) {
-                        (Bin::Count, _) => visit(&mut |_| 0),
+                        (Bin::Count, _) => tally_slots(&words, &slot_of, width, acc, |_| 0),
                         (Bin::Cat(_, n), Some(col)) => {
                             if let Some(c) = CatColumn::new(col) {
                                 let codes = &c.codes[rows.clone()];
-                                visit(&mut |r| {
+                                tally_slots(&words, &slot_of, width, acc, |r| {
                                     let k = codes[r] as u16 as usize;
                                     if k < *n { k } else { usize::MAX }
                                 });
@@ -364,7 +345,9 @@ impl BrushIndex {
                             if let Some(c) = NumColumn::new(col) {
                                 with_num_slice!(c.values, |s| {
                                     let s = &s[rows.clone()];
-                                    visit(&mut |r| b.bin(s[r].as_f64()));
+                                    tally_slots(&words, &slot_of, width, acc, |r| {
+                                        b.bin(s[r].as_f64())
+                                    });
                                 });
                             }
                         }
@@ -489,6 +472,86 @@ impl BrushIndex {
             return None;
         }
         self.counts(lo, hi).map(|c| c[0])
+    }
+}
+
+/// Slots of an integer column's values by table, when its range is small:
+/// one load a row instead of a search among the edges.
+struct SlotLut {
+    base: i64,
+    slots: Vec<u32>,
+}
+
+impl SlotLut {
+    /// Most entries (4 bytes each) a table may hold.
+    const MAX: i64 = 1 << 20;
+
+    fn new(ds: &Dataset, grid: &BrushGrid) -> SlotLut {
+        let none = SlotLut {
+            base: 0,
+            slots: Vec::new(),
+        };
+        let Some(info) = ds.manifest.column(&grid.column) else {
+            return none;
+        };
+        let (Some(min), Some(max)) = (info.stats.min, info.stats.max) else {
+            return none;
+        };
+        let small = min.is_finite() && max.is_finite() && max - min < Self::MAX as f64;
+        if !(small && column_is_integer(ds, &grid.column)) {
+            return none;
+        }
+        let base = min.floor() as i64;
+        let n = (max.ceil() as i64 - base + 1).clamp(0, Self::MAX);
+        SlotLut {
+            base,
+            slots: (0..n).map(|d| grid.slot((base + d) as f64)).collect(),
+        }
+    }
+
+    /// The slot of each of `values`, into `out` (cleared first).
+    #[inline]
+    fn slots<T: AsF64>(&self, grid: &BrushGrid, values: &[T], out: &mut Vec<u32>) {
+        out.clear();
+        if T::INTEGER && !self.slots.is_empty() {
+            let (base, lut) = (self.base, &self.slots[..]);
+            out.extend(values.iter().map(|v| {
+                let d = v.as_i64().wrapping_sub(base) as u64;
+                match lut.get(d as usize) {
+                    Some(&s) => s,
+                    // Outside the column's statistics (they are the
+                    // bounds of every value, so this is not expected).
+                    None => grid.slot(v.as_f64()),
+                }
+            }));
+        } else {
+            out.extend(values.iter().map(|v| grid.slot(v.as_f64())));
+        }
+    }
+}
+
+/// Count each selected row (`words`: one bit a row) into its slot's row of
+/// `acc` at the bin `bin` gives it (bins `>= width` and NaN slots do not
+/// count).
+#[inline]
+fn tally_slots(
+    words: &[u64],
+    slot_of: &[u32],
+    width: usize,
+    acc: &mut [u64],
+    bin: impl Fn(usize) -> usize,
+) {
+    for (k, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let r = k * 64 + w.trailing_zeros() as usize;
+            w &= w - 1;
+            let s = slot_of[r];
+            let b = bin(r);
+            if s != u32::MAX && b < width {
+                acc[s as usize * width + b] += 1;
+            }
+        }
     }
 }
 

@@ -11,6 +11,8 @@ use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,12 +59,26 @@ fn histogram_json(h: Histogram) -> Value {
     }
 }
 
+/// A crossfilter answer with its `Server-Timing` (`source`: `brush` when a
+/// brush index answered, `rows` when the rows were scanned) and the
+/// `pointillist_crossfilter_seconds` metric, by source.
+fn timed(body: Value, source: &'static str, started: Instant) -> Response {
+    let secs = started.elapsed().as_secs_f64();
+    metrics::histogram!("pointillist_crossfilter_seconds", "source" => source).record(secs);
+    let timing = format!("source;desc=\"{source}\", total;dur={:.2}", secs * 1e3);
+    let mut r = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&timing) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    r
+}
+
 /// `GET /datasets/{name}/histogram/{column}` with crossfilter semantics.
 pub async fn histogram(
     State(state): AppStateRef,
     Path((name, column)): Path<(String, String)>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (entry, p) = state.request(&name, q.as_deref(), &spec::HISTOGRAM)?;
     let m = &entry.dataset.manifest;
     let bins = p.int(&spec::BINS)? as usize;
@@ -101,9 +117,7 @@ pub async fn histogram(
             .and_then(Option::as_ref)
             .and_then(|i| i.histogram(lo, hi))
         {
-            metrics::histogram!("pointillist_crossfilter_seconds", "source" => "brush")
-                .record(t.elapsed().as_secs_f64());
-            return Ok(Json(histogram_json(h)));
+            return Ok(timed(histogram_json(h), "brush", t));
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
@@ -121,9 +135,7 @@ pub async fn histogram(
             )
         })
         .await??;
-    metrics::histogram!("pointillist_crossfilter_seconds", "source" => "rows")
-        .record(t.elapsed().as_secs_f64());
-    Ok(Json(histogram_json(h)))
+    Ok(timed(histogram_json(h), "rows", t))
 }
 
 /// Filters as cached bitsets (computed once per filter, a pass over its
@@ -168,13 +180,14 @@ pub async fn count(
     State(state): AppStateRef,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (entry, p) = state.request(&name, q.as_deref(), &spec::COUNT)?;
     let m = &entry.dataset.manifest;
     let bbox = p.bbox()?;
     let filters = p.filters(m)?;
     let total = m.rows;
     let brush = brush_grid(&p, m)?;
+    let t = Instant::now();
     let dl = state.deadline();
     if let Some(grid) = brush
         && let Some((lo, hi)) = brushed_bounds(&grid, &filters)
@@ -196,7 +209,7 @@ pub async fn count(
             .and_then(Option::as_ref)
             .and_then(|i| i.count(lo, hi))
         {
-            return Ok(Json(json!({"count": n, "total": total})));
+            return Ok(timed(json!({"count": n, "total": total}), "brush", t));
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
@@ -212,7 +225,7 @@ pub async fn count(
             )
         })
         .await??;
-    Ok(Json(json!({"count": n, "total": total})))
+    Ok(timed(json!({"count": n, "total": total}), "rows", t))
 }
 
 /// The `brush` parameter's grid, if given and fine enough to index.
