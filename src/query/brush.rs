@@ -293,7 +293,7 @@ impl BrushIndex {
             .spans
             .par_chunks(per)
             .map(|spans| {
-                let mut acc = vec![0u64; slots * width];
+                let mut acc = vec![0u64; slots * width + 1];
                 let (mut words, mut scratch, mut slot_of) = (Vec::new(), Vec::new(), Vec::new());
                 for span in spans {
                     check_cancel(cancel)?;
@@ -357,7 +357,7 @@ impl BrushIndex {
                 Ok(acc)
             })
             .try_reduce(
-                || vec![0u64; slots * width],
+                || vec![0u64; slots * width + 1],
                 |mut a, b| {
                     for (x, y) in a.iter_mut().zip(&b) {
                         *x += y;
@@ -531,8 +531,9 @@ impl SlotLut {
 }
 
 /// Count each selected row (`words`: one bit a row) into its slot's row of
-/// `acc` at the bin `bin` gives it (bins `>= width` and NaN slots do not
-/// count).
+/// `acc` at the bin `bin` gives it; rows that do not count (unselected, a
+/// NaN slot, a bin `>= width`) go to `acc`'s last, spare cell. (A
+/// branch-free pass over every row of dense words measured no faster.)
 #[inline]
 fn tally_slots(
     words: &[u64],
@@ -541,16 +542,22 @@ fn tally_slots(
     acc: &mut [u64],
     bin: impl Fn(usize) -> usize,
 ) {
+    let spare = acc.len() - 1;
+    let cell = |r: usize, selected: bool| {
+        let (s, b) = (slot_of[r], bin(r));
+        if selected && s != u32::MAX && b < width {
+            s as usize * width + b
+        } else {
+            spare
+        }
+    };
     for (k, &w) in words.iter().enumerate() {
+        let base = k * 64;
         let mut w = w;
         while w != 0 {
-            let r = k * 64 + w.trailing_zeros() as usize;
+            let r = base + w.trailing_zeros() as usize;
             w &= w - 1;
-            let s = slot_of[r];
-            let b = bin(r);
-            if s != u32::MAX && b < width {
-                acc[s as usize * width + b] += 1;
-            }
+            acc[cell(r, true)] += 1;
         }
     }
 }
