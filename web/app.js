@@ -469,10 +469,33 @@ function refreshData({ skip = null, live = false }) {
 function brushParam(column) {
   const f = column && app.state.filters[column];
   const h = column && app.hists.get(column);
-  if (!f || f.type !== 'range' || !h) return undefined;
+  if (!h || h.col.kind === 'categorical' || (f && f.type !== 'range')) return undefined;
   const [lo, hi] = h.domain();
   const s = axisStep(h.col.kind, lo, hi);
   return s ? `${column}:${s.text}` : undefined;
+}
+
+let warmedBrush = null;
+/**
+ * Falcon's prefetch: when the pointer enters a range histogram, ask the
+ * linked panels once with the brush hint, so the server builds their brush
+ * indexes before the drag starts and even its first move reads them. The
+ * answers equal those shown, so they are dropped.
+ */
+function prewarmBrush(column) {
+  if (!app.map || !app.meta) return;
+  const brush = brushParam(column);
+  if (!brush) return;
+  const bbox = bboxParam();
+  const key = `${brush}|${bbox}|${apiFilters(app.state, app.meta).join('&')}`;
+  if (key === warmedBrush) return;
+  warmedBrush = key;
+  for (const col of app.hists.keys()) {
+    if (col === column) continue;
+    const bins = columnOf(app.meta, col).kind === 'categorical' ? undefined : HIST_BINS;
+    getJSON(histogramPath(app.state, app.meta, col, { bins, bbox, brush })).catch(() => {});
+  }
+  getJSON(countPath(app.state, app.meta, bbox, brush)).catch(() => {});
 }
 
 function refreshHistogram(col, h, bbox, brush) {
@@ -834,6 +857,7 @@ function syncControls() {
 
 const histHandlers = {
   onFilter: (column, filter, { live }) => setFilter(column, filter, { live }),
+  onBrushHover: (column) => prewarmBrush(column),
   onRemove: (column) =>
     change(
       (s) => {

@@ -413,6 +413,8 @@ export class RangeHistogram extends Card {
 
   bindBrush() {
     const ov = this.overlay;
+    // The pointer over a brushable axis: a drag may follow (see prewarmBrush).
+    ov.addEventListener('pointerenter', () => this.handlers.onBrushHover && this.handlers.onBrushHover(this.col.name));
     const localX = (e) => {
       const r = this.svg.getBoundingClientRect();
       return ((e.clientX - r.left) / r.width) * this.width;

@@ -563,11 +563,14 @@ fn tally_slots(
 }
 
 /// The brushed filter's bounds in `filters`: the one range filter on the
-/// grid's column; `None` if there is none or more than one filter on it.
+/// grid's column, or the whole line when there is none yet (a brush about
+/// to start: the index is built before the first move, as Falcon builds
+/// the hovered view's); `None` if more than one filter is on it.
 pub fn brushed_bounds(grid: &BrushGrid, filters: &[Filter]) -> Option<(f64, f64)> {
     let mut on = filters.iter().filter(|f| f.column() == grid.column);
     match (on.next(), on.next()) {
         (Some(Filter::Range { min, max, .. }), None) => Some((*min, *max)),
+        (None, _) => Some((f64::NEG_INFINITY, f64::INFINITY)),
         _ => None,
     }
 }
