@@ -63,6 +63,10 @@ pub enum BrushTarget<'a> {
     },
 }
 
+/// Most bytes of accumulators one index build holds at once (per-thread
+/// tables; at least one table, itself at most 8 × [`MAX_BRUSH_CELLS`]).
+pub const MAX_BRUSH_SCRATCH: usize = 32 << 20;
+
 /// A decimal step `m × 10^e`, exactly as written.
 fn parse_step(s: &str) -> Option<(u64, i32, f64)> {
     let (mant, exp) = match s.find(['e', 'E']) {
@@ -286,8 +290,12 @@ impl BrushIndex {
         let sel = Selection::new(ds, bbox, &filters, &bits, skip);
         let lut = SlotLut::new(ds, &grid);
         // A few accumulators (not one per rayon split): each is a whole
-        // slots × width table.
-        let groups = (rayon::current_num_threads() * 2).max(1);
+        // slots × width table, so together they stay within
+        // MAX_BRUSH_SCRATCH whatever the core count.
+        let table = (slots * width + 1) * 8;
+        let groups = (rayon::current_num_threads() * 2)
+            .min(MAX_BRUSH_SCRATCH / table)
+            .max(1);
         let per = sel.spans.len().div_ceil(groups).max(1);
         let counts = sel
             .spans
