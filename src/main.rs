@@ -148,10 +148,11 @@ struct RenderArgs {
     /// COL:MIN..MAX or COL:in:A,B (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     filter: Vec<String>,
-    /// Output: .png, .npy or .json.
+    /// Output: .png, .webp (lossless), .npy or .json.
     #[arg(long, short)]
     out: PathBuf,
-    /// Render N times and print median timings (aggregate, shade, PNG) as JSON.
+    /// Render N times and print median timings (aggregate, shade, PNG and
+    /// WebP encoding, with both sizes) as JSON.
     #[arg(long, default_value_t = 0)]
     timings: usize,
 }
@@ -677,26 +678,42 @@ fn render_view(a: &RenderArgs, bbox: Option<MercatorBox>, tile_size: u32) -> Res
     })
 }
 
+/// One `--timings` run: rows scanned, the stage times and the two sizes.
+struct TimedRun {
+    rows: u64,
+    /// Zoom statistics, aggregation, shading, PNG and WebP encoding, in ms.
+    ms: [f64; 5],
+    /// PNG and WebP bytes.
+    bytes: [usize; 2],
+}
+
 /// `--timings N`: run the stages `N` times and print their medians as JSON.
+/// `total_ms` counts the encoding of the `--out` format.
 fn print_timings(
     runs: usize,
     tile_plan: Source,
     scale_plan: Source,
-    mut once: impl FnMut(()) -> Result<(u64, [f64; 4])>,
+    format: shade::ImageFormat,
+    mut once: impl FnMut() -> Result<TimedRun>,
 ) -> Result<()> {
-    let mut stages: [Vec<f64>; 4] = Default::default();
-    let mut rows = 0;
+    let mut stages: [Vec<f64>; 5] = Default::default();
+    let (mut rows, mut bytes) = (0, [0; 2]);
     for _ in 0..runs {
-        let (r, t) = once(())?;
-        rows = r;
-        for (s, t) in stages.iter_mut().zip(t) {
+        let r = once()?;
+        (rows, bytes) = (r.rows, r.bytes);
+        for (s, t) in stages.iter_mut().zip(r.ms) {
             s.push(t);
         }
     }
-    let [z, ag, sh, pn] = stages.map(median);
+    let [z, ag, sh, pn, wp] = stages.map(median);
+    let encode = if format == shade::ImageFormat::Webp {
+        wp
+    } else {
+        pn
+    };
     println!(
         "{}",
-        serde_json::json!({"runs": runs, "plan": tile_plan.name(), "scale_plan": scale_plan.name(), "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "total_ms": z + ag + sh + pn})
+        serde_json::json!({"runs": runs, "plan": tile_plan.name(), "scale_plan": scale_plan.name(), "rows_scanned": rows, "zoom_stats_ms": z, "aggregate_ms": ag, "shade_ms": sh, "png_ms": pn, "webp_ms": wp, "png_bytes": bytes[0], "webp_bytes": bytes[1], "format": format.extension(), "total_ms": z + ag + sh + encode})
     );
     Ok(())
 }
@@ -719,8 +736,8 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         .unwrap_or("")
         .to_ascii_lowercase();
     anyhow::ensure!(
-        matches!(ext.as_str(), "png" | "npy" | "json"),
-        "--out must end in .png, .npy or .json"
+        matches!(ext.as_str(), "png" | "webp" | "npy" | "json"),
+        "--out must end in .png, .webp, .npy or .json"
     );
     // The server's planner picks the source: the overview, the query's
     // cells (one pass, then every tile and colour scale of levels <= 12 from
@@ -791,7 +808,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         }
     };
     let bytes = match ext.as_str() {
-        "png" => {
+        "png" | "webp" => {
             let norm = norm_for(&style)?;
             let r = match view {
                 // Spreading tiles read a margin from their neighbours, as
@@ -808,7 +825,9 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                 )?,
                 _ => render::shade_aggregate(aggregate_view()?, &agg, &style, norm.as_ref())?,
             };
-            shade::encode_png(&r.image)?
+            shade::ImageFormat::from_extension(&ext)
+                .unwrap_or_default()
+                .encode(&r.image)?
         }
         "npy" => pointillist::raster::export::to_npy(&aggregate_view()?.grid),
         _ => serde_json::to_vec(&pointillist::raster::export::to_json(
@@ -821,7 +840,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
     if a.timings > 0 {
-        let rows_and_times = |_: ()| -> Result<(u64, [f64; 4])> {
+        let once = || -> Result<TimedRun> {
             let t0 = std::time::Instant::now();
             let norm = norm_for(&style)?;
             let t1 = std::time::Instant::now();
@@ -831,14 +850,17 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
             let t3 = std::time::Instant::now();
             let png = shade::encode_png(&img)?;
             let t4 = std::time::Instant::now();
-            std::hint::black_box(png);
+            let webp = shade::encode_webp(&img)?;
+            let t5 = std::time::Instant::now();
             let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
-            Ok((
-                agg_r.rows_scanned,
-                [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)],
-            ))
+            Ok(TimedRun {
+                rows: agg_r.rows_scanned,
+                ms: [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t4, t5)],
+                bytes: [png.len(), webp.len()],
+            })
         };
-        print_timings(a.timings, tile_plan, scale_plan, rows_and_times)?;
+        let format = shade::ImageFormat::from_extension(&ext).unwrap_or_default();
+        print_timings(a.timings, tile_plan, scale_plan, format, once)?;
     }
     Ok(())
 }

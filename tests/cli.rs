@@ -134,6 +134,33 @@ async fn cli_and_server_share_parameters_and_pixels() {
     );
     let o = render(&ds, &out, &["--tile", "0/0/0", "--timings", "1"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"plan\":\"overview\""));
+    // `.webp` writes the server's WebP tile; timings measure both formats.
+    let webp = dir.path().join("t.webp");
+    let o = render(&ds, &webp, &["--agg", "count_cat:radio", "--timings", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(t["format"], "webp");
+    for k in ["png_ms", "webp_ms", "png_bytes", "webp_bytes"] {
+        assert!(t[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {t}");
+    }
+    let r = router(state.clone())
+        .oneshot(
+            Request::get("/tiles/towers/8/75/96.webp?agg=count_cat:radio")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let served = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        std::fs::read(&webp).unwrap() == served,
+        "the CLI and the server disagree"
+    );
+    assert_eq!(
+        t["webp_bytes"].as_u64(),
+        Some(served.len() as u64),
+        "timings measure the tile written"
+    );
     // The server's rules hold on the command line too.
     for (flags, needle) in [
         (vec!["--tile-size", "300"], "tile_size"),
@@ -149,6 +176,11 @@ async fn cli_and_server_share_parameters_and_pixels() {
         );
         assert!(!out.exists());
     }
+    let gif = dir.path().join("t.gif");
+    let o = render(&ds, &gif, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(".webp"), "{err}");
+    assert!(!gif.exists());
 }
 
 #[test]

@@ -331,6 +331,87 @@ async fn tiles_render_cache_and_etag() {
     );
 }
 
+fn decode_webp(b: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut d = image_webp::WebPDecoder::new(std::io::Cursor::new(b)).unwrap();
+    assert!(d.has_alpha(), "a tile keeps its alpha");
+    let (w, h) = d.dimensions();
+    let mut buf = vec![0; d.output_buffer_size().unwrap()];
+    d.read_image(&mut buf).unwrap();
+    (w, h, buf)
+}
+
+/// `.webp` is the same tile in lossless WebP: the same pixels to the byte,
+/// its own ETag and cache entry, and TileJSON's `format=webp` names it.
+#[tokio::test]
+async fn webp_tiles_hold_the_png_pixels() {
+    let s = server();
+    for q in [
+        "",
+        "?agg=count_cat:radio&filter=range:0..2500",
+        "?how=log&cmap=viridis&spread=1",
+    ] {
+        let png = get(&s, &format!("{NY_TILE}{q}")).await;
+        let webp_url = format!("{}{q}", NY_TILE.replace(".png", ".webp"));
+        let webp = get(&s, &webp_url).await;
+        assert_eq!(webp.status, StatusCode::OK, "{}", webp.error_or_body());
+        assert_eq!(webp.headers[header::CONTENT_TYPE], "image/webp");
+        assert_eq!(&webp.body[..4], b"RIFF");
+        assert_eq!(&webp.body[8..16], b"WEBPVP8L", "lossless");
+        assert_eq!(decode_webp(&webp.body), decode_png(&png.body), "{q}");
+        assert_ne!(webp.headers[header::ETAG], png.headers[header::ETAG]);
+        assert!(
+            webp.headers["server-timing"]
+                .to_str()
+                .unwrap()
+                .contains("webp;dur="),
+        );
+        // Its own cache entry: a hit returns the WebP, not the PNG.
+        let again = get(&s, &webp_url).await;
+        assert_eq!(again.headers["x-cache"], "hit");
+        assert_eq!(again.body, webp.body);
+    }
+    let r = get(&s, "/tiles/towers/8/75/96@2x.webp").await;
+    assert_eq!(decode_webp(&r.body).0, 512);
+    for bad in ["96.WEBP", "96.webp.png.gif", "96.jpg", "96webp"] {
+        let r = get(&s, &format!("/tiles/towers/8/75/{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.error().contains(".png or .webp"), "{}", r.error());
+    }
+    assert_eq!(
+        get(&s, "/tiles/towers/8/75/.webp").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // TileJSON: `format` picks the URLs' extension and is not passed on.
+    let version = get(&s, "/datasets/towers").await.json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j = get(
+        &s,
+        "/datasets/towers/tilejson?format=webp&agg=count_cat:radio",
+    )
+    .await
+    .json();
+    assert_eq!(j["format"], "webp");
+    assert_eq!(
+        j["tiles"][0],
+        format!("/tiles/towers/{{z}}/{{x}}/{{y}}.webp?agg=count_cat:radio&v={version}")
+    );
+    let j = get(&s, "/datasets/towers/tilejson?form%61t=webp")
+        .await
+        .json();
+    assert_eq!(
+        j["tiles"][0],
+        format!("/tiles/towers/{{z}}/{{x}}/{{y}}.webp?v={version}")
+    );
+    assert_eq!(
+        get(&s, "/datasets/towers/tilejson").await.json()["format"],
+        "png"
+    );
+    let r = get(&s, "/datasets/towers/tilejson?format=gif").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
 /// A tile is empty only when no row is in it or within its spread margin:
 /// the tile next to the data's edge is drawn once a spread reaches into it,
 /// and `empty_tiles = "png"` answers a transparent PNG instead.

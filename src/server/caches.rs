@@ -8,7 +8,7 @@ use crate::raster::cells::QueryCells;
 use crate::raster::plan::Source;
 use crate::raster::zoom::ZoomStats;
 use crate::render::Style;
-use crate::shade::Normalization;
+use crate::shade::{ImageFormat, Normalization};
 use crate::store::Manifest;
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,6 +85,8 @@ pub struct TilePixels {
     pub filters: Vec<String>,
     /// [`crate::render::Style::canonical`].
     pub style: String,
+    /// The image format the pixels are written in.
+    pub format: ImageFormat,
 }
 
 impl TilePixels {
@@ -92,8 +94,13 @@ impl TilePixels {
     /// replicas and restarts.
     pub fn encode(&self) -> String {
         let (z, x, y) = self.tile;
+        // PNG, the first format, adds nothing: its ETags stay what they were.
+        let format = match self.format {
+            ImageFormat::Png => "",
+            ImageFormat::Webp => "|webp",
+        };
         format!(
-            "{z}/{x}/{y}|{}|{}|{}|{}",
+            "{z}/{x}/{y}|{}|{}|{}|{}{format}",
             self.size,
             self.agg,
             self.filters.join("&"),
@@ -307,6 +314,7 @@ pub(super) async fn dynspread_radius(
             agg: agg.to_text(),
             filters: filter_texts(filters, &entry.dataset.manifest),
             style: style.canonical(),
+            format: ImageFormat::Png,
         }),
     );
     let (e, a, f, st, nm) = (

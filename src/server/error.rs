@@ -91,7 +91,7 @@ impl From<crate::shade::ShadeError> for ApiError {
     fn from(e: crate::shade::ShadeError) -> Self {
         use crate::shade::ShadeError as S;
         match e {
-            S::Png(_) => ApiError::internal(e.to_string()),
+            S::Png(_) | S::Webp(_) => ApiError::internal(e.to_string()),
             other => ApiError::bad_request(other.to_string()),
         }
     }

@@ -197,13 +197,27 @@ pub async fn tilejson(
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
     // Validate now, so a bad URL fails here and not in every tile.
-    RenderQuery::parse(q.as_deref(), m, &spec::TILEJSON)?;
+    let (_, p) = RenderQuery::parse(q.as_deref(), m, &spec::TILEJSON)?;
+    let ext = p.word(&spec::IMAGE_FORMAT)?;
+    // The format is the URLs' extension, not a tile parameter; the rest
+    // goes to every tile as it was written.
+    let rest: Vec<&str> = q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| {
+            let key = kv.split('=').next().unwrap_or("").replace('+', " ");
+            !kv.is_empty()
+                && percent_encoding::percent_decode_str(&key).decode_utf8_lossy()
+                    != spec::IMAGE_FORMAT.name
+        })
+        .collect();
     // The URLs name the dataset's version, so a cache in front (nginx, a
     // CDN, the browser) may keep their tiles for good: a repacked dataset
     // gets new URLs from its new TileJSON.
-    let suffix = match q.filter(|s| !s.is_empty()) {
-        Some(q) => format!("?{q}&v={}", m.version()),
-        None => format!("?v={}", m.version()),
+    let suffix = match rest.is_empty() {
+        false => format!("?{}&v={}", rest.join("&"), m.version()),
+        true => format!("?v={}", m.version()),
     };
     let b = m.bounds.lnglat;
     Ok(Json(json!({
@@ -211,7 +225,8 @@ pub async fn tilejson(
         "name": entry.name,
         "description": format!("{} points rendered by Pointillist", m.rows),
         "scheme": "xyz",
-        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.png{suffix}", base_url(&state.config, &headers), entry.name)],
+        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.{ext}{suffix}", base_url(&state.config, &headers), entry.name)],
+        "format": ext,
         "minzoom": 0,
         "maxzoom": geo::MAX_ZOOM,
         "bounds": b,

@@ -351,19 +351,21 @@ pub(crate) type AppStateRef = State<Arc<AppState>>;
 /// A rendered, cached tile.
 #[derive(Debug)]
 pub struct CachedTile {
-    /// PNG bytes.
-    pub png: Bytes,
+    /// The encoded image.
+    pub body: Bytes,
+    /// Its format.
+    pub format: crate::shade::ImageFormat,
     /// What answered it: `overview`, `cells` or `rows`.
     pub source: &'static str,
     /// What its zoom's colour scale came from (`overview`, `cells`,
     /// `sample` or `rows`); `None` for `scale=tile`.
     pub scale: Option<&'static str>,
     /// Milliseconds of the render job itself (aggregate and shade), and of
-    /// its PNG encoding: what `Server-Timing` reports beside the total, so
+    /// its encoding: what `Server-Timing` reports beside the total, so
     /// the rest is the server's own path (queueing, caches, hand-offs).
     pub render_ms: f64,
     /// See `render_ms`.
-    pub png_ms: f64,
+    pub encode_ms: f64,
 }
 
 /// Shared server state.
@@ -555,7 +557,7 @@ impl AppState {
         let catalog = Catalog::load(&config.datasets, None, &objects);
         let idle = Some(Duration::from_secs(600));
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
-            t.png.len() + 64
+            t.body.len() + 64
         });
         // zoom_mb holds the zoom scales and, in a sixteenth of it, the
         // dynspread radii.

@@ -258,8 +258,8 @@ pub fn document(cat: &Catalog) -> Value {
             ),
             path(
                 "file",
-                "{y}.png or {y}@2x.png (512 pixels), y below 2^z",
-                json!({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(@2x)?\.png$"}),
+                "{y}.png or {y}@2x.png (512 pixels), y below 2^z; .webp for lossless WebP",
+                json!({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(@2x)?\.(png|webp)$"}),
             ),
         ],
         &spec::TILE,
@@ -269,13 +269,15 @@ pub fn document(cat: &Catalog) -> Value {
         "A numeric, temporal or categorical column",
         json!({"type": "string", "enum": v.histogram_columns}),
     );
-    let png = json!({"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}});
+    let png = json!({"description": "PNG, or lossless WebP for .webp", "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/webp": {"schema": {"type": "string", "format": "binary"}}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Pointillist", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Datashader-style rendering of large point datasets into XYZ tiles, with histograms, raw aggregates and point lookup. Every error is JSON {\"error\": message}."},
         "paths": {
-            "/tiles/{name}/{z}/{x}/{file}": {"get": {"summary": "A PNG tile", "parameters": tile_params,
+            "/tiles/{name}/{z}/{x}/{file}": {"get": {"summary": "A PNG or WebP tile", "parameters": tile_params,
                 "responses": responses(png, &["204", "304", "413"])}},
             "/datasets": {"get": {"summary": "Served datasets", "responses": {"200": ok_json("{datasets: [...]}")}}},
             "/datasets/{name}": {"get": {"summary": "Schema, rows, bounds, categories, statistics", "parameters": v.params(&[], &spec::NONE), "responses": responses(ok_json("Dataset"), &[])}},

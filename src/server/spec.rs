@@ -314,6 +314,15 @@ pub const FORMAT: Param = Param {
         default: "npy",
     },
 };
+/// `format` of TileJSON: the tile URLs' image format.
+pub const IMAGE_FORMAT: Param = Param {
+    name: "format",
+    desc: "Image format of the tile URLs: png, or webp (lossless)",
+    kind: Kind::Word {
+        values: &["png", "webp"],
+        default: "png",
+    },
+};
 /// `lon` of `/points`.
 pub const LON: Param = Param {
     name: "lon",
@@ -380,12 +389,14 @@ impl Endpoint {
     }
 }
 
-/// `/tiles/{name}/{z}/{x}/{y}.png`.
+/// `/tiles/{name}/{z}/{x}/{y}.png` (or `.webp`).
 pub const TILE: Endpoint = Endpoint {
     groups: &[RENDER, &[VERSION]],
 };
 /// `/datasets/{name}/tilejson`.
-pub const TILEJSON: Endpoint = Endpoint { groups: &[RENDER] };
+pub const TILEJSON: Endpoint = Endpoint {
+    groups: &[RENDER, &[IMAGE_FORMAT]],
+};
 /// `/datasets/{name}/legend`.
 pub const LEGEND: Endpoint = Endpoint {
     groups: &[

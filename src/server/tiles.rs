@@ -1,4 +1,5 @@
-//! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png`, cached, with ETags.
+//! Tiles: `GET /tiles/{name}/{z}/{x}/{y}.png` (or `.webp`), cached, with
+//! ETags.
 
 use super::caches::{
     Ask, Key, TilePixels, dynspread_radius, filter_texts, query_cells, zoom_stats,
@@ -9,6 +10,7 @@ use crate::geo::TileId;
 use crate::query::View;
 use crate::raster::plan::Source;
 use crate::render::{self, Scale};
+use crate::shade::ImageFormat;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,16 +18,21 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Parse `{y}.png` / `{y}@2x.png`.
-fn parse_tile_file(file: &str) -> Result<(u64, bool), ApiError> {
-    let stem = file
-        .strip_suffix(".png")
-        .ok_or_else(|| ApiError::bad_request(format!("tile must end in .png, got {file:?}")))?;
+/// Parse `{y}.png` / `{y}@2x.png` (or `.webp`).
+fn parse_tile_file(file: &str) -> Result<(u64, bool, ImageFormat), ApiError> {
+    let bad = || ApiError::bad_request(format!("tile must end in .png or .webp, got {file:?}"));
+    let (stem, ext) = file.rsplit_once('.').ok_or_else(bad)?;
+    // Lower case only, as the OpenAPI pattern says: one URL per tile.
+    let format = match ext {
+        "png" => ImageFormat::Png,
+        "webp" => ImageFormat::Webp,
+        _ => return Err(bad()),
+    };
     let (y, retina) = match stem.strip_suffix("@2x") {
         Some(y) => (y, true),
         None => (stem, false),
     };
-    Ok((parse_coord("y", y)?, retina))
+    Ok((parse_coord("y", y)?, retina, format))
 }
 
 fn parse_coord(what: &str, s: &str) -> Result<u64, ApiError> {
@@ -38,7 +45,7 @@ fn parse_coord(what: &str, s: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{what} is out of range: {s:?}")))
 }
 
-/// `GET /tiles/{name}/{z}/{x}/{y}.png`.
+/// `GET /tiles/{name}/{z}/{x}/{y}.png` (or `.webp`).
 pub async fn tile(
     State(state): AppStateRef,
     Path((name, z, x, file)): Path<(String, String, String, String)>,
@@ -47,7 +54,7 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let dl = state.deadline();
-    let (tile, retina) = parse_tile_path(&z, &x, &file)?;
+    let (tile, retina, format) = parse_tile_path(&z, &x, &file)?;
     let entry = state.dataset(&name)?;
     let m = &entry.dataset.manifest;
     let (mut r, params) = RenderQuery::parse(q.as_deref(), m, &spec::TILE)?;
@@ -63,6 +70,7 @@ pub async fn tile(
         agg: r.agg.to_text(),
         filters: filter_texts(&r.filters, m),
         style: r.style.canonical(),
+        format,
     };
     let version = m.version();
     let etag = pixels.etag(&version);
@@ -119,7 +127,7 @@ pub async fn tile(
         let (state, entry, miss) = (state.clone(), entry.clone(), miss.clone());
         async move {
             miss.store(true, std::sync::atomic::Ordering::Relaxed);
-            render_tile(state, entry, tile, view, r, dl).await
+            render_tile(state, entry, tile, view, r, format, dl).await
         }
     };
     let tile_data = if state.config.cache_mb == 0 {
@@ -137,7 +145,11 @@ pub async fn tile(
     if !hit {
         metrics::histogram!("pointillist_render_seconds").record(started.elapsed().as_secs_f64());
     }
-    let mut r = ([(header::CONTENT_TYPE, "image/png")], tile_data.png.clone()).into_response();
+    let mut r = (
+        [(header::CONTENT_TYPE, tile_data.format.mime())],
+        tile_data.body.clone(),
+    )
+        .into_response();
     headers_out(&mut r);
     // Which source answered (overview, cells or rows), whether from the tile
     // cache, and how long it took: visible in a browser's network panel.
@@ -145,13 +157,16 @@ pub async fn tile(
         .scale
         .map(|s| format!(", scale;desc=\"{s}\""))
         .unwrap_or_default();
-    // A miss also says how long its render and PNG took; a hit did neither.
+    // A miss also says how long its render and encoding (`png` or `webp`)
+    // took; a hit did neither.
     let work = if hit {
         String::new()
     } else {
         format!(
-            ", render;dur={:.2}, png;dur={:.2}",
-            tile_data.render_ms, tile_data.png_ms
+            ", render;dur={:.2}, {};dur={:.2}",
+            tile_data.render_ms,
+            tile_data.format.extension(),
+            tile_data.encode_ms
         )
     };
     let timing = format!(
@@ -171,15 +186,15 @@ pub async fn tile(
     Ok(r)
 }
 
-/// `{z}`, `{x}` and `{y}.png` / `{y}@2x.png` as a tile and whether it is
-/// the 512-pixel (retina) form.
-fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool), ApiError> {
+/// `{z}`, `{x}` and `{y}.png` / `{y}@2x.png` as a tile, whether it is the
+/// 512-pixel (retina) form, and its image format.
+fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool, ImageFormat), ApiError> {
     let z = parse_coord("z", z)?;
     let x = parse_coord("x", x)?;
-    let (y, retina) = parse_tile_file(file)?;
+    let (y, retina, format) = parse_tile_file(file)?;
     let tile = TileId::new(z.min(u32::MAX as u64) as u32, x, y)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok((tile, retina))
+    Ok((tile, retina, format))
 }
 
 /// Whether no row of the dataset lies in the tile or within `margin` of its
@@ -199,6 +214,7 @@ async fn render_tile(
     tile: TileId,
     view: View,
     r: RenderQuery,
+    format: ImageFormat,
     dl: Instant,
 ) -> Result<Arc<CachedTile>, ApiError> {
     let RenderQuery {
@@ -305,14 +321,15 @@ async fn render_tile(
                     )?,
                 };
                 let t1 = Instant::now();
-                let png = crate::shade::encode_png(&r.image)?;
+                let body = format.encode(&r.image)?;
                 let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
                 let tile = CachedTile {
-                    png: Bytes::from(png),
+                    body: Bytes::from(body),
+                    format,
                     source,
                     scale: scale_source,
                     render_ms: ms(t0, t1),
-                    png_ms: ms(t1, Instant::now()),
+                    encode_ms: ms(t1, Instant::now()),
                 };
                 Ok((tile, r.aggregate.rows_scanned))
             },

@@ -1,8 +1,70 @@
-//! PNG encoding of shaded tiles.
+//! PNG and WebP (lossless) encoding of shaded tiles.
 
 use png::{BitDepth, ColorType, Compression, Encoder, Filter};
 
 use super::{Rgba, ShadeError};
+
+/// The lossless image formats a tile is written in. Both decode to exactly
+/// the shaded RGBA bytes, transparent pixels included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ImageFormat {
+    /// PNG: indexed when the tile has at most 256 colours, else RGBA.
+    #[default]
+    Png,
+    /// WebP lossless (VP8L).
+    Webp,
+}
+
+impl ImageFormat {
+    /// The format named by a file extension (`png`, `webp`), in any case.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "png" => Some(Self::Png),
+            "webp" => Some(Self::Webp),
+            _ => None,
+        }
+    }
+
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Webp => "webp",
+        }
+    }
+
+    /// The media type of an HTTP response.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+        }
+    }
+
+    /// Encodes `img` in this format.
+    pub fn encode(self, img: &Rgba) -> Result<Vec<u8>, ShadeError> {
+        match self {
+            Self::Png => encode_png(img),
+            Self::Webp => encode_webp(img),
+        }
+    }
+}
+
+/// Encodes an image as lossless WebP (VP8L, with the subtract-green and
+/// predictor transforms): no colour is changed, and transparent pixels keep
+/// their RGB bytes, so a decoder recovers the exact RGBA image.
+pub fn encode_webp(img: &Rgba) -> Result<Vec<u8>, ShadeError> {
+    check(img)?;
+    let (w, h) = (dim(img.width)?, dim(img.height)?);
+    // VP8L stores each side in 14 bits; the encoder's own check returns an
+    // error, but its size assertion panics, so both are checked here first.
+    if w > 16384 || h > 16384 {
+        return Err(ShadeError::TooLargeForWebp(img.width, img.height));
+    }
+    let mut out = Vec::with_capacity(img.data.len() / 4 + 1024);
+    image_webp::WebPEncoder::new(&mut out).encode(&img.data, w, h, image_webp::ColorType::Rgba8)?;
+    Ok(out)
+}
 
 /// Encodes an image as PNG, choosing the smaller representation cheaply:
 /// an indexed PNG (palette + `tRNS`, 1/2/4/8-bit) when it has at most 256

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use color::{Colormap, SETS1TO3, default_color_key, parse_color, parse_color_list};
 pub use composite::{Shape, crop, dynspread, dynspread_radius, set_background, spread};
-pub use encode::{encode_png, encode_png_rgba};
+pub use encode::{ImageFormat, encode_png, encode_png_rgba, encode_webp};
 pub use norm::Normalization;
 
 use norm::nan_to_u8;
@@ -110,6 +110,12 @@ pub enum ShadeError {
     /// The PNG encoder failed.
     #[error("PNG encoding failed: {0}")]
     Png(#[from] png::EncodingError),
+    /// VP8L stores each side in 14 bits.
+    #[error("WebP holds at most 16384 pixels a side, not {0}x{1}")]
+    TooLargeForWebp(usize, usize),
+    /// The WebP encoder failed.
+    #[error("WebP encoding failed: {0}")]
+    Webp(#[from] image_webp::EncodingError),
 }
 
 /// How aggregate values are mapped onto the colormap (Datashader's `how`).

@@ -743,8 +743,19 @@ mod props {
             let data: Vec<u8> = (0..w * h).flat_map(|_| palette[next() as usize % ncolors]).collect();
             let img = Rgba::from_data(w, h, data).unwrap();
             prop_assert_eq!(decode(&encode_png(&img).unwrap()), img.clone());
-            prop_assert_eq!(decode(&encode_png_rgba(&img).unwrap()), img);
+            prop_assert_eq!(decode(&encode_png_rgba(&img).unwrap()), img.clone());
+            prop_assert_eq!(decode_webp(&encode_webp(&img).unwrap()), img);
         }
+    }
+
+    /// Decodes a WebP this module writes back to RGBA8.
+    pub(super) fn decode_webp(bytes: &[u8]) -> Rgba {
+        let mut dec = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes)).unwrap();
+        assert!(dec.has_alpha());
+        let (w, h) = dec.dimensions();
+        let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+        dec.read_image(&mut buf).unwrap();
+        Rgba::from_data(w as usize, h as usize, buf).unwrap()
     }
 
     /// Decodes any PNG this module writes back to straight RGBA8.
@@ -790,6 +801,7 @@ mod api {
         );
         assert_eq!(props::decode(&indexed), img);
         assert_eq!(props::decode(&rgba), img);
+        assert_eq!(props::decode_webp(&encode_webp(&img).unwrap()), img);
         assert!(
             encode_png(&Rgba {
                 width: 2,
