@@ -342,6 +342,7 @@ impl Rgba {
 enum Painter {
     List {
         xp: Vec<f64>,
+        guide: numpy::Guide,
         channels: [Vec<f64>; 3],
         alpha: u8,
     },
@@ -372,8 +373,10 @@ impl Painter {
             })
         } else {
             let ch = |k: usize| colors.iter().map(|c| f64::from(c[k])).collect();
+            let xp = numpy::linspace(span.0, span.1, colors.len());
             Ok(Painter::List {
-                xp: numpy::linspace(span.0, span.1, colors.len()),
+                guide: numpy::Guide::new(&xp),
+                xp,
                 channels: [ch(0), ch(1), ch(2)],
                 alpha,
             })
@@ -386,10 +389,11 @@ impl Painter {
         match self {
             Painter::List {
                 xp,
+                guide,
                 channels,
                 alpha,
             } => {
-                let pos = numpy::locate(t, xp);
+                let pos = numpy::locate_with(t, xp, Some(guide));
                 let c = |k: usize| {
                     let fp = &channels[k];
                     nan_to_u8(numpy::eval(pos, t, xp, fp, 255.0, fp[fp.len() - 1]))
@@ -685,12 +689,44 @@ pub fn shade_categorical_counts(
         .iter()
         .map(|c| u64::from(c[0]) | u64::from(c[1]) << 21 | u64::from(c[2]) << 42)
         .collect();
+    // A pixel's bytes follow from its counts alone, and sparse tiles repeat
+    // a few count vectors (one point of one category, mostly): up to eight
+    // categories with counts below 2^(64 / ncat) pack into one u64 key (0 is
+    // never a key: the pixel would be empty) of a direct-mapped memo.
+    const PIXEL_MEMO: usize = 1 << 12;
+    let key_bits = if ncat <= 8 { 64 / ncat as u32 } else { 0 };
+    let mut pixel_memo: Vec<(u64, [u8; 4])> = if key_bits > 0 {
+        vec![(0, [0; 4]); PIXEL_MEMO]
+    } else {
+        Vec::new()
+    };
+    let key_of = |px: &[u32]| -> Option<u64> {
+        if key_bits == 0 {
+            return None;
+        }
+        let mut key = 0u64;
+        for &c in px {
+            if u64::from(c) >> key_bits != 0 {
+                return None;
+            }
+            key = key << key_bits | u64::from(c);
+        }
+        Some(key)
+    };
     let mut data = Vec::with_capacity(width * height * 4);
     for px in counts.chunks_exact(ncat) {
         let total = total_of(px);
         if total == 0 {
             data.extend_from_slice(&blank);
             continue;
+        }
+        let key = key_of(px);
+        let slot = key.map(|k| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize);
+        if let (Some(k), Some(slot)) = (key, slot) {
+            if pixel_memo[slot].0 == k {
+                data.extend_from_slice(&pixel_memo[slot].1);
+                continue;
+            }
         }
         let fast = int_base.and_then(|b| {
             // The three colour sums in 21-bit lanes of one u64: one
@@ -735,7 +771,11 @@ pub fn shade_categorical_counts(
             Some(nm) => alpha_memo.alpha(total as f64, nm, opts),
             None => 0,
         };
-        data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
+        let rgba = [rgb[0], rgb[1], rgb[2], a];
+        if let (Some(k), Some(slot)) = (key, slot) {
+            pixel_memo[slot] = (k, rgba);
+        }
+        data.extend_from_slice(&rgba);
     }
     Ok(Rgba {
         width,

@@ -52,6 +52,8 @@ struct CdfTable {
     fp: Vec<f64>,
     /// `xp == [0, 1, 2, ...]`: integral inputs can index `fp` directly.
     exact: bool,
+    /// Where in `xp` to search (the float histogram has up to 65,536 knots).
+    guide: numpy::Guide,
 }
 
 /// How Datashader treats the dtype of the array being normalised.
@@ -234,7 +236,8 @@ impl Normalization {
                     t.fp[d as usize]
                 } else {
                     let last = t.fp[t.fp.len() - 1];
-                    numpy::interp(d, &t.xp, &t.fp, t.fp[0], last)
+                    let pos = numpy::locate_with(d, &t.xp, Some(&t.guide));
+                    numpy::eval(pos, d, &t.xp, &t.fp, t.fp[0], last)
                 }
             }
         }
@@ -449,7 +452,13 @@ fn cdf_table(xp: Vec<f64>, hist: &[u64], exact: bool) -> CdfTable {
         .collect();
     let total = acc as f64;
     let fp = cum.iter().map(|&c| c as f64 / total).collect();
-    CdfTable { xp, fp, exact }
+    let guide = numpy::Guide::new(&xp);
+    CdfTable {
+        xp,
+        fp,
+        exact,
+        guide,
+    }
 }
 
 #[cfg(test)]
