@@ -412,6 +412,55 @@ async fn webp_tiles_hold_the_png_pixels() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// A zoom scale's normalization is cached per way of shading: tiles of one
+/// zoom in several styles, asked in turn of one server, have the pixels a
+/// server that caches no zoom scale gives each.
+#[tokio::test]
+async fn normalizations_are_cached_per_way_of_shading() {
+    let warm = server();
+    let cold = server_with(|c| {
+        c.zoom_mb = 0;
+        c.cache_mb = 0;
+    });
+    let styles = [
+        "",
+        "how=log",
+        "how=linear&span=0,50",
+        "how=linear&span=0,60",
+        "how=linear",
+        "rescale_discrete_levels=true",
+        "agg=count_cat:radio",
+        "agg=count_cat:radio&how=log",
+        "agg=count_cat:radio&rescale_discrete_levels=true",
+        "filter=range:0..2500",
+        "filter=range:0..2500&how=cbrt",
+    ];
+    for round in 0..2 {
+        for q in styles {
+            let uri = format!("{NY_TILE}?{q}");
+            let a = get(&warm, &uri).await;
+            let b = get(&cold, &uri).await;
+            assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.error_or_body());
+            assert!(
+                a.body == b.body,
+                "round {round}, {q}: a cached normalization differs"
+            );
+        }
+    }
+    let distinct: std::collections::HashSet<Vec<u8>> = {
+        let mut v = std::collections::HashSet::new();
+        for q in styles {
+            v.insert(get(&cold, &format!("{NY_TILE}?{q}")).await.body);
+        }
+        v
+    };
+    assert_eq!(
+        distinct.len(),
+        styles.len(),
+        "every style draws its own pixels"
+    );
+}
+
 /// A tile is empty only when no row is in it or within its spread margin:
 /// the tile next to the data's edge is drawn once a spread reaches into it,
 /// and `empty_tiles = "png"` answers a transparent PNG instead.

@@ -379,6 +379,9 @@ pub struct AppState {
     /// `dynspread` radii per zoom, query and style (a key and a few bytes
     /// each), in a sixteenth of `zoom_mb`.
     radii: moka::future::Cache<caches::Key, Arc<u32>>,
+    /// Normalizations built from the zoom scales, per way of shading, in
+    /// an eighth of `zoom_mb`.
+    norms: moka::future::Cache<caches::Key, Arc<Option<crate::shade::Normalization>>>,
     cells: moka::future::Cache<caches::Key, Arc<QueryCells>>,
     filter_bits: moka::future::Cache<caches::Key, Arc<FilterBits>>,
     /// Brush indexes (a quarter of `filter_bits_mb`); `None` marks a brush
@@ -467,6 +470,11 @@ fn describe_metrics() {
         "pointillist_zoom_stats_seconds",
         Unit::Seconds,
         "Time to compute a zoom-wide colour scale."
+    );
+    describe_histogram!(
+        "pointillist_normalization_seconds",
+        Unit::Seconds,
+        "Time to build a zoom colour scale's normalization for one way of shading."
     );
     describe_counter!(
         "pointillist_tile_cache_total",
@@ -559,15 +567,22 @@ impl AppState {
         let tiles = bounded_cache(config.cache_mb << 20, None, |t: &CachedTile| {
             t.body.len() + 64
         });
-        // zoom_mb holds the zoom scales and, in a sixteenth of it, the
-        // dynspread radii.
+        // zoom_mb holds the zoom scales, in a sixteenth of it the dynspread
+        // radii, and in an eighth the normalizations built from the scales.
         let zoom_bytes = config.zoom_mb << 20;
         let zoom = bounded_cache(
-            zoom_bytes - zoom_bytes / 16,
+            zoom_bytes - zoom_bytes / 16 - zoom_bytes / 8,
             idle,
             |z: &caches::ZoomScale| z.stats.histogram.len() * 16 + 64,
         );
         let radii = bounded_cache(zoom_bytes / 16, idle, |_: &u32| 8);
+        let norms = bounded_cache(
+            zoom_bytes / 8,
+            idle,
+            |n: &Option<crate::shade::Normalization>| {
+                n.as_ref().map_or(64, crate::shade::Normalization::bytes)
+            },
+        );
         let cells = bounded_cache(config.cells_mb << 20, idle, QueryCells::bytes);
         // filter_bits_mb holds the filters' bitsets and, in a quarter of
         // it, the brush indexes built from them.
@@ -583,6 +598,7 @@ impl AppState {
             tiles,
             zoom,
             radii,
+            norms,
             cells,
             filter_bits,
             brushes,

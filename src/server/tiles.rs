@@ -2,7 +2,8 @@
 //! ETags.
 
 use super::caches::{
-    Ask, Key, TilePixels, dynspread_radius, filter_texts, query_cells, zoom_stats,
+    Ask, Key, TilePixels, dynspread_radius, filter_texts, query_cells, zoom_normalization,
+    zoom_stats,
 };
 use super::params::RenderQuery;
 use super::{ApiError, AppState, AppStateRef, CachedTile, EmptyTiles, Entry, Lane, spec};
@@ -243,12 +244,13 @@ async fn render_tile(
     let (norm, scale_source) = if style.scale.seamless() {
         let exact = style.scale == Scale::Exact;
         let scale = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, exact, dl).await?;
-        (
-            render::zoom_normalization(&scale.stats, &agg, &style)?,
-            Some(scale.source.name()),
+        let norm = zoom_normalization(
+            &state, &entry, tile.z, size, &agg, &filters, exact, &scale, &style,
         )
+        .await?;
+        (norm, Some(scale.source.name()))
     } else {
-        (None, None)
+        (Arc::new(None), None)
     };
     // dynspread's radius is one per zoom: from the cache, else from one
     // anchor tile, then the tile is spread by that fixed radius.
@@ -261,7 +263,7 @@ async fn render_tile(
             &agg,
             &filters,
             &style,
-            norm.as_ref(),
+            Option::as_ref(&norm),
             dl,
         )
         .await?;
@@ -304,7 +306,7 @@ async fn render_tile(
                         },
                         &agg,
                         &style,
-                        norm.as_ref(),
+                        Option::as_ref(&norm),
                     )?,
                     None => render::render_tile(
                         &entry.dataset,
@@ -313,7 +315,7 @@ async fn render_tile(
                         &agg,
                         &filters,
                         &style,
-                        norm.as_ref(),
+                        Option::as_ref(&norm),
                         crate::query::Budget {
                             cancel: Some(cancel),
                             limits,

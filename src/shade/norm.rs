@@ -243,6 +243,15 @@ impl Normalization {
         }
     }
 
+    /// Heap bytes, for cache accounting.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Normalization>()
+            + self
+                .table
+                .as_ref()
+                .map_or(0, |t| (t.xp.len() + t.fp.len()) * 8 + t.guide.bytes())
+    }
+
     /// Where a raw value falls on the colour scale, in `[0, 1]` (for
     /// legends). A zero-width span maps everything to 1, the top colour,
     /// as `np.interp` does in Datashader.

@@ -78,6 +78,11 @@ impl Guide {
         g
     }
 
+    /// Heap bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.starts.len() * 4
+    }
+
     /// The bucket of `x >= lo`: monotone in `x`, at most `starts.len() - 2`.
     fn bucket(&self, x: f64) -> usize {
         // `as` saturates, and a value past `hi` (or rounded past it) joins
