@@ -124,7 +124,7 @@ def map_path_parameters(ctx, path_parameters):
             pass
         file = path_parameters.get("file")
         if isinstance(file, str):
-            m = re.match(r"^([0-9]+)(@2x)?\.png$", urllib.parse.unquote(file))
+            m = re.match(r"^([0-9]+)(@2x)?\.(png|webp)$", urllib.parse.unquote(file))
             if m:
-                path_parameters["file"] = f"{int(m.group(1)) % n}{m.group(2) or ''}.png"
+                path_parameters["file"] = f"{int(m.group(1)) % n}{m.group(2) or ''}.{m.group(3)}"
     return path_parameters
