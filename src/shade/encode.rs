@@ -164,15 +164,22 @@ fn palette_of(img: &Rgba) -> Option<(Vec<[u8; 4]>, Vec<u8>)> {
     // 32 bytes, and any other pixel equal to its left neighbour skips the
     // lookup.
     let (mut last_key, mut last_idx) = (None::<u32>, 0u8);
-    let words = |b: &[u8]| -> [u64; 4] {
-        std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8")))
+    // Two 16-byte loads straight from the image (an array built on the
+    // stack first would stall on store forwarding, most of this loop's time
+    // on a sparse tile).
+    let halves = |b: &[u8]| -> (u128, u128) {
+        let (lo, hi) = b.split_at(16);
+        (
+            u128::from_le_bytes(lo.try_into().expect("16")),
+            u128::from_le_bytes(hi.try_into().expect("16")),
+        )
     };
     let blocks = img.data.chunks_exact(32).zip(indices.chunks_exact_mut(8));
     let mut done = 0;
     for (px, out) in blocks {
         if let Some(k) = last_key {
-            let two = u64::from(k) | u64::from(k) << 32;
-            if words(px) == [two; 4] {
+            let four = u128::from(k) * 0x0000_0001_0000_0001_0000_0001_0000_0001;
+            if halves(px) == (four, four) {
                 out.fill(last_idx);
                 done += 8;
                 continue;
@@ -221,13 +228,10 @@ fn encode_indexed(img: &Rgba, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec
             .chunks_exact(img.width)
             .zip(packed.chunks_exact_mut(row_bytes))
         {
-            for (group, d) in row.chunks(per_byte).zip(dst.iter_mut()) {
-                // PNG packs the leftmost pixel into the high bits.
-                let mut b = 0u8;
-                for &i in group {
-                    b = (b << bits) | i;
-                }
-                *d = b << (bits as usize * (per_byte - group.len()));
+            match bits {
+                1 => pack_row::<1>(row, dst),
+                2 => pack_row::<2>(row, dst),
+                _ => pack_row::<4>(row, dst),
             }
         }
         std::borrow::Cow::Owned(packed)
@@ -265,4 +269,17 @@ fn encode_indexed(img: &Rgba, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec
         writer.finish()?;
     }
     Ok(out)
+}
+
+/// Packs a row of `BITS`-bit palette indices, the leftmost pixel in the high
+/// bits, as PNG does; a compile-time width lets each byte's group unroll.
+fn pack_row<const BITS: usize>(row: &[u8], dst: &mut [u8]) {
+    let per_byte = 8 / BITS;
+    for (group, d) in row.chunks(per_byte).zip(dst.iter_mut()) {
+        let mut b = 0u8;
+        for &i in group {
+            b = (b << BITS) | i;
+        }
+        *d = b << (BITS * (per_byte - group.len()));
+    }
 }

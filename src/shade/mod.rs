@@ -458,35 +458,31 @@ pub fn shade(
     let painter = Painter::new(&opts.cmap, norm.span(), opts.alpha, opts.min_alpha)?;
     // Every masked pixel paints the same bytes; most of a sparse tile is masked.
     let empty = painter.paint(f64::NAN);
-    // Count grids repeat a few values: paint each once, in a direct-mapped
-    // memo keyed by the value's bits (large counts too, which low zooms
-    // are full of; a transform is a binary search).
+    // Pixels repeat values (counts always; means of a few distinct values
+    // often: a z10 mean tile of 10M towers has 5,373 values over 15,312
+    // pixels): paint each once, in a direct-mapped memo keyed by the
+    // value's bits (a transform is a search and a few divisions). The
+    // colour follows from the value alone, so the memo is exact.
     const MEMO: usize = 1 << 12;
-    let mut memo: Vec<(u64, [u8; 4])> = if integer {
-        // No pixel value has NaN's bits as its key: NaN is masked.
-        vec![(f64::NAN.to_bits(), [0; 4]); MEMO]
-    } else {
-        Vec::new()
-    };
+    // No pixel value has NaN's bits as its key: NaN is masked.
+    let mut memo: Vec<(u64, [u8; 4])> = vec![(f64::NAN.to_bits(), [0; 4]); MEMO];
     let mut data = Vec::with_capacity(n * 4);
     for &v in grid.values {
         if masked(v) {
             data.extend_from_slice(&empty);
-        } else if integer {
-            let key = v.to_bits();
-            let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
-            let c = match memo[slot] {
-                (k, c) if k == key => c,
-                _ => {
-                    let c = painter.paint(norm.transform(v));
-                    memo[slot] = (key, c);
-                    c
-                }
-            };
-            data.extend_from_slice(&c);
-        } else {
-            data.extend_from_slice(&painter.paint(norm.transform(v)));
+            continue;
         }
+        let key = v.to_bits();
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+        let c = match memo[slot] {
+            (k, c) if k == key => c,
+            _ => {
+                let c = painter.paint(norm.transform(v));
+                memo[slot] = (key, c);
+                c
+            }
+        };
+        data.extend_from_slice(&c);
     }
     Ok(Rgba {
         width: grid.width,
