@@ -745,7 +745,8 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     let planner = ServerConfig::default().planner();
     let (tile_plan, scale_plan) = match view {
         View::Tile { tile, size } => (
-            planner.tile(&ds, tile, size, &agg, &filters),
+            // No cells are cached here: the plan of a cold server.
+            planner.tile(&ds, tile, size, &agg, &filters, false),
             planner.scale(
                 &ds,
                 tile.z,
@@ -753,6 +754,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                 &agg,
                 &filters,
                 style.scale == Scale::Exact,
+                false,
             ),
         ),
         View::TileMargin { .. } | View::Viewport { .. } => (planner.viewport(), planner.viewport()),

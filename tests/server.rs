@@ -461,6 +461,68 @@ async fn normalizations_are_cached_per_way_of_shading() {
     );
 }
 
+/// The first tile of a new query reads its own rows unless it holds a
+/// quarter of the dataset: a brush's new filter on every move does not pay
+/// a pass over every row per tile. A large tile builds the query's cells,
+/// and from then on every low-zoom tile of that query reads them.
+#[tokio::test]
+async fn small_tiles_of_a_new_query_read_their_rows_and_large_ones_build_cells() {
+    // The fixture's rows sit in four cities, a quarter each; 4/7/5 holds
+    // the western part of London only, 4/8/5 Paris and the rest of London.
+    let s = server_with(|c| c.scale_sample_rows = 1000);
+    let ds = pointillist::store::Dataset::open(s.root.join("towers")).unwrap();
+    let share = |z, x, y| {
+        let v =
+            pointillist::query::View::tile(pointillist::geo::TileId::new(z, x, y).unwrap(), 256)
+                .unwrap();
+        pointillist::query::rows_in(&ds, &v.key_ranges()) as f64 / ds.rows() as f64
+    };
+    assert!(
+        share(4, 7, 5) < 0.25 && share(4, 8, 5) >= 0.25,
+        "{} {}",
+        share(4, 7, 5),
+        share(4, 8, 5)
+    );
+    let timing = |r: &Resp| r.headers["server-timing"].to_str().unwrap().to_string();
+    let q = "filter=range:0..2000";
+    let small = get(&s, &format!("/tiles/towers/4/7/5.png?{q}")).await;
+    // Its colour scale is sampled (or, where a sample would not be cheaper
+    // on so few rows, read from the rows): no cells either way.
+    assert!(
+        timing(&small).starts_with("plan;desc=\"rows\", scale;desc=\"sample\"")
+            || timing(&small).starts_with("plan;desc=\"rows\", scale;desc=\"rows\""),
+        "{}",
+        timing(&small)
+    );
+    assert_eq!(s.state.query_cells_cached().await, 0);
+    let large = get(&s, &format!("/tiles/towers/4/8/5.png?{q}")).await;
+    assert!(
+        timing(&large).starts_with("plan;desc=\"cells\""),
+        "{}",
+        timing(&large)
+    );
+    assert_eq!(s.state.query_cells_cached().await, 1);
+    // Now cached, the cells answer the small tile too, with its pixels.
+    let again = get(&s, &format!("/tiles/towers/4/7/5.png?{q}&alpha=254")).await;
+    assert!(
+        timing(&again).starts_with("plan;desc=\"cells\""),
+        "{}",
+        timing(&again)
+    );
+    let rows = server_with(|c| {
+        c.scale_sample_rows = 1000;
+        c.cells_mb = 0;
+    });
+    for (r, uri) in [
+        (&small, format!("/tiles/towers/4/7/5.png?{q}")),
+        (&large, format!("/tiles/towers/4/8/5.png?{q}")),
+        (&again, format!("/tiles/towers/4/7/5.png?{q}&alpha=254")),
+    ] {
+        let b = get(&rows, &uri).await;
+        assert!(decode_png(&r.body).2 == decode_png(&b.body).2, "{uri}");
+    }
+}
+
 /// A tile is empty only when no row is in it or within its spread margin:
 /// the tile next to the data's edge is drawn once a spread reaches into it,
 /// and `empty_tiles = "png"` answers a transparent PNG instead.

@@ -7,7 +7,7 @@
 
 use super::cells::QueryCells;
 use crate::geo::TileId;
-use crate::query::{Agg, Filter};
+use crate::query::{Agg, Filter, View};
 use crate::store::Dataset;
 
 /// What answers a request.
@@ -37,6 +37,14 @@ impl Source {
     }
 }
 
+/// A tile holding at least 1 / `CELLS_SHARE` of the rows builds its
+/// query's cells when they are not cached yet: reading its rows would cost
+/// most of the pass the cells take, and the cells then answer every other
+/// tile and colour scale of levels up to 12. A smaller tile reads its own
+/// rows, so the first tile of a new query costs what the tile holds, not
+/// what the dataset holds (a brush asks a new query on every move).
+pub const CELLS_SHARE: u64 = 4;
+
 /// Decides the [`Source`] of each answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Planner {
@@ -61,7 +69,8 @@ impl Planner {
         self.cells_bytes > 0 && QueryCells::estimate_bytes(ds, agg) <= self.cells_bytes / 2
     }
 
-    /// The source of a `size`-pixel tile.
+    /// The source of a `size`-pixel tile; `cells_ready`: the query's cells
+    /// are computed already (the server's cache holds them).
     pub fn tile(
         &self,
         ds: &Dataset,
@@ -69,13 +78,22 @@ impl Planner {
         size: u32,
         agg: &Agg,
         filters: &[Filter],
+        cells_ready: bool,
     ) -> Source {
         let level = tile.z as u32 + size.trailing_zeros();
         let overview = ds
             .overview
             .as_ref()
             .is_some_and(|ov| ov.answers_tiles(&ds.manifest, level, agg, filters));
-        self.choose(ds, level, agg, overview)
+        if overview {
+            Source::Overview
+        } else if self.cells_usable(ds, level, agg)
+            && (cells_ready || holds_a_share(ds, tile, size))
+        {
+            Source::Cells
+        } else {
+            Source::Rows
+        }
     }
 
     /// The source of an arbitrary viewport (`/aggregate`, `render --bbox`):
@@ -86,9 +104,12 @@ impl Planner {
     }
 
     /// The source of the colour scale shared by every `size`-pixel tile of
-    /// zoom `z`: the overview or the query's cells when they answer (both
-    /// exact and shared with the tiles), else, unless `exact`, a bounded
-    /// sample once the dataset is over twice its size, else the rows.
+    /// zoom `z`: the overview when it answers; the query's cells when they
+    /// are computed already (`cells_ready`), or when the scale must be exact
+    /// or cannot be sampled (one pass either way, and the cells are kept);
+    /// else a bounded sample once the dataset is over twice its size; else
+    /// the rows.
+    #[allow(clippy::too_many_arguments)]
     pub fn scale(
         &self,
         ds: &Dataset,
@@ -97,31 +118,34 @@ impl Planner {
         agg: &Agg,
         filters: &[Filter],
         exact: bool,
+        cells_ready: bool,
     ) -> Source {
         let level = z as u32 + size.trailing_zeros();
         let overview = ds
             .overview
             .as_ref()
             .is_some_and(|ov| ov.answers_zoom_stats(&ds.manifest, level, agg, filters));
-        match self.choose(ds, level, agg, overview) {
-            Source::Rows
-                if !exact && self.sample_rows > 0 && ds.manifest.rows > 2 * self.sample_rows =>
-            {
-                Source::Sample
-            }
-            s => s,
-        }
-    }
-
-    /// The overview when it answers (no row is read), else the query's
-    /// cells when they hold the level and fit, else the rows.
-    fn choose(&self, ds: &Dataset, level: u32, agg: &Agg, overview_answers: bool) -> Source {
-        if overview_answers {
+        let sample = !exact && self.sample_rows > 0 && ds.manifest.rows > 2 * self.sample_rows;
+        if overview {
             Source::Overview
-        } else if QueryCells::holds(ds, level, agg) && self.cells_fit(ds, agg) {
+        } else if self.cells_usable(ds, level, agg) && (cells_ready || !sample) {
             Source::Cells
+        } else if sample {
+            Source::Sample
         } else {
             Source::Rows
         }
     }
+
+    /// Whether the query's cells hold the level and fit the cache.
+    fn cells_usable(&self, ds: &Dataset, level: u32, agg: &Agg) -> bool {
+        QueryCells::holds(ds, level, agg) && self.cells_fit(ds, agg)
+    }
+}
+
+/// Whether the tile's key range holds at least 1 / [`CELLS_SHARE`] of the
+/// rows (binary searches over the sorted keys; no column is read).
+fn holds_a_share(ds: &Dataset, tile: TileId, size: u32) -> bool {
+    View::tile(tile, size)
+        .is_ok_and(|v| crate::query::rows_in(ds, &v.key_ranges()) * CELLS_SHARE >= ds.manifest.rows)
 }

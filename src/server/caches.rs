@@ -252,7 +252,8 @@ pub(super) async fn zoom_stats(
         async move {
             // Planned only on a cache miss.
             let planner = st.config.planner();
-            let source = planner.scale(&e.dataset, z, size, &a, &f, exact);
+            let ready = cells_cached(&st, &e, &a, &f);
+            let source = planner.scale(&e.dataset, z, size, &a, &f, exact, ready);
             let exact_pass = |e: Arc<Entry>, a: Agg, f: Vec<Filter>| {
                 // The overview answers without reading rows; rows are a pass.
                 let lane = if source == Source::Overview {
@@ -420,6 +421,22 @@ pub(super) async fn dynspread_radius(
     Ok(*r)
 }
 
+fn cells_key(entry: &Entry, agg: &Agg, filters: &[Filter]) -> Key {
+    Key::new(
+        entry,
+        Ask::Cells {
+            agg: agg.to_text(),
+            filters: filter_texts(filters, &entry.dataset.manifest),
+        },
+    )
+}
+
+/// Whether the cells of a query are cached (the planner reads cached cells
+/// for any tile, and builds them for a large one only).
+pub(super) fn cells_cached(state: &AppState, entry: &Entry, agg: &Agg, filters: &[Filter]) -> bool {
+    state.cells.contains_key(&cells_key(entry, agg, filters))
+}
+
 /// The cells of a query, from the cache or one pass over the rows (requests
 /// for the same query while it runs wait for that pass).
 pub(super) async fn query_cells(
@@ -429,14 +446,7 @@ pub(super) async fn query_cells(
     filters: &[Filter],
     deadline: Instant,
 ) -> Result<Arc<QueryCells>, ApiError> {
-    let m = &entry.dataset.manifest;
-    let key = Key::new(
-        entry,
-        Ask::Cells {
-            agg: agg.to_text(),
-            filters: filter_texts(filters, m),
-        },
-    );
+    let key = cells_key(entry, agg, filters);
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     cached(

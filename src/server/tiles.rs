@@ -2,8 +2,8 @@
 //! ETags.
 
 use super::caches::{
-    Ask, Key, TilePixels, dynspread_radius, filter_texts, query_cells, zoom_normalization,
-    zoom_stats,
+    Ask, Key, TilePixels, cells_cached, dynspread_radius, filter_texts, query_cells,
+    zoom_normalization, zoom_stats,
 };
 use super::params::RenderQuery;
 use super::{ApiError, AppState, AppStateRef, CachedTile, EmptyTiles, Entry, Lane, spec};
@@ -228,11 +228,14 @@ async fn render_tile(
     // A spreading style reads rows from the neighbours (a margin no
     // per-tile cell grid or overview tile has), so it always reads rows.
     let margin = style.margin();
-    let planned = match state
-        .config
-        .planner()
-        .tile(&entry.dataset, tile, size, &agg, &filters)
-    {
+    let planned = match state.config.planner().tile(
+        &entry.dataset,
+        tile,
+        size,
+        &agg,
+        &filters,
+        cells_cached(&state, &entry, &agg, &filters),
+    ) {
         Source::Cells | Source::Overview if margin > 0 => Source::Rows,
         p => p,
     };
