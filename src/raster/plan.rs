@@ -45,6 +45,12 @@ impl Source {
 /// what the dataset holds (a brush asks a new query on every move).
 pub const CELLS_SHARE: u64 = 4;
 
+/// Tiles of pixel level up to this (256-px tiles z0–z2, 512-px z0–z1) build
+/// the cells whatever they hold: a view at those zooms shows most of the
+/// world, so its tiles together read about every row anyway, and one pass
+/// then serves them all and their colour scale.
+pub const CELLS_WORLD_LEVEL: u32 = 10;
+
 /// Decides the [`Source`] of each answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Planner {
@@ -88,7 +94,7 @@ impl Planner {
         if overview {
             Source::Overview
         } else if self.cells_usable(ds, level, agg)
-            && (cells_ready || holds_a_share(ds, tile, size))
+            && (cells_ready || level <= CELLS_WORLD_LEVEL || holds_a_share(ds, tile, size))
         {
             Source::Cells
         } else {
