@@ -1048,3 +1048,87 @@ fn dynspread_uses_one_radius_per_zoom() {
     assert!(radius >= 1, "the sparse fixture spreads");
     assert_seamless(&fx.plain, 6, 31, y, &style, radius);
 }
+
+/// The planner builds a query's cells where one pass pays: for world-view
+/// tiles (256-px z0–z2) whatever they hold, for tiles holding a quarter of
+/// the rows, or once they are cached; a smaller z3–z4 tile of a new query
+/// reads its own rows, and its zoom's scale is sampled unless exact.
+#[test]
+fn the_planner_builds_cells_for_world_views_large_tiles_and_cached_queries() {
+    use pointillist::raster::plan::{Planner, Source};
+    let ds = &fixture().ds;
+    let planner = Planner::new(256 << 20, 1000);
+    let (agg, filters) = (Agg::Count, [val_range(10.0, 50.0)]);
+    let share = |t: TileId| {
+        pointillist::query::rows_in(ds, &View::tile(t, 256).unwrap().key_ranges()) as f64
+            / ds.rows() as f64
+    };
+    let tile_of = |lon: f64, lat: f64, z: u32| {
+        let (qx, qy) = geo::quantize(
+            geo::lnglat_to_meters(lon, lat).0,
+            geo::lnglat_to_meters(lon, lat).1,
+        );
+        TileId::new(z, (qx as u64) >> (32 - z), (qy as u64) >> (32 - z)).unwrap()
+    };
+    // A z2 tile with a sliver of the rows: a world view, so cells.
+    let sparse = TileId::new(2, 0, 3).unwrap();
+    assert!(
+        share(sparse) > 0.0 && share(sparse) < 0.25,
+        "{}",
+        share(sparse)
+    );
+    assert_eq!(
+        planner.tile(ds, sparse, 256, &agg, &filters, false),
+        Source::Cells
+    );
+    // New York at z4 holds a fifth: its rows, unless the cells exist.
+    let ny = tile_of(-74.0, 40.7, 4);
+    assert!(share(ny) < 0.25, "{}", share(ny));
+    assert_eq!(
+        planner.tile(ds, ny, 256, &agg, &filters, false),
+        Source::Rows
+    );
+    assert_eq!(
+        planner.tile(ds, ny, 256, &agg, &filters, true),
+        Source::Cells
+    );
+    // A 512-px z2 tile is pixel level 11: not a world view.
+    let tokyo = tile_of(139.7, 35.7, 2);
+    assert!(share(tokyo) < 0.25, "{}", share(tokyo));
+    assert_eq!(
+        planner.tile(ds, tokyo, 512, &agg, &filters, false),
+        Source::Rows
+    );
+    assert_eq!(
+        planner.tile(ds, tokyo, 256, &agg, &filters, false),
+        Source::Cells
+    );
+    // Deeper than the cells' level: rows whatever is cached.
+    assert_eq!(
+        planner.tile(ds, tile_of(-74.0, 40.7, 5), 256, &agg, &filters, true),
+        Source::Rows
+    );
+    // The zoom scale: cells when cached or exact, else a sample.
+    assert_eq!(
+        planner.scale(ds, 4, 256, &agg, &filters, false, false),
+        Source::Sample
+    );
+    assert_eq!(
+        planner.scale(ds, 4, 256, &agg, &filters, true, false),
+        Source::Cells
+    );
+    assert_eq!(
+        planner.scale(ds, 4, 256, &agg, &filters, false, true),
+        Source::Cells
+    );
+    // No cells at all (cells_mb = 0): rows, or the sample.
+    let none = Planner::new(0, 1000);
+    assert_eq!(
+        none.tile(ds, sparse, 256, &agg, &filters, true),
+        Source::Rows
+    );
+    assert_eq!(
+        none.scale(ds, 4, 256, &agg, &filters, false, true),
+        Source::Sample
+    );
+}
