@@ -739,6 +739,8 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
         matches!(ext.as_str(), "png" | "webp" | "npy" | "json"),
         "--out must end in .png, .webp, .npy or .json"
     );
+    // The image format of `.png`/`.webp`, and what `--timings` totals.
+    let format = shade::ImageFormat::from_extension(&ext).unwrap_or_default();
     // The server's planner picks the source: the overview, the query's
     // cells (one pass, then every tile and colour scale of levels <= 12 from
     // it) or the rows, with the server's default cell budget.
@@ -827,9 +829,7 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                 )?,
                 _ => render::shade_aggregate(aggregate_view()?, &agg, &style, norm.as_ref())?,
             };
-            shade::ImageFormat::from_extension(&ext)
-                .unwrap_or_default()
-                .encode(&r.image)?
+            format.encode(&r.image)?
         }
         "npy" => pointillist::raster::export::to_npy(&aggregate_view()?.grid),
         _ => serde_json::to_vec(&pointillist::raster::export::to_json(
@@ -861,7 +861,6 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                 bytes: [png.len(), webp.len()],
             })
         };
-        let format = shade::ImageFormat::from_extension(&ext).unwrap_or_default();
         print_timings(a.timings, tile_plan, scale_plan, format, once)?;
     }
     Ok(())

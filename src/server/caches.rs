@@ -142,37 +142,32 @@ impl Key {
 
     /// Bytes the key holds, for cache weights.
     pub fn weight(&self) -> usize {
+        self.dataset.len() + 64 + self.ask.weight()
+    }
+}
+
+impl Ask {
+    /// Bytes of the ask's texts, for cache weights.
+    pub(super) fn weight(&self) -> usize {
         let strings = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
-        self.dataset.len()
-            + 64
-            + match &self.ask {
-                Ask::Tile(t) | Ask::DynspreadRadius(t) => {
-                    t.agg.len() + strings(&t.filters) + t.style.len()
-                }
-                Ask::ZoomScale { agg, filters, .. } | Ask::Cells { agg, filters } => {
-                    agg.len() + strings(filters)
-                }
-                Ask::FilterBits(f) => f.len(),
-                Ask::Normalization { scale, shade, .. } => {
-                    let inner = Key {
-                        generation: 0,
-                        dataset: String::new(),
-                        ask: (**scale).clone(),
-                    };
-                    inner.weight() + shade.len()
-                }
-                Ask::Brush {
-                    target,
-                    bbox,
-                    brush,
-                    filters,
-                } => {
-                    target.len()
-                        + bbox.as_ref().map_or(0, String::len)
-                        + brush.len()
-                        + strings(filters)
-                }
+        match self {
+            Ask::Tile(t) | Ask::DynspreadRadius(t) => {
+                t.agg.len() + strings(&t.filters) + t.style.len()
             }
+            Ask::ZoomScale { agg, filters, .. } | Ask::Cells { agg, filters } => {
+                agg.len() + strings(filters)
+            }
+            Ask::FilterBits(f) => f.len(),
+            Ask::Normalization { scale, shade, .. } => 64 + scale.weight() + shade.len(),
+            Ask::Brush {
+                target,
+                bbox,
+                brush,
+                filters,
+            } => {
+                target.len() + bbox.as_ref().map_or(0, String::len) + brush.len() + strings(filters)
+            }
+        }
     }
 }
 
@@ -226,6 +221,9 @@ pub struct ZoomScale {
     pub stats: ZoomStats,
     /// Overview, cells, sample or rows.
     pub source: Source,
+    /// What it answers (its cache key's ask): the normalizations built
+    /// from it are keyed by it.
+    pub ask: Ask,
 }
 
 /// The colour scale of `size`-pixel tiles at zoom `z` (exact, or
@@ -242,6 +240,7 @@ pub(super) async fn zoom_stats(
     deadline: Instant,
 ) -> Result<Arc<ZoomScale>, ApiError> {
     let key = zoom_key(entry, z, size, agg, filters, exact);
+    let ask = key.ask.clone();
     let (e, a, f) = (entry.clone(), agg.clone(), filters.to_vec());
     let st = state.clone();
     let level = z as u32 + size.trailing_zeros();
@@ -301,26 +300,21 @@ pub(super) async fn zoom_stats(
                 }
                 _ => (exact_pass(e, a, f).await??, source),
             };
-            Ok(ZoomScale { stats, source })
+            Ok(ZoomScale { stats, source, ask })
         },
     )
     .await
 }
 
-/// The normalization of `scale` (the zoom scale of `z`, `size`, `agg`,
-/// `filters` and `exact`) for `style`, built once per zoom scale and way of
-/// shading: a count_cat zoom's eq_hist over its category totals costs
-/// 0.1–0.2 ms, a share of a deep tile's whole budget.
-#[allow(clippy::too_many_arguments)]
+/// The normalization of `scale` (the zoom scale of `agg`'s query) for
+/// `style`, built once per zoom scale and way of shading: a count_cat
+/// zoom's eq_hist over its category totals costs 0.1–0.2 ms, a share of a
+/// deep tile's whole budget.
 pub(super) async fn zoom_normalization(
     state: &Arc<AppState>,
     entry: &Arc<Entry>,
-    z: u8,
-    size: u32,
-    agg: &Agg,
-    filters: &[Filter],
-    exact: bool,
     scale: &Arc<ZoomScale>,
+    agg: &Agg,
     style: &Style,
 ) -> Result<Arc<Option<Normalization>>, ApiError> {
     let o = &style.shade;
@@ -330,7 +324,7 @@ pub(super) async fn zoom_normalization(
     let key = Key::new(
         entry,
         Ask::Normalization {
-            scale: Box::new(zoom_key(entry, z, size, agg, filters, exact).ask),
+            scale: Box::new(scale.ask.clone()),
             categorical: agg.category_column().is_some(),
             shade: format!("{}|{span}|{}", o.how, o.rescale_discrete_levels),
         },

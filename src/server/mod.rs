@@ -573,7 +573,7 @@ impl AppState {
         let zoom = bounded_cache(
             zoom_bytes - zoom_bytes / 16 - zoom_bytes / 8,
             idle,
-            |z: &caches::ZoomScale| z.stats.histogram.len() * 16 + 64,
+            |z: &caches::ZoomScale| z.stats.histogram.len() * 16 + 64 + z.ask.weight(),
         );
         let radii = bounded_cache(zoom_bytes / 16, idle, |_: &u32| 8);
         let norms = bounded_cache(

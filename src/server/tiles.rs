@@ -23,12 +23,7 @@ use std::time::Instant;
 fn parse_tile_file(file: &str) -> Result<(u64, bool, ImageFormat), ApiError> {
     let bad = || ApiError::bad_request(format!("tile must end in .png or .webp, got {file:?}"));
     let (stem, ext) = file.rsplit_once('.').ok_or_else(bad)?;
-    // Lower case only, as the OpenAPI pattern says: one URL per tile.
-    let format = match ext {
-        "png" => ImageFormat::Png,
-        "webp" => ImageFormat::Webp,
-        _ => return Err(bad()),
-    };
+    let format = ImageFormat::from_extension(ext).ok_or_else(bad)?;
     let (y, retina) = match stem.strip_suffix("@2x") {
         Some(y) => (y, true),
         None => (stem, false),
@@ -247,10 +242,7 @@ async fn render_tile(
     let (norm, scale_source) = if style.scale.seamless() {
         let exact = style.scale == Scale::Exact;
         let scale = zoom_stats(&state, &entry, tile.z, size, &agg, &filters, exact, dl).await?;
-        let norm = zoom_normalization(
-            &state, &entry, tile.z, size, &agg, &filters, exact, &scale, &style,
-        )
-        .await?;
+        let norm = zoom_normalization(&state, &entry, &scale, &agg, &style).await?;
         (norm, Some(scale.source.name()))
     } else {
         (Arc::new(None), None)

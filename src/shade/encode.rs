@@ -16,9 +16,11 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
-    /// The format named by a file extension (`png`, `webp`), in any case.
+    /// The format named by a file extension, exactly as
+    /// [`ImageFormat::extension`] writes it (`png`, `webp`; lower case, so
+    /// a tile has one URL).
     pub fn from_extension(ext: &str) -> Option<Self> {
-        match ext.to_ascii_lowercase().as_str() {
+        match ext {
             "png" => Some(Self::Png),
             "webp" => Some(Self::Webp),
             _ => None,
