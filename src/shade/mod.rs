@@ -259,6 +259,38 @@ fn category_colors(color_key: &[[u8; 3]], ncat: usize) -> Result<&[[u8; 3]], Sha
     })
 }
 
+/// Painted pixels by a 64-bit key of what decides their bytes (a value's
+/// bits, or a pixel's packed counts): a direct-mapped table of 4,096 slots,
+/// far cheaper than painting again when values repeat. `vacant` is a key no
+/// looked-up pixel has, which marks a slot never filled.
+struct PaintMemo {
+    slots: Vec<(u64, [u8; 4])>,
+}
+
+impl PaintMemo {
+    const SLOTS: usize = 1 << 12;
+
+    fn new(vacant: u64) -> PaintMemo {
+        PaintMemo {
+            slots: vec![(vacant, [0; 4]); Self::SLOTS],
+        }
+    }
+
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+    }
+
+    /// The bytes painted for `key`, if they are still held.
+    fn get(&self, key: u64) -> Option<[u8; 4]> {
+        let (k, c) = self.slots[Self::slot(key)];
+        (k == key).then_some(c)
+    }
+
+    fn put(&mut self, key: u64, c: [u8; 4]) {
+        self.slots[Self::slot(key)] = (key, c);
+    }
+}
+
 /// Alpha from a categorical pixel total, computed once per distinct integer
 /// total below 2^16 (totals repeat a lot); float totals are not memoized.
 struct AlphaMemo(Vec<u16>);
@@ -463,9 +495,8 @@ pub fn shade(
     // pixels): paint each once, in a direct-mapped memo keyed by the
     // value's bits (a transform is a search and a few divisions). The
     // colour follows from the value alone, so the memo is exact.
-    const MEMO: usize = 1 << 12;
     // No pixel value has NaN's bits as its key: NaN is masked.
-    let mut memo: Vec<(u64, [u8; 4])> = vec![(f64::NAN.to_bits(), [0; 4]); MEMO];
+    let mut memo = PaintMemo::new(f64::NAN.to_bits());
     let mut data = Vec::with_capacity(n * 4);
     for &v in grid.values {
         if masked(v) {
@@ -473,15 +504,11 @@ pub fn shade(
             continue;
         }
         let key = v.to_bits();
-        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
-        let c = match memo[slot] {
-            (k, c) if k == key => c,
-            _ => {
-                let c = painter.paint(norm.transform(v));
-                memo[slot] = (key, c);
-                c
-            }
-        };
+        let c = memo.get(key).unwrap_or_else(|| {
+            let c = painter.paint(norm.transform(v));
+            memo.put(key, c);
+            c
+        });
         data.extend_from_slice(&c);
     }
     Ok(Rgba {
@@ -687,15 +714,15 @@ pub fn shade_categorical_counts(
         .collect();
     // A pixel's bytes follow from its counts alone, and sparse tiles repeat
     // a few count vectors (one point of one category, mostly): up to eight
-    // categories with counts below 2^(64 / ncat) pack into one u64 key (0 is
-    // never a key: the pixel would be empty) of a direct-mapped memo.
-    const PIXEL_MEMO: usize = 1 << 12;
-    let key_bits = if ncat <= 8 { 64 / ncat as u32 } else { 0 };
-    let mut pixel_memo: Vec<(u64, [u8; 4])> = if key_bits > 0 {
-        vec![(0, [0; 4]); PIXEL_MEMO]
+    // categories with counts below 2^(64 / ncat) (at most 2^32: counts are
+    // u32) pack into one u64 key of the memo; 0 is never a key, the pixel
+    // would be empty.
+    let key_bits = if ncat <= 8 {
+        (64 / ncat as u32).min(32)
     } else {
-        Vec::new()
+        0
     };
+    let mut pixel_memo = PaintMemo::new(0);
     let key_of = |px: &[u32]| -> Option<u64> {
         if key_bits == 0 {
             return None;
@@ -717,12 +744,9 @@ pub fn shade_categorical_counts(
             continue;
         }
         let key = key_of(px);
-        let slot = key.map(|k| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize);
-        if let (Some(k), Some(slot)) = (key, slot) {
-            if pixel_memo[slot].0 == k {
-                data.extend_from_slice(&pixel_memo[slot].1);
-                continue;
-            }
+        if let Some(c) = key.and_then(|k| pixel_memo.get(k)) {
+            data.extend_from_slice(&c);
+            continue;
         }
         let fast = int_base.and_then(|b| {
             // The three colour sums in 21-bit lanes of one u64: one
@@ -768,8 +792,8 @@ pub fn shade_categorical_counts(
             None => 0,
         };
         let rgba = [rgb[0], rgb[1], rgb[2], a];
-        if let (Some(k), Some(slot)) = (key, slot) {
-            pixel_memo[slot] = (k, rgba);
+        if let Some(k) = key {
+            pixel_memo.put(k, rgba);
         }
         data.extend_from_slice(&rgba);
     }
