@@ -425,7 +425,7 @@ impl Painter {
                 channels,
                 alpha,
             } => {
-                let pos = numpy::locate_with(t, xp, Some(guide));
+                let pos = numpy::locate_with(t, xp, guide);
                 let c = |k: usize| {
                     let fp = &channels[k];
                     nan_to_u8(numpy::eval(pos, t, xp, fp, 255.0, fp[fp.len() - 1]))

@@ -236,7 +236,7 @@ impl Normalization {
                     t.fp[d as usize]
                 } else {
                     let last = t.fp[t.fp.len() - 1];
-                    let pos = numpy::locate_with(d, &t.xp, Some(&t.guide));
+                    let pos = numpy::locate_with(d, &t.xp, &t.guide);
                     numpy::eval(pos, d, &t.xp, &t.fp, t.fp[0], last)
                 }
             }

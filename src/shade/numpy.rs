@@ -28,7 +28,7 @@ pub(crate) enum Pos {
 /// `xp[j] <= x` (also when `xp` has repeated values), which is what
 /// `partition_point` gives for a non-decreasing `xp`.
 pub(crate) fn locate(x: f64, xp: &[f64]) -> Pos {
-    locate_with(x, xp, None)
+    locate_with(x, xp, &Guide::default())
 }
 
 /// A bucket index over a sorted `xp` (NumPy's search has no such thing; the
@@ -101,8 +101,9 @@ impl Guide {
     }
 }
 
-/// [`locate`], searching through `guide` (built from this `xp`) when given.
-pub(crate) fn locate_with(x: f64, xp: &[f64], guide: Option<&Guide>) -> Pos {
+/// [`locate`], searching through `guide` (built from this `xp`; an empty
+/// guide searches all of it).
+pub(crate) fn locate_with(x: f64, xp: &[f64], guide: &Guide) -> Pos {
     debug_assert!(!xp.is_empty());
     let n = xp.len();
     if n == 1 {
@@ -125,10 +126,7 @@ pub(crate) fn locate_with(x: f64, xp: &[f64], guide: Option<&Guide>) -> Pos {
     if x < xp[0] {
         return Pos::Left;
     }
-    let j = match guide {
-        Some(g) => g.partition_point(xp, x),
-        None => xp.partition_point(|&v| v <= x),
-    } - 1;
+    let j = guide.partition_point(xp, x) - 1;
     if j == n - 1 || xp[j] == x {
         Pos::At(j)
     } else {
@@ -307,7 +305,7 @@ mod tests {
             let knots = xp.iter().copied().cycle().skip(seed as usize % xp.len()).take(20);
             let bits = |x: f64| [x * (1.0 + f64::EPSILON), x * (1.0 - f64::EPSILON), x + f64::EPSILON];
             for x in xs.into_iter().chain(knots.clone()).chain(knots.flat_map(bits)) {
-                prop_assert_eq!(locate_with(x, &xp, Some(&g)), locate(x, &xp), "x = {}", x);
+                prop_assert_eq!(locate_with(x, &xp, &g), locate(x, &xp), "x = {}", x);
             }
         }
     }
@@ -321,7 +319,7 @@ mod tests {
         assert!(Guide::new(&xp[..10]).starts.is_empty());
         assert!(Guide::new(&[1.0; 100]).starts.is_empty(), "zero width");
         for x in [0.0, 0.37, 100.0, 369.63, 0.185] {
-            assert_eq!(locate_with(x, &xp, Some(&g)), locate(x, &xp));
+            assert_eq!(locate_with(x, &xp, &g), locate(x, &xp));
         }
     }
 
