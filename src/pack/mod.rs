@@ -227,11 +227,22 @@ fn replaceable(dir: &Path) -> bool {
         || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
+/// One buffered row in the sort order: its Hilbert key, then the batch
+/// and the row within the batch. Tuples compare field by field, so with
+/// batches numbered in input order, ties on the key keep input order.
+pub(crate) type SortRow = (u64, u32, u32);
+
+/// Bytes a buffered row costs beyond its columns: its [`SortRow`].
+const SORT_ROW_BYTES: u64 = std::mem::size_of::<SortRow>() as u64;
+
 /// Rows buffered in memory before a sort.
 #[derive(Default)]
 struct Buffer {
     batches: Vec<RecordBatch>,
-    keys: Vec<Vec<u64>>,
+    /// Every buffered row's key and place, filled as batches arrive so no
+    /// per-batch key vectors wait beside it; batch numbers are arrival order
+    /// until [`Buffer::into_input_order`].
+    order: Vec<SortRow>,
     /// Input ordinal of each batch's first row.
     ordinals: Vec<u64>,
     bytes: u64,
@@ -239,54 +250,63 @@ struct Buffer {
 }
 
 impl Buffer {
+    /// An empty buffer with room for `rows` sort rows reserved (address
+    /// space only: pages are touched as rows arrive).
+    fn with_capacity(rows: usize) -> Self {
+        Buffer {
+            order: Vec::with_capacity(rows),
+            ..Buffer::default()
+        }
+    }
+
     fn push(&mut self, b: PointBatch) {
-        self.bytes += b.batch.get_array_memory_size() as u64 + 8 * b.keys.len() as u64;
-        self.rows += b.keys.len() as u64;
+        let n = b.keys.len() as u64;
+        self.bytes += b.batch.get_array_memory_size() as u64 + SORT_ROW_BYTES * n;
+        self.rows += n;
+        let slot = self.batches.len() as u32;
+        self.order
+            .extend(b.keys.iter().enumerate().map(|(r, &k)| (k, slot, r as u32)));
         self.batches.push(b.batch);
-        self.keys.push(b.keys);
         self.ordinals.push(b.ordinal);
     }
 
     /// Put the batches in input order. Readers deliver batches in whatever
-    /// order the threads finish them; sorting by ordinal first makes the row
-    /// order below depend on the inputs only.
-    fn into_input_order(self) -> Self {
-        let mut all: Vec<(u64, RecordBatch, Vec<u64>)> = self
-            .ordinals
-            .into_iter()
-            .zip(self.batches)
-            .zip(self.keys)
-            .map(|((o, b), k)| (o, b, k))
-            .collect();
-        all.sort_unstable_by_key(|t| t.0);
-        let mut out = Buffer {
-            bytes: self.bytes,
-            rows: self.rows,
-            ..Buffer::default()
-        };
-        for (o, b, k) in all {
-            out.ordinals.push(o);
-            out.batches.push(b);
-            out.keys.push(k);
+    /// order the threads finish them; numbering them by ordinal makes the
+    /// row order below depend on the inputs only.
+    fn into_input_order(mut self) -> Self {
+        let mut by_ordinal: Vec<u32> = (0..self.batches.len() as u32).collect();
+        by_ordinal.sort_unstable_by_key(|&b| self.ordinals[b as usize]);
+        if by_ordinal.iter().enumerate().all(|(i, &b)| i as u32 == b) {
+            return self;
         }
-        out
+        let mut rank = vec![0u32; by_ordinal.len()];
+        for (new, &old) in by_ordinal.iter().enumerate() {
+            rank[old as usize] = new as u32;
+        }
+        let mut batches: Vec<Option<RecordBatch>> = std::mem::take(&mut self.batches)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.batches = by_ordinal
+            .iter()
+            .map(|&b| batches[b as usize].take().expect("each batch once"))
+            .collect();
+        self.ordinals = by_ordinal
+            .iter()
+            .map(|&b| self.ordinals[b as usize])
+            .collect();
+        self.order
+            .par_iter_mut()
+            .for_each(|o| o.1 = rank[o.1 as usize]);
+        self
     }
 
-    /// Order of all buffered rows along the curve, as (key, batch, row).
-    /// With the batches in input order, ties on the key are broken by input
-    /// position, the same tie-break as the merge of spilled runs.
-    fn sorted(&self) -> Vec<(u64, u32, u32)> {
+    /// Sort the rows along the curve, in place. With the batches in input
+    /// order, ties on the key are broken by input position, the same
+    /// tie-break as the merge of spilled runs.
+    fn sort(&mut self) {
         debug_assert!(self.ordinals.is_sorted());
-        let mut order: Vec<(u64, u32, u32)> = Vec::with_capacity(self.rows as usize);
-        for (b, keys) in self.keys.iter().enumerate() {
-            order.extend(
-                keys.iter()
-                    .enumerate()
-                    .map(|(r, &k)| (k, b as u32, r as u32)),
-            );
-        }
-        order.par_sort_unstable();
-        order
+        self.order.par_sort_unstable();
     }
 }
 
@@ -404,7 +424,14 @@ fn read_inputs(plan: &Plan, opts: &PackOptions, stage: &Path) -> Result<ReadInpu
         .map_err(|e| PackError::Options(e.to_string()))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<PointBatch>(threads * 2);
     let mut read = ReadInputs {
-        buffer: Buffer::default(),
+        // Room for every row the inputs announce, up to the most a run can
+        // hold (each row takes at least its sort row and its 8 bytes of
+        // coordinates), so the sort rows are not copied as they grow.
+        buffer: Buffer::with_capacity(
+            plan.rows_hint
+                .unwrap_or(0)
+                .min(opts.memory_limit / (SORT_ROW_BYTES + 8)) as usize,
+        ),
         runs: Vec::new(),
         spilled_rows: 0,
         dropped: 0,
@@ -441,6 +468,11 @@ fn read_inputs(plan: &Plan, opts: &PackOptions, stage: &Path) -> Result<ReadInpu
     });
     consumed?;
     bar.finish_and_clear();
+    tracing::info!(
+        rows = read.buffer.rows + read.spilled_rows,
+        buffered_bytes = read.buffer.bytes,
+        "read"
+    );
     read.buffer = std::mem::take(&mut read.buffer).into_input_order();
     if read.buffer.rows + read.spilled_rows == 0 {
         return Err(PackError::NoRows {
@@ -477,10 +509,17 @@ impl ReadInputs {
         self.buffer.push(b);
         if self.buffer.bytes >= memory_limit {
             let path = stage.join(format!("run-{}.arrow", self.runs.len()));
-            let full = std::mem::take(&mut self.buffer).into_input_order();
-            spill(&full, &path)?;
+            let mut full = std::mem::take(&mut self.buffer).into_input_order();
+            spill(&mut full, &path)?;
             self.spilled_rows += full.rows;
             self.runs.push(path);
+            // The next run reuses the sort rows' allocation.
+            let mut order = full.order;
+            order.clear();
+            self.buffer = Buffer {
+                order,
+                ..Buffer::default()
+            };
         }
         Ok(())
     }
@@ -495,31 +534,29 @@ fn write_sorted(
     writer: &mut PartitionWriter,
 ) -> Result<usize, PackError> {
     let ReadInputs {
-        buffer,
+        mut buffer,
         mut runs,
         spilled_rows,
         ..
     } = read;
     let bar = progress_bar(opts.progress, Some(buffer.rows + spilled_rows), "writing");
     let spilled_runs = if runs.is_empty() {
-        let order = buffer.sorted();
-        let keys: Vec<u64> = order.iter().map(|o| o.0).collect();
-        for (chunk, ks) in order
-            .chunks(opts.partition_rows)
-            .zip(keys.chunks(opts.partition_rows))
-        {
-            let idx: Vec<(usize, usize)> = chunk
-                .iter()
-                .map(|&(_, b, r)| (b as usize, r as usize))
-                .collect();
-            writer.write(&buffer.batches, &idx, ks)?;
+        let t = Instant::now();
+        buffer.sort();
+        tracing::info!(
+            rows = buffer.rows,
+            seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+            "sorted in memory"
+        );
+        for chunk in buffer.order.chunks(opts.partition_rows) {
+            writer.write(&buffer.batches, chunk)?;
             bar.inc(chunk.len() as u64);
         }
         0
     } else {
         if buffer.rows > 0 {
             let path = stage.join(format!("run-{}.arrow", runs.len()));
-            spill(&buffer, &path)?;
+            spill(&mut buffer, &path)?;
             runs.push(path);
         }
         drop(buffer);
@@ -701,9 +738,10 @@ fn batch_schema(attrs: &SchemaRef) -> SchemaRef {
 
 /// Sort the buffer (in input order) and write it as a run file with each
 /// row's key and input ordinal, in batches.
-fn spill(buffer: &Buffer, path: &Path) -> Result<(), PackError> {
+fn spill(buffer: &mut Buffer, path: &Path) -> Result<(), PackError> {
     let t = Instant::now();
-    let order = buffer.sorted();
+    buffer.sort();
+    let order = &buffer.order;
     let schema = buffer.batches[0].schema();
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(KEY, DataType::UInt64, false)));
@@ -721,11 +759,7 @@ fn spill(buffer: &Buffer, path: &Path) -> Result<(), PackError> {
         options,
     )?;
     for chunk in order.chunks(ingest::BATCH_ROWS) {
-        let idx: Vec<(usize, usize)> = chunk
-            .iter()
-            .map(|&(_, b, r)| (b as usize, r as usize))
-            .collect();
-        let mut cols = gather(&buffer.batches, &idx)?;
+        let mut cols = gather(&buffer.batches, chunk)?;
         cols.push(Arc::new(UInt64Array::from_iter_values(
             chunk.iter().map(|o| o.0),
         )));
@@ -746,19 +780,61 @@ fn spill(buffer: &Buffer, path: &Path) -> Result<(), PackError> {
     Ok(())
 }
 
-/// Gather rows from several batches into new columns, one column per task.
+/// Gather rows (batch, row) from several batches into new columns, one
+/// column per task.
 pub(crate) fn gather(
     batches: &[RecordBatch],
-    idx: &[(usize, usize)],
+    rows: &[SortRow],
 ) -> Result<Vec<ArrayRef>, PackError> {
     let ncols = batches[0].num_columns();
     (0..ncols)
         .into_par_iter()
         .map(|c| {
             let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-            Ok(arrow_select::interleave::interleave(&arrays, idx)?)
+            gather_column(&arrays, rows)
         })
         .collect()
+}
+
+/// One column of [`gather`]: fixed-width columns without nulls (most of a
+/// pack's bytes) are copied by a typed loop straight from the sort rows;
+/// anything else goes through Arrow's `interleave`.
+fn gather_column(arrays: &[&dyn Array], rows: &[SortRow]) -> Result<ArrayRef, PackError> {
+    /// The gather of values `T` wide, whatever their logical type.
+    fn typed<T: arrow_buffer::ArrowNativeType>(
+        arrays: &[&dyn Array],
+        rows: &[SortRow],
+    ) -> Result<ArrayRef, PackError> {
+        let datas: Vec<arrow_data::ArrayData> = arrays.iter().map(|a| a.to_data()).collect();
+        let slices: Vec<&[T]> = datas.iter().map(|d| d.buffer::<T>(0)).collect();
+        let values: Vec<T> = rows
+            .iter()
+            .map(|&(_, b, r)| slices[b as usize][r as usize])
+            .collect();
+        let data = arrow_data::ArrayData::builder(arrays[0].data_type().clone())
+            .len(rows.len())
+            .add_buffer(arrow_buffer::Buffer::from_vec(values))
+            .build()?;
+        Ok(arrow_array::make_array(data))
+    }
+    let dt = arrays[0].data_type();
+    let plain = dt.is_primitive()
+        && arrays
+            .iter()
+            .all(|a| a.null_count() == 0 && a.data_type() == dt);
+    match dt.primitive_width() {
+        Some(1) if plain => typed::<u8>(arrays, rows),
+        Some(2) if plain => typed::<u16>(arrays, rows),
+        Some(4) if plain => typed::<u32>(arrays, rows),
+        Some(8) if plain => typed::<u64>(arrays, rows),
+        _ => {
+            let idx: Vec<(usize, usize)> = rows
+                .iter()
+                .map(|&(_, b, r)| (b as usize, r as usize))
+                .collect();
+            Ok(arrow_select::interleave::interleave(arrays, &idx)?)
+        }
+    }
 }
 
 /// A cursor over one sorted run.
@@ -841,12 +917,10 @@ fn merge(
         }
     }
     let data_cols = slots.first().map_or(0, |b| b.num_columns());
-    let mut idx: Vec<(usize, usize)> = Vec::with_capacity(partition_rows);
-    let mut keys: Vec<u64> = Vec::with_capacity(partition_rows);
+    let mut idx: Vec<SortRow> = Vec::with_capacity(partition_rows);
     while let Some(Reverse(((key, _), i))) = heap.pop() {
         let c = cursors[i].as_mut().expect("a cursor in the heap is live");
-        idx.push((c.slot, c.row));
-        keys.push(key);
+        idx.push((key, c.slot as u32, c.row as u32));
         c.row += 1;
         if c.row < c.keys.len() || c.advance(&mut slots, data_cols)? {
             heap.push(Reverse((c.head(), i)));
@@ -854,10 +928,9 @@ fn merge(
             cursors[i] = None;
         }
         if idx.len() == partition_rows || heap.is_empty() {
-            writer.write(&slots, &idx, &keys)?;
+            writer.write(&slots, &idx)?;
             bar.inc(idx.len() as u64);
             idx.clear();
-            keys.clear();
             // Keep only the batches cursors still stand in, renumbering them.
             let mut kept = Vec::with_capacity(cursors.len());
             for c in cursors.iter_mut().flatten() {

@@ -2,7 +2,7 @@
 //! the manifest.
 
 use super::stats::Accumulator;
-use super::{PackError, gather, io};
+use super::{PackError, SortRow, gather, io};
 use crate::store::{
     Bounds, ColumnInfo, ColumnKind, ColumnZone, DATA_FILE, FORMAT_VERSION, Manifest, PartitionInfo,
     QX, QY,
@@ -34,6 +34,9 @@ pub struct PartitionWriter {
     partitions: Vec<PartitionInfo>,
     rows: u64,
     bounds: [u32; 4],
+    /// Seconds spent gathering rows, encoding columns (dictionaries, zone
+    /// maps) and writing batches, logged at the end.
+    seconds: [f64; 3],
 }
 
 impl PartitionWriter {
@@ -96,21 +99,24 @@ impl PartitionWriter {
             partitions: Vec::new(),
             rows: 0,
             bounds: [u32::MAX, u32::MAX, 0, 0],
+            seconds: [0.0; 3],
         })
     }
 
-    /// Write one partition made of rows `idx` (batch, row) of `batches`, whose
-    /// Hilbert keys are `keys` (sorted).
-    pub fn write(
+    /// Write one partition made of `rows` (key, batch, row) of `batches`,
+    /// sorted by key.
+    pub(crate) fn write(
         &mut self,
         batches: &[RecordBatch],
-        idx: &[(usize, usize)],
-        keys: &[u64],
+        rows: &[SortRow],
     ) -> Result<(), PackError> {
-        if idx.is_empty() {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(());
-        }
-        let mut cols = gather(batches, idx)?;
+        };
+        let t = std::time::Instant::now();
+        let mut cols = gather(batches, rows)?;
+        self.seconds[0] += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
         let qx = cols[0].as_primitive::<UInt32Type>().values();
         let qy = cols[1].as_primitive::<UInt32Type>().values();
         let b = [
@@ -159,16 +165,19 @@ impl PartitionWriter {
             zones.insert(col.name.clone(), zone);
         }
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        self.seconds[1] += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
         self.writer.write(&batch)?;
+        self.seconds[2] += t.elapsed().as_secs_f64();
         self.partitions.push(PartitionInfo {
             row_start: self.rows,
-            rows: idx.len() as u64,
-            key_min: keys[0],
-            key_max: *keys.last().expect("non-empty"),
+            rows: rows.len() as u64,
+            key_min: first.0,
+            key_max: last.0,
             bounds: Bounds::from_quantized(b[0], b[1], b[2], b[3]),
             columns: zones,
         });
-        self.rows += idx.len() as u64;
+        self.rows += rows.len() as u64;
         Ok(())
     }
 
@@ -179,6 +188,14 @@ impl PartitionWriter {
         dropped: u64,
         source: Vec<String>,
     ) -> Result<Manifest, PackError> {
+        let [gather_s, encode_s, write_s] = self.seconds;
+        tracing::info!(
+            partitions = self.partitions.len(),
+            gather_s = format!("{gather_s:.2}"),
+            encode_s = format!("{encode_s:.2}"),
+            write_s = format!("{write_s:.2}"),
+            "partitions written"
+        );
         self.writer.finish()?;
         let mut inner = self.writer.into_inner()?;
         inner.flush().map_err(io(&self.path))?;
