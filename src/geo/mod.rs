@@ -85,6 +85,11 @@ pub fn hilbert(qx: u32, qy: u32) -> u64 {
     fast_hilbert::xy2h(qx, qy, HILBERT_ORDER)
 }
 
+/// The quantized point whose [`hilbert`] key is `key` (its inverse).
+pub fn hilbert_point(key: u64) -> (u32, u32) {
+    fast_hilbert::h2xy(key, HILBERT_ORDER)
+}
+
 /// An XYZ tile address (`y` counted from the north, as slippy maps do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TileId {

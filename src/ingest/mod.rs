@@ -13,7 +13,7 @@ pub mod vector;
 use crate::geo;
 use crate::geo::{QX, QY};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt16Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -438,6 +438,12 @@ pub const MAX_UNITS: usize = 1 << (64 - ORD_ROW_BITS - ORD_SEQ_BITS);
 const _: () = assert!(BATCH_ROWS <= 1 << ORD_ROW_BITS);
 
 /// A batch of projected rows: quantized coordinates first, then attributes.
+///
+/// A string attribute with at most [`CATEGORY_LIMIT`] distinct values in
+/// the batch arrives dictionary-coded: a `UInt16` column of codes into the
+/// batch's own labels (listed in [`PointBatch::labels`]), so the rows a pack
+/// buffers take two bytes for it and no string is hashed again; one with more
+/// stays `Utf8`.
 #[derive(Debug)]
 pub struct PointBatch {
     /// `[_qx, _qy, attrs…]`, valid rows only.
@@ -453,8 +459,9 @@ pub struct PointBatch {
     pub dropped: u64,
     /// CSV rows skipped because they did not parse.
     pub bad_rows: u64,
-    /// Distinct values per string attribute (None once past [`CATEGORY_LIMIT`]).
-    pub distinct: Vec<(usize, Option<HashSet<String>>)>,
+    /// Per coded string attribute (its index among the attributes): the
+    /// labels its codes stand for, each once, in code order.
+    pub labels: Vec<(usize, Vec<String>)>,
 }
 
 /// Read every input's schema, detect coordinates, check the inputs agree on
@@ -1148,7 +1155,11 @@ pub fn project(
         Arc::new(UInt32Array::from(qxs)),
         Arc::new(UInt32Array::from(qys)),
     ];
-    let mut distinct = Vec::new();
+    let mut labels = Vec::new();
+    let mut fields = vec![
+        Arc::new(Field::new(QX, DataType::UInt32, false)),
+        Arc::new(Field::new(QY, DataType::UInt32, false)),
+    ];
     for (ai, f) in plan.attrs.fields().iter().enumerate() {
         let a = col(f.name())?;
         let a = if a.data_type() == f.data_type() {
@@ -1177,27 +1188,21 @@ pub fn project(
         } else {
             arrow_select::take::take(&a, &take_idx, None).map_err(|e| fmt_err(path, e))?
         };
-        if f.data_type() == &DataType::Utf8 {
-            let mut set = HashSet::new();
-            let mut over = false;
-            for v in a.as_string::<i32>().iter().flatten() {
-                if !set.contains(v) {
-                    if set.len() >= CATEGORY_LIMIT {
-                        over = true;
-                        break;
-                    }
-                    set.insert(v.to_string());
-                }
+        let coded = (f.data_type() == &DataType::Utf8)
+            .then(|| dictionary_code(a.as_string::<i32>()))
+            .flatten();
+        match coded {
+            Some((codes, names)) => {
+                labels.push((ai, names));
+                fields.push(Arc::new(Field::new(f.name(), DataType::UInt16, true)));
+                columns.push(Arc::new(codes));
             }
-            distinct.push((ai, if over { None } else { Some(set) }));
+            None => {
+                fields.push(f.clone());
+                columns.push(a);
+            }
         }
-        columns.push(a);
     }
-    let mut fields = vec![
-        Arc::new(Field::new(QX, DataType::UInt32, false)),
-        Arc::new(Field::new(QY, DataType::UInt32, false)),
-    ];
-    fields.extend(plan.attrs.fields().iter().cloned());
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| fmt_err(path, e))?;
     Ok(PointBatch {
@@ -1206,8 +1211,36 @@ pub fn project(
         ordinal,
         dropped,
         bad_rows,
-        distinct,
+        labels,
     })
+}
+
+/// Codes of `strings` into their distinct values in order of first
+/// appearance (nulls stay null), or None past [`CATEGORY_LIMIT`] values.
+fn dictionary_code(strings: &StringArray) -> Option<(UInt16Array, Vec<String>)> {
+    const _: () = assert!(CATEGORY_LIMIT < u16::MAX as usize);
+    let mut index: HashMap<&str, u16, foldhash::fast::FixedState> = HashMap::default();
+    let mut names = Vec::new();
+    let mut codes = Vec::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        if strings.is_null(i) {
+            // Hidden by the validity below; 0 may name no label at all.
+            codes.push(0);
+            continue;
+        }
+        let s = strings.value(i);
+        let next = index.len() as u16;
+        let code = *index.entry(s).or_insert(next);
+        if code == next {
+            if names.len() == CATEGORY_LIMIT {
+                return None;
+            }
+            names.push(s.to_string());
+        }
+        codes.push(code);
+    }
+    let codes = UInt16Array::new(codes.into(), strings.nulls().cloned());
+    Some((codes, names))
 }
 
 fn to_f64(path: &Path, a: &ArrayRef) -> Result<Vec<f64>, IngestError> {

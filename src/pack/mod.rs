@@ -2,6 +2,7 @@
 //! (in memory, or by external merge sort when the input exceeds the memory
 //! limit), cut partitions with zone maps and write the dataset atomically.
 
+mod labels;
 mod overview;
 mod stats;
 mod writer;
@@ -9,11 +10,11 @@ mod writer;
 use crate::ingest::{self, IngestError, IngestOptions, Plan, PointBatch};
 use crate::store::{MANIFEST_FILE, Manifest, QX, QY};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use std::collections::{BTreeSet, BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +22,10 @@ pub use writer::PartitionWriter;
 
 /// Default rows per partition.
 pub const DEFAULT_PARTITION_ROWS: usize = 262_144;
-/// Default memory budget for buffered rows before spilling sorted runs.
-pub const DEFAULT_MEMORY_LIMIT: u64 = 1536 << 20;
+/// Default memory budget for buffered rows before spilling sorted runs:
+/// 40M towers (56 bytes a row with their sort rows) pack in memory, and a
+/// pack's peak stays under 3 GiB (about a fifth above the buffered bytes).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 2304 << 20;
 /// Default bound on the per-cell statistics, as a share of the data.
 pub const DEFAULT_STATS_SHARE: f64 = 0.25;
 /// Name of the Hilbert key column in spilled runs.
@@ -238,6 +241,7 @@ const SORT_ROW_BYTES: u64 = std::mem::size_of::<SortRow>() as u64;
 /// Rows buffered in memory before a sort.
 #[derive(Default)]
 struct Buffer {
+    /// The rows' attributes; their coordinates follow from their keys.
     batches: Vec<RecordBatch>,
     /// Every buffered row's key and place, filled as batches arrive so no
     /// per-batch key vectors wait beside it; batch numbers are arrival order
@@ -259,15 +263,25 @@ impl Buffer {
         }
     }
 
-    fn push(&mut self, b: PointBatch) {
-        let n = b.keys.len() as u64;
-        self.bytes += b.batch.get_array_memory_size() as u64 + SORT_ROW_BYTES * n;
+    fn push(&mut self, batch: RecordBatch, keys: &[u64], ordinal: u64) {
+        let n = keys.len() as u64;
+        self.bytes += batch.get_array_memory_size() as u64 + SORT_ROW_BYTES * n;
         self.rows += n;
         let slot = self.batches.len() as u32;
         self.order
-            .extend(b.keys.iter().enumerate().map(|(r, &k)| (k, slot, r as u32)));
-        self.batches.push(b.batch);
-        self.ordinals.push(b.ordinal);
+            .extend(keys.iter().enumerate().map(|(r, &k)| (k, slot, r as u32)));
+        self.batches.push(batch);
+        self.ordinals.push(ordinal);
+    }
+
+    /// Recount the buffered bytes (after batches changed form).
+    fn recount(&mut self) {
+        self.bytes = self
+            .batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum::<u64>()
+            + SORT_ROW_BYTES * self.rows;
     }
 
     /// Put the batches in input order. Readers deliver batches in whatever
@@ -342,8 +356,11 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport, PackError> {
 
     let read = read_inputs(&plan, opts, &stage.path)?;
     let (dropped, bad) = (read.dropped, read.bad);
-    let mut writer =
-        PartitionWriter::create(&stage.path, &batch_schema(&plan.attrs), &read.categories())?;
+    let mut writer = PartitionWriter::create(
+        &stage.path,
+        &read.batch_schema(&plan.attrs),
+        &read.categories(),
+    )?;
     let spilled_runs = write_sorted(read, opts, &stage.path, &mut writer)?;
     let mut manifest = writer.finish(
         &name,
@@ -390,23 +407,39 @@ struct ReadInputs {
     spilled_rows: u64,
     dropped: u64,
     bad: u64,
-    /// Per attribute column: the distinct labels seen, `Some(None)` once
-    /// there are too many to be a category, `None` for non-string columns.
-    distinct: Vec<Option<Option<HashSet<String>>>>,
+    /// What each string attribute turned out to be.
+    strings: labels::StringColumns,
 }
 
 impl ReadInputs {
-    /// Low-cardinality string columns become dictionaries with sorted labels.
+    /// Per attribute: the labels of a column that stayed coded (in code
+    /// order), which the writer turns into a dictionary with sorted labels.
     fn categories(&self) -> Vec<Option<Vec<String>>> {
-        self.distinct
+        self.strings
+            .0
             .iter()
-            .map(|d| {
-                d.clone().flatten().map(|set| {
-                    let sorted: BTreeSet<String> = set.into_iter().collect();
-                    sorted.into_iter().collect()
-                })
+            .map(|s| {
+                s.as_ref()
+                    .and_then(|s| s.categories())
+                    .map(<[String]>::to_vec)
             })
             .collect()
+    }
+
+    /// The schema of the batches the writer gathers: coded string columns
+    /// hold `UInt16` codes.
+    fn batch_schema(&self, attrs: &SchemaRef) -> SchemaRef {
+        let mut fields = vec![
+            Arc::new(Field::new(QX, DataType::UInt32, false)),
+            Arc::new(Field::new(QY, DataType::UInt32, false)),
+        ];
+        for (f, s) in attrs.fields().iter().zip(&self.strings.0) {
+            fields.push(match s.as_ref().and_then(|s| s.categories()) {
+                Some(_) => Arc::new(Field::new(f.name(), DataType::UInt16, true)),
+                None => f.clone(),
+            });
+        }
+        Arc::new(Schema::new(fields))
     }
 }
 
@@ -436,7 +469,7 @@ fn read_inputs(plan: &Plan, opts: &PackOptions, stage: &Path) -> Result<ReadInpu
         spilled_rows: 0,
         dropped: 0,
         bad: 0,
-        distinct: vec![None; plan.attrs.fields().len()],
+        strings: labels::StringColumns::new(&plan.attrs),
     };
     let consumed: Result<(), PackError> = std::thread::scope(|s| {
         let producer = s.spawn(move || {
@@ -495,18 +528,18 @@ impl ReadInputs {
     fn take(&mut self, b: PointBatch, memory_limit: u64, stage: &Path) -> Result<(), PackError> {
         self.dropped += b.dropped;
         self.bad += b.bad_rows;
-        for (ci, set) in &b.distinct {
-            let slot = &mut self.distinct[*ci];
-            *slot = match (slot.take(), set) {
-                (None, s) => Some(s.clone()),
-                (Some(None), _) | (Some(Some(_)), None) => Some(None),
-                (Some(Some(mut acc)), Some(s)) => {
-                    acc.extend(s.iter().cloned());
-                    Some((acc.len() <= ingest::CATEGORY_LIMIT).then_some(acc))
-                }
-            };
+        // The coordinates are not buffered: the key holds them.
+        let attrs = b
+            .batch
+            .project(&(2..b.batch.num_columns()).collect::<Vec<_>>())?;
+        let (batch, decoded) = self
+            .strings
+            .take(attrs, &b.labels, &mut self.buffer.batches)?;
+        if decoded {
+            // Decoded columns grew the buffered batches.
+            self.buffer.recount();
         }
-        self.buffer.push(b);
+        self.buffer.push(batch, &b.keys, b.ordinal);
         if self.buffer.bytes >= memory_limit {
             let path = stage.join(format!("run-{}.arrow", self.runs.len()));
             let mut full = std::mem::take(&mut self.buffer).into_input_order();
@@ -533,6 +566,7 @@ fn write_sorted(
     stage: &Path,
     writer: &mut PartitionWriter,
 ) -> Result<usize, PackError> {
+    let decoders = read.strings.decoders();
     let ReadInputs {
         mut buffer,
         mut runs,
@@ -560,7 +594,7 @@ fn write_sorted(
             runs.push(path);
         }
         drop(buffer);
-        merge(&runs, opts.partition_rows, writer, &bar)?;
+        merge(&runs, &decoders, opts.partition_rows, writer, &bar)?;
         for r in &runs {
             let _ = std::fs::remove_file(r);
         }
@@ -727,15 +761,6 @@ fn progress_bar(enabled: bool, len: Option<u64>, msg: &'static str) -> ProgressB
     bar
 }
 
-fn batch_schema(attrs: &SchemaRef) -> SchemaRef {
-    let mut fields = vec![
-        Arc::new(Field::new(QX, DataType::UInt32, false)),
-        Arc::new(Field::new(QY, DataType::UInt32, false)),
-    ];
-    fields.extend(attrs.fields().iter().cloned());
-    Arc::new(Schema::new(fields))
-}
-
 /// Sort the buffer (in input order) and write it as a run file with each
 /// row's key and input ordinal, in batches.
 fn spill(buffer: &mut Buffer, path: &Path) -> Result<(), PackError> {
@@ -743,6 +768,7 @@ fn spill(buffer: &mut Buffer, path: &Path) -> Result<(), PackError> {
     buffer.sort();
     let order = &buffer.order;
     let schema = buffer.batches[0].schema();
+    // Attributes, key and ordinal: the key holds the coordinates.
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(KEY, DataType::UInt64, false)));
     fields.push(Arc::new(Field::new(ORD, DataType::UInt64, false)));
@@ -759,7 +785,7 @@ fn spill(buffer: &mut Buffer, path: &Path) -> Result<(), PackError> {
         options,
     )?;
     for chunk in order.chunks(ingest::BATCH_ROWS) {
-        let mut cols = gather(&buffer.batches, chunk)?;
+        let mut cols = gather_attributes(&buffer.batches, chunk)?;
         cols.push(Arc::new(UInt64Array::from_iter_values(
             chunk.iter().map(|o| o.0),
         )));
@@ -780,13 +806,34 @@ fn spill(buffer: &mut Buffer, path: &Path) -> Result<(), PackError> {
     Ok(())
 }
 
-/// Gather rows (batch, row) from several batches into new columns, one
-/// column per task.
+/// Gather rows (key, batch, row) of attribute batches into the columns of
+/// a packed batch: `_qx` and `_qy` (from the keys), then the attributes.
 pub(crate) fn gather(
     batches: &[RecordBatch],
     rows: &[SortRow],
 ) -> Result<Vec<ArrayRef>, PackError> {
-    let ncols = batches[0].num_columns();
+    let ((qx, qy), attrs) = rayon::join(
+        || {
+            let (xs, ys): (Vec<u32>, Vec<u32>) = rows
+                .iter()
+                .map(|&(k, _, _)| crate::geo::hilbert_point(k))
+                .unzip();
+            (UInt32Array::from(xs), UInt32Array::from(ys))
+        },
+        || gather_attributes(batches, rows),
+    );
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(qx), Arc::new(qy)];
+    cols.extend(attrs?);
+    Ok(cols)
+}
+
+/// Gather rows (key, batch, row) from several batches into new columns,
+/// one column per task.
+fn gather_attributes(
+    batches: &[RecordBatch],
+    rows: &[SortRow],
+) -> Result<Vec<ArrayRef>, PackError> {
+    let ncols = batches.first().map_or(0, RecordBatch::num_columns);
     (0..ncols)
         .into_par_iter()
         .map(|c| {
@@ -858,6 +905,7 @@ impl RunCursor {
         &mut self,
         slots: &mut Vec<RecordBatch>,
         data_cols: usize,
+        decoders: &[Option<Arc<arrow_array::StringArray>>],
     ) -> Result<bool, PackError> {
         for b in self.reader.by_ref() {
             let b = b?;
@@ -875,7 +923,14 @@ impl RunCursor {
             self.keys = column(KEY)?;
             self.ords = column(ORD)?;
             self.row = 0;
-            slots.push(b.project(&(0..data_cols).collect::<Vec<_>>())?);
+            let mut data = b.project(&(0..data_cols).collect::<Vec<_>>())?;
+            // A column coded when this run was spilled may have ended as strings.
+            for (ci, labels) in decoders.iter().enumerate() {
+                if let Some(labels) = labels {
+                    data = labels::decode(&data, ci, labels)?;
+                }
+            }
+            slots.push(data);
             self.slot = slots.len() - 1;
             return Ok(true);
         }
@@ -887,6 +942,7 @@ impl RunCursor {
 /// the order an in-memory sort of all rows gives.
 fn merge(
     runs: &[PathBuf],
+    decoders: &[Option<Arc<arrow_array::StringArray>>],
     partition_rows: usize,
     writer: &mut PartitionWriter,
     bar: &ProgressBar,
@@ -909,7 +965,7 @@ fn merge(
             ords: Vec::new().into(),
             row: 0,
         };
-        if c.advance(&mut slots, data_cols)? {
+        if c.advance(&mut slots, data_cols, decoders)? {
             heap.push(Reverse((c.head(), i)));
             cursors.push(Some(c));
         } else {
@@ -922,7 +978,7 @@ fn merge(
         let c = cursors[i].as_mut().expect("a cursor in the heap is live");
         idx.push((key, c.slot as u32, c.row as u32));
         c.row += 1;
-        if c.row < c.keys.len() || c.advance(&mut slots, data_cols)? {
+        if c.row < c.keys.len() || c.advance(&mut slots, data_cols, decoders)? {
             heap.push(Reverse((c.head(), i)));
         } else {
             cursors[i] = None;

@@ -35,7 +35,11 @@ impl Accumulator {
                 let Some(col) = NumColumn::new(array) else {
                     return zone;
                 };
+                // Two passes (sum, then squared deviations from the mean)
+                // instead of Welford's update: no division a value, and at
+                // least as accurate; partitions then merge by Chan's formula.
                 let mut part = Accumulator::new(0);
+                let mut sum = 0.0;
                 for i in 0..array.len() {
                     let v = col.get(i);
                     if v.is_nan() {
@@ -44,10 +48,16 @@ impl Accumulator {
                         part.count += 1;
                         part.min = part.min.min(v);
                         part.max = part.max.max(v);
-                        let d = v - part.mean;
-                        part.mean += d / part.count as f64;
-                        part.m2 += d * (v - part.mean);
+                        sum += v;
                     }
+                }
+                if part.count > 0 {
+                    part.mean = sum / part.count as f64;
+                    part.m2 = (0..array.len())
+                        .map(|i| col.get(i))
+                        .filter(|v| !v.is_nan())
+                        .map(|v| (v - part.mean) * (v - part.mean))
+                        .sum();
                 }
                 zone.nulls = part.nulls;
                 if part.count > 0 {

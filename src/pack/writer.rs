@@ -8,11 +8,11 @@ use crate::store::{
     QX, QY,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int16Type, UInt32Type};
+use arrow_array::types::{Int16Type, UInt16Type, UInt32Type};
 use arrow_array::{Array, ArrayRef, DictionaryArray, Int16Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,15 +20,74 @@ use std::sync::Arc;
 struct Column {
     name: String,
     kind: ColumnKind,
-    /// For categorical columns: the label → code map and the shared labels.
-    dict: Option<(HashMap<String, i16>, Arc<StringArray>)>,
+    /// For categorical columns: each input code's position among the
+    /// sorted labels, and the sorted labels.
+    dict: Option<(Vec<i16>, Arc<StringArray>)>,
     acc: Accumulator,
+}
+
+type IpcFile = arrow_ipc::writer::FileWriter<BufWriter<std::fs::File>>;
+
+/// The data file's writer on a thread of its own, so that encoding and
+/// writing one partition overlaps gathering the next (two in flight).
+struct Sink {
+    tx: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
+    thread: Option<std::thread::JoinHandle<Result<BufWriter<std::fs::File>, PackError>>>,
+}
+
+impl Sink {
+    fn start(mut writer: IpcFile) -> Sink {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let thread = std::thread::Builder::new()
+            .name("pack-writer".into())
+            .spawn(move || {
+                for batch in rx {
+                    writer.write(&batch)?;
+                }
+                writer.finish()?;
+                Ok(writer.into_inner()?)
+            });
+        match thread {
+            Ok(t) => Sink {
+                tx: Some(tx),
+                thread: Some(t),
+            },
+            // No thread to be had: `send` reports it.
+            Err(_) => Sink {
+                tx: None,
+                thread: None,
+            },
+        }
+    }
+
+    /// Queue a batch; fails with the writer's error if it stopped.
+    fn send(&mut self, batch: RecordBatch) -> Result<(), PackError> {
+        match &self.tx {
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            _ => self.finish().map(|_| ()).and(Err(PackError::Options(
+                "the data file's writer stopped".into(),
+            ))),
+        }
+    }
+
+    /// Close the file's IPC stream and hand back the buffered file.
+    fn finish(&mut self) -> Result<BufWriter<std::fs::File>, PackError> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(PackError::Options("the data file's writer panicked".into()))
+            }),
+            None => Err(PackError::Options(
+                "the data file's writer could not start or has finished".into(),
+            )),
+        }
+    }
 }
 
 /// Appends partitions (one record batch each) to the data file.
 pub struct PartitionWriter {
     path: PathBuf,
-    writer: arrow_ipc::writer::FileWriter<BufWriter<std::fs::File>>,
+    writer: Sink,
     schema: SchemaRef,
     columns: Vec<Column>,
     partitions: Vec<PartitionInfo>,
@@ -42,7 +101,8 @@ pub struct PartitionWriter {
 impl PartitionWriter {
     /// Create the data file in `dir`. `input` is the schema of the gathered
     /// batches (`_qx`, `_qy`, attributes); `categories[i]` turns attribute `i`
-    /// into a dictionary column with those labels.
+    /// (`UInt16` codes into those labels) into a dictionary column whose
+    /// labels are sorted.
     pub fn create(
         dir: &Path,
         input: &SchemaRef,
@@ -58,18 +118,21 @@ impl PartitionWriter {
                 .get(i)
                 .cloned()
                 .flatten()
-                .filter(|_| f.data_type() == &DataType::Utf8);
+                .filter(|_| f.data_type() == &DataType::UInt16);
             let (field, dict) = match cats {
                 Some(labels) => {
-                    let map = labels
-                        .iter()
-                        .enumerate()
-                        .map(|(c, l)| (l.clone(), c as i16))
-                        .collect();
-                    let values = Arc::new(StringArray::from(labels));
+                    let mut sorted: Vec<(usize, String)> = labels.into_iter().enumerate().collect();
+                    sorted.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+                    let mut position = vec![0i16; sorted.len()];
+                    for (p, (code, _)) in sorted.iter().enumerate() {
+                        position[*code] = p as i16;
+                    }
+                    let values = Arc::new(StringArray::from_iter_values(
+                        sorted.iter().map(|(_, l)| l.as_str()),
+                    ));
                     let dt =
                         DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8));
-                    (Field::new(f.name(), dt, true), Some((map, values)))
+                    (Field::new(f.name(), dt, true), Some((position, values)))
                 }
                 None => (Field::new(f.name(), f.data_type().clone(), true), None),
             };
@@ -93,7 +156,7 @@ impl PartitionWriter {
         )?;
         Ok(PartitionWriter {
             path,
-            writer,
+            writer: Sink::start(writer),
             schema,
             columns,
             partitions: Vec::new(),
@@ -141,12 +204,16 @@ impl PartitionWriter {
             .map(
                 |(col, array)| -> Result<(ArrayRef, ColumnZone), PackError> {
                     let array = match &col.dict {
-                        Some((map, values)) => {
-                            let strings = array.as_string::<i32>();
-                            let codes: Int16Array = strings
-                                .iter()
-                                .map(|s| s.and_then(|s| map.get(s).copied()))
-                                .collect();
+                        Some((position, values)) => {
+                            let input = array.as_primitive::<UInt16Type>();
+                            let codes = Int16Array::new(
+                                input
+                                    .values()
+                                    .iter()
+                                    .map(|&c| position.get(c as usize).copied().unwrap_or(0))
+                                    .collect(),
+                                input.nulls().cloned(),
+                            );
                             Arc::new(DictionaryArray::<Int16Type>::try_new(
                                 codes,
                                 values.clone() as ArrayRef,
@@ -167,7 +234,7 @@ impl PartitionWriter {
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         self.seconds[1] += t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        self.writer.write(&batch)?;
+        self.writer.send(batch)?;
         self.seconds[2] += t.elapsed().as_secs_f64();
         self.partitions.push(PartitionInfo {
             row_start: self.rows,
@@ -196,8 +263,7 @@ impl PartitionWriter {
             write_s = format!("{write_s:.2}"),
             "partitions written"
         );
-        self.writer.finish()?;
-        let mut inner = self.writer.into_inner()?;
+        let mut inner = self.writer.finish()?;
         inner.flush().map_err(io(&self.path))?;
         let file = inner.into_inner().map_err(|e| PackError::Io {
             path: self.path.clone(),
