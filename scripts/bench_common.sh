@@ -36,6 +36,23 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
+# Creates .venv-engines (DuckDB, chdb, pyarrow; scripts/requirements-engines.txt)
+# when missing or when its pins changed; sets ENGINES_PY.
+ensure_engines_venv() {
+    local venv="$REPO_ROOT/.venv-engines"
+    local req="$REPO_ROOT/scripts/requirements-engines.txt"
+    local stamp="$venv/.requirements.sha"
+    local want
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    ENGINES_PY="$venv/bin/python"
+    if [[ ! -x "$ENGINES_PY" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+        log "setting up $venv from scripts/requirements-engines.txt"
+        [[ -x "$ENGINES_PY" ]] || python3 -m venv "$venv"
+        "$ENGINES_PY" -m pip install -q -r "$req"
+        echo "$want" >"$stamp"
+    fi
+}
+
 # check_rows ROWS: dies unless ROWS is a positive integer.
 check_rows() {
     [[ "$1" =~ ^[0-9]+$ && "$1" -gt 0 ]] || die "ROWS must be a positive integer, got '$1'"

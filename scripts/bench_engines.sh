@@ -17,17 +17,9 @@ ROWS="${1:-40000000}"
 [[ $# -gt 0 ]] && shift
 check_rows "$ROWS"
 
+ensure_engines_venv
 VENV="$REPO_ROOT/.venv-engines"
-PY="$VENV/bin/python"
-REQ="$REPO_ROOT/scripts/requirements-engines.txt"
-STAMP="$VENV/.requirements.sha"
-WANT="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [[ ! -x "$PY" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
-    log "setting up $VENV from scripts/requirements-engines.txt"
-    [[ -x "$PY" ]] || python3 -m venv "$VENV"
-    "$PY" -m pip install -q -r "$REQ"
-    echo "$WANT" >"$STAMP"
-fi
+PY="$ENGINES_PY"
 ensure_binary
 towers_parquet "$ROWS" >/dev/null
 DATASET="$(towers_packed "$ROWS")"

@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
-# Pack throughput: `pointillist pack` against spatialpandas' pack_partitions.
+# Pack throughput: `pointillist pack` against DuckDB (the engine users pick
+# instead; issue #15 target 4) and spatialpandas' pack_partitions.
 #
 # usage: scripts/bench_pack.sh [ROWS=40000000] [MORE_ROWS...]
 #
 # For each ROWS: generates bench-data/towers-ROWS.parquet if missing
-# (`pointillist gen towers --seed $SEED`), then in the same run
+# (`pointillist gen towers --seed $SEED`), then RUNS interleaved rounds of
 #   (a) `pointillist pack` -> bench-data/towers-ROWS.pack (the dataset that
-#       bench_open.sh / bench_render.sh use), under /usr/bin/time -v;
-#   (b) scripts/sp_pack.py: dask read_parquet (2 partitions per core), lon/lat
-#       projected to Web Mercator metres (as pack does), spatialpandas
-#       PointArray geometry, pack_partitions(p=15) + to_parquet ->
-#       bench-data/towers-ROWS.sp/, under /usr/bin/time -v in a subprocess.
-# The input file is read into the page cache before each tool runs, so both
-# read it warm. Prints a summary table (wall s, rows/s, peak RSS GB, speedup).
+#       bench_open.sh / bench_render.sh use);
+#   (b) DuckDB, CREATE TABLE AS SELECT with the same projection (Web Mercator
+#       quantized to u32, every other column kept) ORDER BY a Morton key of
+#       the quantized coordinates, into a DuckDB file (scripts/duckdb_pack.py
+#       --mode ctas) -> bench-data/towers-ROWS.duckdb;
+#   (c) DuckDB, the same SELECT written by COPY ... TO Parquet (zstd)
+#       (--mode copy) -> bench-data/towers-ROWS.duck.parquet;
+# each under /usr/bin/time -v with the input read into the page cache first,
+# DuckDB with as many threads as Pointillist (nproc). Then once:
+#   (d) scripts/sp_pack.py: dask read_parquet, Web Mercator, spatialpandas
+#       PointArray, pack_partitions(p=15) + to_parquet -> towers-ROWS.sp/.
+# Prints each run, then medians (wall, CPU) and the largest peak RSS per tool,
+# the ratios and the targets (40M: <= 20 s, <= 3 GiB, >= 2x the faster DuckDB
+# mode, >= 5x spatialpandas).
 #
-# Give a second, smaller ROWS when spatialpandas cannot do the first in
-# reasonable time or memory, e.g. `scripts/bench_pack.sh 40000000 4000000`.
-#
-# env: SP_TIMEOUT  seconds before spatialpandas is stopped and reported as
-#                  timed out (default 1800)
-#      SKIP_SP=1   pointillist only
-#      PACK_ARGS   extra arguments for `pointillist pack`
+# env: RUNS         rounds of (a)-(c) (default 3)
+#      SKIP_DUCKDB=1, SKIP_SP=1   leave those peers out
+#      SP_TIMEOUT   seconds before spatialpandas is stopped (default 1800)
+#      PACK_ARGS    extra arguments for `pointillist pack`
 #      plus POINTILLIST, BENCH_DATA, VENV, SEED (see bench_common.sh)
 set -euo pipefail
 
-case "${1:-}" in -h|--help) sed -n '2,25p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,31p' "$0"; exit 0 ;; esac
 source "$(dirname "$0")/bench_common.sh"
 
 SIZES=("$@")
@@ -32,99 +37,108 @@ SIZES=("$@")
 for r in "${SIZES[@]}"; do
     check_rows "$r"
 done
+RUNS="${RUNS:-3}"
+check_rows "$RUNS"
 SP_TIMEOUT="${SP_TIMEOUT:-1800}"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
 
 ensure_binary
 [[ "${SKIP_SP:-0}" == 1 ]] || ensure_venv
+[[ "${SKIP_DUCKDB:-0}" == 1 ]] || ensure_engines_venv
 print_env
 
 LOGDIR="$BENCH_DATA/logs"
 mkdir -p "$LOGDIR"
-RESULTS=()   # "rows|tool|wall|rows_per_s|rss|cpu|status|note"
+RESULTS="$LOGDIR/pack-results.tsv"
+: >"$RESULTS"   # rows tool run wall rss_gib cpu_s status note
+
+# timed ROWS TOOL RUN TIMEOUT CMD... : runs CMD under /usr/bin/time -v (and
+# `timeout`), appends a line to $RESULTS.
+timed() {
+    local rows="$1" tool="$2" run="$3" limit="$4"
+    shift 4
+    local base="$LOGDIR/pack-$tool-$rows-$run"
+    echo "-- $tool, run $run (load before: $(cut -d' ' -f1 /proc/loadavg))"
+    set +e
+    /usr/bin/time -v -o "$base.time" timeout --signal=KILL "$limit" "$@" >"$base.out" 2>"$base.err"
+    local rc=$?
+    set -e
+    cat "$base.out"
+    local status=ok
+    if [[ $rc -ne 0 ]]; then
+        tail -5 "$base.err"
+        if [[ $rc -eq 137 || $rc -eq 124 ]]; then status="KILLED"; else status="FAILED(rc=$rc)"; fi
+    fi
+    local cpu
+    cpu="$(time_cpu "$base.time")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rows" "$tool" "$run" "$(time_wall_s "$base.time")" \
+        "$(time_peak_rss_gb "$base.time")" "${cpu%%(*}" "$status" >>"$RESULTS"
+}
 
 for ROWS in "${SIZES[@]}"; do
     PARQUET="$(towers_parquet "$ROWS")"
     echo "== $ROWS rows: $PARQUET ($(du -h "$PARQUET" | cut -f1)) =="
-
-    # (a) pointillist pack
-    cat "$PARQUET" >/dev/null
-    OUT="$BENCH_DATA/towers-$ROWS.pack"
-    TLOG="$LOGDIR/pack-pointillist-$ROWS.time"
-    echo "-- pointillist pack (load before: $(cut -d' ' -f1 /proc/loadavg))"
-    set +e
-    # shellcheck disable=SC2086
-    /usr/bin/time -v -o "$TLOG" "$POINTILLIST" pack "$PARQUET" --out "$OUT" --force ${PACK_ARGS:-} \
-        > "$LOGDIR/pack-pointillist-$ROWS.out" 2> "$LOGDIR/pack-pointillist-$ROWS.err"
-    rc=$?
-    set -e
-    cat "$LOGDIR/pack-pointillist-$ROWS.out"
-    if [[ $rc -ne 0 ]]; then
-        tail -20 "$LOGDIR/pack-pointillist-$ROWS.err"
-        RESULTS+=("$ROWS|pointillist|-|-|-|-|FAILED rc=$rc|")
-    else
-        wall="$(time_wall_s "$TLOG")"
-        rss="$(time_peak_rss_gb "$TLOG")"
-        self_s="$(sed -n 's/.* in \([0-9.]*\)s (.*/\1/p' "$LOGDIR/pack-pointillist-$ROWS.out" | head -1)"
-        RESULTS+=("$ROWS|pointillist|$wall|$(awk -v n="$ROWS" -v s="$wall" 'BEGIN{printf "%.0f", n/s}')|$rss|$(time_cpu "$TLOG")|ok|own timer ${self_s}s, $(du -sh "$OUT" | cut -f1) on disk")
-    fi
-    echo "   load after: $(cut -d' ' -f1 /proc/loadavg)"
-
-    # (b) spatialpandas
+    for run in $(seq 1 "$RUNS"); do
+        cat "$PARQUET" >/dev/null
+        # shellcheck disable=SC2086
+        timed "$ROWS" pointillist "$run" 3600 \
+            "$POINTILLIST" pack "$PARQUET" --out "$BENCH_DATA/towers-$ROWS.pack" --force ${PACK_ARGS:-}
+        if [[ "${SKIP_DUCKDB:-0}" != 1 ]]; then
+            for mode in ctas copy; do
+                cat "$PARQUET" >/dev/null
+                out="$BENCH_DATA/towers-$ROWS.duckdb"
+                [[ $mode == copy ]] && out="$BENCH_DATA/towers-$ROWS.duck.parquet"
+                timed "$ROWS" "duckdb-$mode" "$run" 3600 \
+                    "$ENGINES_PY" "$REPO_ROOT/scripts/duckdb_pack.py" "$PARQUET" "$out" \
+                    --mode "$mode" --threads "$(nproc)"
+            done
+        fi
+    done
     if [[ "${SKIP_SP:-0}" != 1 ]]; then
         cat "$PARQUET" >/dev/null
-        SPOUT="$BENCH_DATA/towers-$ROWS.sp"
-        TLOG="$LOGDIR/pack-spatialpandas-$ROWS.time"
-        echo "-- spatialpandas pack_partitions + to_parquet (timeout ${SP_TIMEOUT}s; load before: $(cut -d' ' -f1 /proc/loadavg))"
-        set +e
-        /usr/bin/time -v -o "$TLOG" timeout --signal=KILL "$SP_TIMEOUT" \
-            "$PY" "$REPO_ROOT/scripts/sp_pack.py" "$PARQUET" "$SPOUT" \
-            > "$LOGDIR/pack-spatialpandas-$ROWS.out" 2> "$LOGDIR/pack-spatialpandas-$ROWS.err"
-        rc=$?
-        set -e
-        cat "$LOGDIR/pack-spatialpandas-$ROWS.out"
-        wall="$(time_wall_s "$TLOG")"
-        rss="$(time_peak_rss_gb "$TLOG")"
-        if [[ $rc -eq 0 ]]; then
-            note="$(sed -n 's/.*"import_s": \([0-9.]*\), "pack_s": \([0-9.]*\).*/imports \1s + work \2s/p' "$LOGDIR/pack-spatialpandas-$ROWS.out"), $(du -sh "$SPOUT" | cut -f1) on disk"
-            RESULTS+=("$ROWS|spatialpandas|$wall|$(awk -v n="$ROWS" -v s="$wall" 'BEGIN{printf "%.0f", n/s}')|$rss|$(time_cpu "$TLOG")|ok|$note")
-        else
-            if [[ $rc -eq 137 || $rc -eq 124 ]]; then status="KILLED (timeout ${SP_TIMEOUT}s or out of memory)"; else status="FAILED rc=$rc"; fi
-            tail -5 "$LOGDIR/pack-spatialpandas-$ROWS.err"
-            RESULTS+=("$ROWS|spatialpandas|>=$wall|-|>=$rss|$(time_cpu "$TLOG")|$status|")
-        fi
-        echo "   load after: $(cut -d' ' -f1 /proc/loadavg)"
+        timed "$ROWS" spatialpandas 1 "$SP_TIMEOUT" \
+            "$PY" "$REPO_ROOT/scripts/sp_pack.py" "$PARQUET" "$BENCH_DATA/towers-$ROWS.sp"
     fi
+    echo "   load after: $(cut -d' ' -f1 /proc/loadavg)"
     echo
 done
 
-echo "== pack summary (wall, peak RSS, CPU from /usr/bin/time -v; rows/s = rows / wall; cpu_s = user+sys (share of one core)) =="
-printf '%-10s %-14s %9s %12s %9s %14s  %-8s %s\n' rows tool wall_s rows/s rss_GB "cpu_s(cpu%)" status note
-for r in "${RESULTS[@]}"; do
-    IFS='|' read -r rows tool wall rps rss cpu status note <<<"$r"
-    printf '%-10s %-14s %9s %12s %9s %14s  %-8s %s\n' "$rows" "$tool" "$wall" "$rps" "$rss" "$cpu" "$status" "$note"
-done
+echo "== every run (wall s, peak RSS GiB, CPU s = user+sys; /usr/bin/time -v) =="
+column -t -s $'\t' -N rows,tool,run,wall_s,rss_GiB,cpu_s,status "$RESULTS"
 echo
-echo "== speedup and targets =="
-for ROWS in "${SIZES[@]}"; do
-    pw=""; sw=""; prss=""; sstatus=""; pc=""; sc=""
-    for r in "${RESULTS[@]}"; do
-        IFS='|' read -r rows tool wall rps rss cpu status note <<<"$r"
-        [[ "$rows" == "$ROWS" ]] || continue
-        if [[ "$tool" == pointillist && "$status" == ok ]]; then pw="$wall"; prss="$rss"; pc="${cpu%%(*}"; fi
-        if [[ "$tool" == spatialpandas ]]; then sw="$wall"; sstatus="$status"; sc="${cpu%%(*}"; fi
-    done
-    [[ -n "$pw" ]] || { echo "$ROWS rows: pointillist pack failed"; continue; }
-    awk -v n="$ROWS" -v pw="$pw" -v rss="$prss" -v sw="$sw" -v st="$sstatus" -v pc="$pc" -v sc="$sc" 'BEGIN {
-        scale = n / 40000000
-        printf "%d rows: pointillist %.2f s, %.2f GB peak", n, pw, rss
-        if (n == 40000000) printf "  [target <= 40 s: %s; <= 3 GB: %s]", (pw <= 40 ? "PASS" : "FAIL"), (rss <= 3 ? "PASS" : "FAIL")
-        else printf "  [40M targets scaled to %d rows: <= %.1f s: %s]", n, 40 * scale, (pw <= 40 * scale ? "PASS" : "FAIL")
-        printf "\n"
-        if (sw != "") {
-            s = sw; gsub(/>=/, "", s)
-            if (st == "ok") printf "%d rows: speedup over spatialpandas %.1fx wall  [target >= 5x: %s]; %.1fx in CPU seconds\n", n, s / pw, (s / pw >= 5 ? "PASS" : "FAIL"), sc / pc
-            else printf "%d rows: spatialpandas did not finish (%s); speedup >= %.1fx\n", n, st, s / pw
-        }
-    }'
-done
+echo "== medians and targets =="
+python3 - "$RESULTS" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    rows, tool, run, wall, rss, cpu, status = line.rstrip("\n").split("\t")
+    runs[(int(rows), tool)].append((float(wall), float(rss), float(cpu), status))
+for rows in sorted({r for r, _ in runs}):
+    med = {}
+    for (r, tool), rs in sorted(runs.items()):
+        if r != rows:
+            continue
+        ok = [x for x in rs if x[3] == "ok"]
+        if not ok:
+            print(f"{rows} rows: {tool} did not finish ({rs[0][3]})")
+            continue
+        wall = statistics.median(x[0] for x in ok)
+        med[tool] = wall
+        print(f"{rows} rows: {tool:<14} median {wall:7.2f} s of {len(ok)} "
+              f"({rows / wall / 1e6:.2f}M rows/s), peak RSS {max(x[1] for x in ok):.2f} GiB, "
+              f"CPU {statistics.median(x[2] for x in ok):.1f} s")
+    p = med.get("pointillist")
+    if p is None:
+        continue
+    if rows == 40_000_000:
+        rss = max(x[1] for x in runs[(rows, "pointillist")] if x[3] == "ok")
+        print(f"  target <= 20 s: {'PASS' if p <= 20 else 'FAIL'}; <= 3 GiB: {'PASS' if rss <= 3 else 'FAIL'}")
+    duck = [med[t] for t in ("duckdb-ctas", "duckdb-copy") if t in med]
+    if duck:
+        r = min(duck) / p
+        print(f"  faster DuckDB mode / pointillist: {r:.2f}x  [target >= 2x: {'PASS' if r >= 2 else 'FAIL'}]")
+    if "spatialpandas" in med:
+        r = med["spatialpandas"] / p
+        print(f"  spatialpandas / pointillist: {r:.1f}x  [target >= 5x: {'PASS' if r >= 5 else 'FAIL'}]")
+EOF
