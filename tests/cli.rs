@@ -216,3 +216,23 @@ fn errors_name_their_cause_once_and_help_names_the_environment() {
         assert!(help.contains(v), "--help does not name {v}");
     }
 }
+
+#[test]
+fn pack_help_states_the_default_memory_limit_pack_uses() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pointillist"))
+        .args(["pack", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let at = help.find("--memory-limit").expect("the flag is documented");
+    let tail = &help[at..];
+    let start = tail.find("[default: ").expect("a default is stated") + "[default: ".len();
+    let mib: u64 = tail[start..]
+        .split('M')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("the default is in MiB");
+    assert_eq!(mib << 20, pointillist::pack::DEFAULT_MEMORY_LIMIT);
+}
