@@ -1,8 +1,10 @@
 //! Column statistics: per-partition zone maps and whole-dataset summaries.
 
-use crate::store::column::{CatColumn, NumColumn};
+use crate::store::column::{AsF64, CatColumn, NumColumn};
 use crate::store::{ColumnKind, ColumnSummary, ColumnZone};
+use crate::with_num_slice;
 use arrow_array::ArrayRef;
+use arrow_buffer::NullBuffer;
 
 /// Running summary of one column (Welford's algorithm, mergeable).
 #[derive(Clone, Debug, Default)]
@@ -35,30 +37,7 @@ impl Accumulator {
                 let Some(col) = NumColumn::new(array) else {
                     return zone;
                 };
-                // Two passes (sum, then squared deviations from the mean)
-                // instead of Welford's update: no division a value, and at
-                // least as accurate; partitions then merge by Chan's formula.
-                let mut part = Accumulator::new(0);
-                let mut sum = 0.0;
-                for i in 0..array.len() {
-                    let v = col.get(i);
-                    if v.is_nan() {
-                        part.nulls += 1;
-                    } else {
-                        part.count += 1;
-                        part.min = part.min.min(v);
-                        part.max = part.max.max(v);
-                        sum += v;
-                    }
-                }
-                if part.count > 0 {
-                    part.mean = sum / part.count as f64;
-                    part.m2 = (0..array.len())
-                        .map(|i| col.get(i))
-                        .filter(|v| !v.is_nan())
-                        .map(|v| (v - part.mean) * (v - part.mean))
-                        .sum();
-                }
+                let part = with_num_slice!(col.values, |s| moments(s, col.nulls));
                 zone.nulls = part.nulls;
                 if part.count > 0 {
                     zone.min = Some(part.min);
@@ -125,6 +104,39 @@ impl Accumulator {
     }
 }
 
+/// Count, nulls (and NaN), min, max, mean and squared deviations of one
+/// partition's values, typed so the loops carry no per-value dispatch. Two
+/// passes (sum, then deviations from the mean) instead of Welford's update:
+/// no division a value, and at least as accurate; partitions then merge by
+/// Chan's formula.
+fn moments<T: AsF64>(values: &[T], nulls: Option<&NullBuffer>) -> Accumulator {
+    let valid = |i: usize, v: f64| !v.is_nan() && nulls.is_none_or(|n| n.is_valid(i));
+    let mut part = Accumulator::new(0);
+    let mut sum = 0.0;
+    for (i, &x) in values.iter().enumerate() {
+        let v = x.as_f64();
+        if valid(i, v) {
+            part.count += 1;
+            part.min = part.min.min(v);
+            part.max = part.max.max(v);
+            sum += v;
+        }
+    }
+    part.nulls = values.len() as u64 - part.count;
+    if part.count > 0 {
+        let mean = sum / part.count as f64;
+        part.mean = mean;
+        part.m2 = values
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (i, x.as_f64()))
+            .filter(|&(i, v)| valid(i, v))
+            .map(|(_, v)| (v - mean) * (v - mean))
+            .sum();
+    }
+    part
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +162,34 @@ mod tests {
         );
         assert!((s.mean.unwrap() - 4.0).abs() < 1e-12);
         assert!((s.std.unwrap() - 5.0f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn integer_partitions_with_nulls_fold_like_floats() {
+        let ints: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![
+            Some(-4),
+            None,
+            Some(10),
+            Some(6),
+        ]));
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(-4.0),
+            None,
+            Some(10.0),
+            Some(6.0),
+        ]));
+        let (mut a, mut b) = (Accumulator::new(0), Accumulator::new(0));
+        let za = a.add(ColumnKind::Numeric, &ints);
+        let zb = b.add(ColumnKind::Numeric, &floats);
+        assert_eq!((za.min, za.max, za.nulls), (Some(-4.0), Some(10.0), 1));
+        assert_eq!((za.min, za.max, za.nulls), (zb.min, zb.max, zb.nulls));
+        let (sa, sb) = (a.finish(ColumnKind::Numeric), b.finish(ColumnKind::Numeric));
+        assert_eq!(
+            (sa.count, sa.nulls, sa.mean, sa.std),
+            (3, 1, sb.mean, sb.std)
+        );
+        assert!((sa.mean.unwrap() - 4.0).abs() < 1e-12);
+        // Deviations 8, 6, 2: variance 104 / 3.
+        assert!((sa.std.unwrap() - (104.0f64 / 3.0).sqrt()).abs() < 1e-12);
     }
 }
