@@ -446,7 +446,8 @@ const _: () = assert!(BATCH_ROWS <= 1 << ORD_ROW_BITS);
 /// stays `Utf8`.
 #[derive(Debug)]
 pub struct PointBatch {
-    /// `[_qx, _qy, attrs…]`, valid rows only.
+    /// The attributes of the valid rows. Their quantized coordinates are not
+    /// a column: [`crate::geo::hilbert_point`] recovers them from the key.
     pub batch: RecordBatch,
     /// Hilbert key per row.
     pub keys: Vec<u64>,
@@ -1125,8 +1126,6 @@ pub fn project(
         _ => None,
     };
     let mut keep = Vec::with_capacity(n);
-    let mut qxs = Vec::with_capacity(n);
-    let mut qys = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
         let (x, y) = (xs[i], ys[i]);
@@ -1143,23 +1142,15 @@ pub fn project(
         if let Some((mx, my)) = m {
             let (qx, qy) = geo::quantize(mx, my);
             keep.push(i as u32);
-            qxs.push(qx);
-            qys.push(qy);
             keys.push(geo::hilbert(qx, qy));
         }
     }
     let dropped = (n - keep.len()) as u64;
     let take_idx = UInt32Array::from(keep);
     let all_kept = take_idx.len() == n;
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from(qxs)),
-        Arc::new(UInt32Array::from(qys)),
-    ];
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(plan.attrs.fields().len());
     let mut labels = Vec::new();
-    let mut fields = vec![
-        Arc::new(Field::new(QX, DataType::UInt32, false)),
-        Arc::new(Field::new(QY, DataType::UInt32, false)),
-    ];
+    let mut fields = Vec::with_capacity(plan.attrs.fields().len());
     for (ai, f) in plan.attrs.fields().iter().enumerate() {
         let a = col(f.name())?;
         let a = if a.data_type() == f.data_type() {
@@ -1203,7 +1194,10 @@ pub fn project(
             }
         }
     }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    // With no attributes the batch has no column: its row count says how
+    // many rows it holds.
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(keys.len()));
+    let batch = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
         .map_err(|e| fmt_err(path, e))?;
     Ok(PointBatch {
         batch,

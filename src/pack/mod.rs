@@ -528,13 +528,9 @@ impl ReadInputs {
     fn take(&mut self, b: PointBatch, memory_limit: u64, stage: &Path) -> Result<(), PackError> {
         self.dropped += b.dropped;
         self.bad += b.bad_rows;
-        // The coordinates are not buffered: the key holds them.
-        let attrs = b
-            .batch
-            .project(&(2..b.batch.num_columns()).collect::<Vec<_>>())?;
-        let (batch, decoded) = self
-            .strings
-            .take(attrs, &b.labels, &mut self.buffer.batches)?;
+        let (batch, decoded) =
+            self.strings
+                .take(b.batch.clone(), &b.labels, &mut self.buffer.batches)?;
         if decoded {
             // Decoded columns grew the buffered batches.
             self.buffer.recount();
