@@ -263,7 +263,7 @@ struct PackArgs {
     partition_rows: usize,
     /// Memory for buffered rows before sorted runs spill to disk, e.g. 1536M
     /// or 4G [default: 2304M].
-    #[arg(long, default_value_t = pointillist::pack::DEFAULT_MEMORY_LIMIT, hide_default_value = true, value_parser = parse_bytes)]
+    #[arg(long, default_value_t = pack::DEFAULT_MEMORY_LIMIT, hide_default_value = true, value_parser = parse_bytes)]
     memory_limit: u64,
     /// Replace an existing output directory.
     #[arg(long)]

@@ -437,7 +437,7 @@ pub const ORD_SEQ_BITS: u32 = 24;
 pub const MAX_UNITS: usize = 1 << (64 - ORD_ROW_BITS - ORD_SEQ_BITS);
 const _: () = assert!(BATCH_ROWS <= 1 << ORD_ROW_BITS);
 
-/// A batch of projected rows: quantized coordinates first, then attributes.
+/// A batch of projected rows: their Hilbert keys and their attributes.
 ///
 /// A string attribute with at most [`CATEGORY_LIMIT`] distinct values in
 /// the batch arrives dictionary-coded: a `UInt16` column of codes into the

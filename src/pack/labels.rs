@@ -11,7 +11,9 @@ use super::PackError;
 use crate::ingest::CATEGORY_LIMIT;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt16Type;
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt16Array};
+use arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray, UInt16Array,
+};
 use arrow_schema::{DataType, Field, Schema};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,10 +87,9 @@ impl StringColumns {
     ) -> Result<(RecordBatch, bool), PackError> {
         let mut batch = attrs;
         let mut flipped = false;
-        for (ai, state) in self.0.iter_mut().enumerate() {
+        for (ci, state) in self.0.iter_mut().enumerate() {
             let Some(state) = state else { continue };
-            let ci = ai;
-            let local = batch_labels.iter().find(|(i, _)| *i == ai).map(|(_, l)| l);
+            let local = batch_labels.iter().find(|(i, _)| *i == ci).map(|(_, l)| l);
             let coded_within_limit = match (&mut *state, local) {
                 (StringColumn::Coded { index, labels }, Some(local)) => {
                     let table: Vec<u16> = local
@@ -107,14 +108,7 @@ impl StringColumns {
             };
             if let Some(table) = coded_within_limit {
                 let codes = batch.column(ci).as_primitive::<UInt16Type>();
-                let renumbered = UInt16Array::new(
-                    codes
-                        .values()
-                        .iter()
-                        .map(|&c| table.get(c as usize).copied().unwrap_or(0))
-                        .collect(),
-                    codes.nulls().cloned(),
-                );
+                let renumbered = map_codes::<UInt16Type>(codes, &table);
                 batch = replace(&batch, ci, Arc::new(renumbered))?;
                 continue;
             }
@@ -122,7 +116,7 @@ impl StringColumns {
             // and, if the column was coded, the buffered ones with the
             // column's (which the labels just added to it do not disturb).
             if let Some(local) = local {
-                batch = decode(&batch, ci, &StringArray::from(local.clone()))?;
+                batch = decode(&batch, ci, &StringArray::from_iter_values(local))?;
             }
             flipped |= flip(state, ci, buffered)?;
         }
@@ -160,6 +154,21 @@ fn flip(
     );
     *state = StringColumn::Strings { labels };
     Ok(true)
+}
+
+/// `codes` mapped through `table` (code → new value), nulls kept. A code
+/// past the table (only under a null: readers code nothing else that way)
+/// maps to the default value.
+pub(crate) fn map_codes<T: ArrowPrimitiveType>(
+    codes: &UInt16Array,
+    table: &[T::Native],
+) -> PrimitiveArray<T> {
+    let values = codes
+        .values()
+        .iter()
+        .map(|&c| table.get(c as usize).copied().unwrap_or_default())
+        .collect();
+    PrimitiveArray::new(values, codes.nulls().cloned())
 }
 
 /// Column `ci` of `batch`, if it holds codes, replaced by their labels.

@@ -457,9 +457,10 @@ fn read_inputs(plan: &Plan, opts: &PackOptions, stage: &Path) -> Result<ReadInpu
         .map_err(|e| PackError::Options(e.to_string()))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<PointBatch>(threads * 2);
     let mut read = ReadInputs {
-        // Room for every row the inputs announce, up to the most a run can
-        // hold (each row takes at least its sort row and its 8 bytes of
-        // coordinates), so the sort rows are not copied as they grow.
+        // Room for every row the inputs announce, up to about the most a run
+        // holds (a sort row and at least a few bytes of attributes a row; a
+        // run of rows with fewer grows past it), so the sort rows are not
+        // copied as they grow.
         buffer: Buffer::with_capacity(
             plan.rows_hint
                 .unwrap_or(0)
@@ -528,9 +529,9 @@ impl ReadInputs {
     fn take(&mut self, b: PointBatch, memory_limit: u64, stage: &Path) -> Result<(), PackError> {
         self.dropped += b.dropped;
         self.bad += b.bad_rows;
-        let (batch, decoded) =
-            self.strings
-                .take(b.batch.clone(), &b.labels, &mut self.buffer.batches)?;
+        let (batch, decoded) = self
+            .strings
+            .take(b.batch, &b.labels, &mut self.buffer.batches)?;
         if decoded {
             // Decoded columns grew the buffered batches.
             self.buffer.recount();

@@ -9,7 +9,7 @@ use crate::store::{
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, UInt16Type, UInt32Type};
-use arrow_array::{Array, ArrayRef, DictionaryArray, Int16Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -94,7 +94,8 @@ pub struct PartitionWriter {
     rows: u64,
     bounds: [u32; 4],
     /// Seconds spent gathering rows, encoding columns (dictionaries, zone
-    /// maps) and writing batches, logged at the end.
+    /// maps) and waiting for the writer thread to take a batch (`write_s`:
+    /// near 0 while writing keeps up), logged at the end.
     seconds: [f64; 3],
 }
 
@@ -205,14 +206,9 @@ impl PartitionWriter {
                 |(col, array)| -> Result<(ArrayRef, ColumnZone), PackError> {
                     let array = match &col.dict {
                         Some((position, values)) => {
-                            let input = array.as_primitive::<UInt16Type>();
-                            let codes = Int16Array::new(
-                                input
-                                    .values()
-                                    .iter()
-                                    .map(|&c| position.get(c as usize).copied().unwrap_or(0))
-                                    .collect(),
-                                input.nulls().cloned(),
+                            let codes = super::labels::map_codes::<Int16Type>(
+                                array.as_primitive::<UInt16Type>(),
+                                position,
                             );
                             Arc::new(DictionaryArray::<Int16Type>::try_new(
                                 codes,
