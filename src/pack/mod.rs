@@ -889,9 +889,63 @@ struct RunCursor {
     keys: arrow_buffer::ScalarBuffer<u64>,
     ords: arrow_buffer::ScalarBuffer<u64>,
     row: usize,
+    /// Bytes at the start of the run file already given back to the disk.
+    freed: u64,
+    /// Give blocks back in steps this large ([`FREE_STEP`] in a pack).
+    free_step: u64,
+}
+
+/// The merge gives a run's disk blocks back in steps this large.
+const FREE_STEP: u64 = 64 << 20;
+
+/// Give back the disk blocks of `len` bytes of `file` from `offset`, keeping
+/// its size (Linux `fallocate` hole punching; the range then reads as
+/// zeros). Returns whether the file system did it: one that cannot keeps
+/// the bytes, which only costs disk space.
+fn free_blocks(file: &std::fs::File, offset: u64, len: u64) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{FallocateFlags, fallocate};
+        fallocate(
+            file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        )
+        .is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+        false
+    }
 }
 
 impl RunCursor {
+    /// A cursor before the first batch of the run at `path`.
+    fn open(path: &Path, free_step: u64) -> Result<RunCursor, PackError> {
+        // Writable, so that the blocks read can be given back.
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        Ok(RunCursor {
+            reader: arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(f), None)?,
+            slot: 0,
+            keys: Vec::new().into(),
+            ords: Vec::new().into(),
+            row: 0,
+            freed: 0,
+            free_step,
+        })
+    }
+
+    /// Columns of the run's batches besides the key and the ordinal.
+    fn data_cols(&self) -> usize {
+        self.reader.schema().fields().len() - 2
+    }
+
     /// The head's (key, ordinal), the merge order.
     fn head(&self) -> (u64, u64) {
         (self.keys[self.row], self.ords[self.row])
@@ -929,9 +983,30 @@ impl RunCursor {
             }
             slots.push(data);
             self.slot = slots.len() - 1;
+            self.free_read();
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Give back the run's blocks before the batch just read, in
+    /// whole steps: the merge reads each run once, front to back, and
+    /// holds what it read in memory, so at a billion rows the runs shrink
+    /// as the partitions grow, instead of the disk holding both in full.
+    fn free_read(&mut self) {
+        use std::io::Seek;
+        let Ok(at) = self.reader.get_mut().stream_position() else {
+            return;
+        };
+        let upto = at / self.free_step * self.free_step;
+        if upto > self.freed {
+            free_blocks(
+                self.reader.get_ref().get_ref(),
+                self.freed,
+                upto - self.freed,
+            );
+            self.freed = upto;
+        }
     }
 }
 
@@ -952,16 +1027,8 @@ fn merge(
     let mut cursors: Vec<Option<RunCursor>> = Vec::with_capacity(runs.len());
     let mut heap = BinaryHeap::with_capacity(runs.len());
     for (i, r) in runs.iter().enumerate() {
-        let f = std::fs::File::open(r).map_err(io(r))?;
-        let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(f), None)?;
-        let data_cols = reader.schema().fields().len() - 2;
-        let mut c = RunCursor {
-            reader,
-            slot: 0,
-            keys: Vec::new().into(),
-            ords: Vec::new().into(),
-            row: 0,
-        };
+        let mut c = RunCursor::open(r, FREE_STEP)?;
+        let data_cols = c.data_cols();
         if c.advance(&mut slots, data_cols, decoders)? {
             heap.push(Reverse((c.head(), i)));
             cursors.push(Some(c));
@@ -994,4 +1061,100 @@ fn merge(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_merged_run_gives_back_its_blocks_and_reads_in_full() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let n = 300_000u64;
+        // Values that zstd cannot shrink much, so the run spans many steps.
+        let values: Vec<u64> = (0..n)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::UInt64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(values.clone()))])
+            .unwrap();
+        let mut buffer = Buffer::with_capacity(n as usize);
+        buffer.push(batch, &values, 0);
+        let path = dir.path().join("run-0.arrow");
+        spill(&mut buffer, &path).unwrap();
+        let full = std::fs::metadata(&path).unwrap().blocks();
+        let step = 64 << 10;
+        let mut c = RunCursor::open(&path, step).unwrap();
+        let data_cols = c.data_cols();
+        let (mut slots, mut read) = (Vec::new(), Vec::new());
+        let mut least = full;
+        while c.advance(&mut slots, data_cols, &[]).unwrap() {
+            let col = slots[c.slot]
+                .column(0)
+                .as_primitive::<arrow_array::types::UInt64Type>();
+            assert_eq!(col.values()[..], c.keys[..], "a row's value is its key");
+            read.extend_from_slice(&c.keys);
+            least = least.min(std::fs::metadata(&path).unwrap().blocks());
+        }
+        let mut sorted = values;
+        sorted.sort_unstable();
+        assert_eq!(read, sorted, "every row, in key order, once");
+        if !punches_holes(dir.path()) {
+            eprintln!("this file system cannot punch holes; the blocks stay");
+            return;
+        }
+        assert!(
+            least * 2 < full,
+            "blocks were not given back while reading: {full} -> {least}"
+        );
+    }
+
+    /// Whether the file system under `dir` gives blocks back.
+    #[cfg(target_os = "linux")]
+    fn punches_holes(dir: &Path) -> bool {
+        let path = dir.join("probe");
+        std::fs::write(&path, vec![1u8; 1 << 20]).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.sync_all().unwrap();
+        free_blocks(&f, 0, 1 << 20)
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn freed_blocks_read_as_zeros_and_leave_the_size_and_the_rest() {
+        use std::io::Write;
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.arrow");
+        let bytes: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8 | 1).collect();
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&bytes).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let before = f.metadata().unwrap().blocks();
+        let half = 2u64 << 20;
+        if !free_blocks(&f, 0, half) {
+            eprintln!("this file system cannot punch holes; nothing to check");
+            return;
+        }
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), bytes.len() as u64, "the size stays");
+        // 512-byte blocks: at least half the file's blocks are gone.
+        assert!(
+            meta.blocks() <= before - half / 512,
+            "{} blocks before, {} after",
+            before,
+            meta.blocks()
+        );
+        let read = std::fs::read(&path).unwrap();
+        assert!(read[..half as usize].iter().all(|&b| b == 0));
+        assert_eq!(read[half as usize..], bytes[half as usize..]);
+    }
 }
