@@ -433,10 +433,10 @@ impl Dataset {
     ///
     /// The range is rounded out to 2 MiB. A fault maps a large page-cache
     /// folio (up to 2 MiB) whole on recent kernels, so a scan's last fault
-    /// maps pages of the next range, which another thread may have released
-    /// already: they stayed mapped, 2.8 GB of them in pack's statistics pass
-    /// over a billion rows. A reader still inside the rounded part faults
-    /// its pages back in from the page cache.
+    /// can map pages of the next range, which another thread may have
+    /// released already, and rounding in to whole pages left the pages at
+    /// each column's edges mapped. A reader still inside the rounded part
+    /// faults its pages back in from the page cache.
     pub fn release(&self, partition: usize, rows: std::ops::Range<usize>, columns: &[&str]) {
         if !self.release_scanned {
             return;
