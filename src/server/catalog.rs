@@ -1,5 +1,6 @@
 //! The set of served datasets, swapped atomically on reload.
 
+use super::ApiError;
 use crate::store::remote::{self, ObjectCache};
 use crate::store::{Dataset, MANIFEST_FILE};
 use std::collections::BTreeMap;
@@ -21,6 +22,33 @@ pub struct Entry {
     pub dataset: Dataset,
     /// Load generation.
     pub generation: u64,
+}
+
+impl Entry {
+    /// Hold the dataset's files for a read outside a compute job (see
+    /// [`crate::store::files`]). A handler's planning reads the mapped
+    /// coordinates too (the binary searches of [`crate::query::rows_in`]),
+    /// and for a remote dataset that read fetches them: only a holder's
+    /// reads are fenced against a changed file, and the object cache is
+    /// trimmed back under its bound when the last holder leaves.
+    pub fn reading(&self) -> Result<crate::store::files::ReadGuard<'_>, ApiError> {
+        self.dataset
+            .files
+            .enter()
+            .map_err(|r| ApiError::unavailable(format!("{}: {r}", self.name)))
+    }
+
+    /// [`crate::query::rows_in`] while [`Entry::reading`].
+    pub fn rows_in(&self, ranges: &[(u64, u64)]) -> Result<u64, ApiError> {
+        let _inside = self.reading()?;
+        Ok(crate::query::rows_in(&self.dataset, ranges))
+    }
+
+    /// [`crate::query::rows_in_bbox`] while [`Entry::reading`].
+    pub fn rows_in_bbox(&self, bbox: Option<&crate::geo::MercatorBox>) -> Result<u64, ApiError> {
+        let _inside = self.reading()?;
+        Ok(crate::query::rows_in_bbox(&self.dataset, bbox))
+    }
 }
 
 /// Datasets by name.

@@ -7,7 +7,6 @@ use crate::query::Filter;
 use crate::query::bitsets::FilterBits;
 use crate::query::brush::{BrushGrid, BrushIndex, BrushTarget, brushed_bounds};
 use crate::query::histogram::Histogram;
-use crate::query::rows_in_bbox;
 use crate::store::ColumnKind;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -121,7 +120,7 @@ pub async fn histogram(
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
-    let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
+    let lane = Lane::for_rows(entry.rows_in_bbox(bbox.as_ref())?);
     let h = state
         .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::histogram(
@@ -213,7 +212,7 @@ pub async fn count(
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
-    let lane = Lane::for_rows(rows_in_bbox(&entry.dataset, bbox.as_ref()));
+    let lane = Lane::for_rows(entry.rows_in_bbox(bbox.as_ref())?);
     let n = state
         .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::count(
@@ -292,7 +291,7 @@ async fn brush_index(
         "pointillist_brush_index_seconds",
         async move {
             let (filters, bits) = filter_bits(&st, &e, others, own.as_deref(), deadline).await?;
-            let lane = Lane::for_rows(rows_in_bbox(&e.dataset, bbox.as_ref()));
+            let lane = Lane::for_rows(e.rows_in_bbox(bbox.as_ref())?);
             Ok(st
                 .compute_on(e.clone(), lane, deadline, move |cancel| {
                     let target = match &own {

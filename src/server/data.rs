@@ -43,7 +43,7 @@ pub async fn aggregate(
     let limits = state.config.limits();
     // Refused before it waits for a render slot.
     limits.check_grid(&view, &agg, m)?;
-    let lane = Lane::for_rows(crate::query::rows_in(&entry.dataset, &view.key_ranges()));
+    let lane = Lane::for_rows(entry.rows_in(&view.key_ranges())?);
     let a = state
         .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
             crate::raster::aggregate_within(

@@ -103,7 +103,7 @@ pub async fn tile(
     // makes even such a tile an image.
     if state.config.empty_tiles == EmptyTiles::NoContent
         && r.style.background.is_none()
-        && is_empty_tile(&entry, tile, r.tile_size, r.style.margin())
+        && is_empty_tile(&entry, tile, r.tile_size, r.style.margin())?
     {
         metrics::counter!("pointillist_tile_cache_total", "result" => "empty").increment(1);
         let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -196,9 +196,11 @@ fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool, ImageF
 /// Whether no row of the dataset lies in the tile or within `margin` of its
 /// pixels: the zone maps and binary searches over the sorted keys tell,
 /// without reading a column.
-fn is_empty_tile(entry: &Entry, tile: TileId, size: u32, margin: u32) -> bool {
-    View::tile_with_margin(tile, size, margin)
-        .is_ok_and(|v| crate::query::rows_in(&entry.dataset, &v.key_ranges()) == 0)
+fn is_empty_tile(entry: &Entry, tile: TileId, size: u32, margin: u32) -> Result<bool, ApiError> {
+    match View::tile_with_margin(tile, size, margin) {
+        Ok(v) => Ok(entry.rows_in(&v.key_ranges())? == 0),
+        Err(_) => Ok(false),
+    }
 }
 
 /// A tile cache miss: plan the source, fetch what it needs (query cells,
@@ -223,14 +225,16 @@ async fn render_tile(
     // A spreading style reads rows from the neighbours (a margin no
     // per-tile cell grid or overview tile has), so it always reads rows.
     let margin = style.margin();
-    let planned = match state.config.planner().tile(
-        &entry.dataset,
-        tile,
-        size,
-        &agg,
-        &filters,
-        cells_cached(&state, &entry, &agg, &filters),
-    ) {
+    let cached = cells_cached(&state, &entry, &agg, &filters);
+    // The planner counts the tile's rows (binary searches over the
+    // coordinates).
+    let inside = entry.reading()?;
+    let planned = state
+        .config
+        .planner()
+        .tile(&entry.dataset, tile, size, &agg, &filters, cached);
+    drop(inside);
+    let planned = match planned {
         Source::Cells | Source::Overview if margin > 0 => Source::Rows,
         p => p,
     };
@@ -275,7 +279,7 @@ async fn render_tile(
         Source::Overview | Source::Cells => Lane::Light,
         Source::Rows | Source::Sample => {
             let read = View::tile_with_margin(tile, size, margin).unwrap_or(view);
-            Lane::for_rows(crate::query::rows_in(&entry.dataset, &read.key_ranges()))
+            Lane::for_rows(entry.rows_in(&read.key_ranges())?)
         }
     };
     let (tile_data, rows) = state

@@ -123,18 +123,14 @@ impl Partition {
 
     /// Rows whose Hilbert key lies in `lo..=hi`, as a half-open index range.
     /// Rows are sorted by key, so this is two binary searches, or none when
-    /// the range holds a local partition's whole key span: a whole-map pass
+    /// the range holds the partition's whole key span: a whole-map pass
     /// then touches no coordinate page to plan (over a billion rows, the
-    /// searches' faults mapped 2.4 GB before the first row was read). A
-    /// remote partition still searches, fetching its coordinates while the
-    /// pass is planned: without that, a request of `tests/s3.rs` ended
-    /// 15 KB over the object cache's bound, which is trimmed when the last
-    /// reader leaves (which later fetch escaped the trim is not known yet).
+    /// searches' faults mapped 2.4 GB before the first row was read).
     pub fn key_rows(&self, lo: u64, hi: u64) -> std::ops::Range<usize> {
         if hi < self.info.key_min || lo > self.info.key_max {
             return 0..0;
         }
-        if self.remote.is_none() && lo <= self.info.key_min && hi >= self.info.key_max {
+        if lo <= self.info.key_min && hi >= self.info.key_max {
             return 0..self.len();
         }
         let (qx, qy) = (self.qx(), self.qy());
