@@ -150,7 +150,7 @@ impl Planner {
 }
 
 /// Whether the tile's key range holds at least 1 / [`CELLS_SHARE`] of the
-/// rows (binary searches over the sorted keys; no column is read).
+/// rows (binary searches over the sorted coordinates; no scan).
 fn holds_a_share(ds: &Dataset, tile: TileId, size: u32) -> bool {
     View::tile(tile, size)
         .is_ok_and(|v| crate::query::rows_in(ds, &v.key_ranges()) * CELLS_SHARE >= ds.manifest.rows)

@@ -685,11 +685,7 @@ impl AppState {
     {
         let long_pass_ms = self.config.long_pass_ms as f64;
         self.compute(lane, deadline, move |cancel| {
-            let _inside = entry
-                .dataset
-                .files
-                .enter()
-                .map_err(|r| ApiError::unavailable(format!("{}: {r}", entry.name)))?;
+            let _inside = entry.reading()?;
             let t = Instant::now();
             let out = f(cancel);
             let ms = t.elapsed().as_secs_f64() * 1e3;

@@ -194,8 +194,8 @@ fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool, ImageF
 }
 
 /// Whether no row of the dataset lies in the tile or within `margin` of its
-/// pixels: the zone maps and binary searches over the sorted keys tell,
-/// without reading a column.
+/// pixels: the zone maps and binary searches over the sorted coordinates
+/// tell, without a scan.
 fn is_empty_tile(entry: &Entry, tile: TileId, size: u32, margin: u32) -> Result<bool, ApiError> {
     match View::tile_with_margin(tile, size, margin) {
         Ok(v) => Ok(entry.rows_in(&v.key_ranges())? == 0),
