@@ -39,7 +39,7 @@ fn sampled_scales_agree_with_exact_ones() {
     for agg in ["count", "mean:range", "count_cat:radio"] {
         let agg = Agg::parse(agg).unwrap();
         for f in &filters {
-            for z in [0u8, 2, 4, 6, 8, 10, 12, 14] {
+            for z in [6u8, 8, 10, 12, 14] {
                 let exact = zoom::zoom_stats(ds, z, 256, &agg, f, None).unwrap();
                 let Some(est) = sample::zoom_stats(ds, z, 256, &agg, f, SAMPLE_ROWS, None).unwrap()
                 else {
@@ -71,14 +71,12 @@ fn sampled_scales_agree_with_exact_ones() {
             }
         }
     }
-    assert!(compared >= 40, "compared {compared} scales");
+    assert!(compared >= 20, "compared {compared} scales");
 }
 
-/// A sample is not taken where it would not be cheaper than the exact
-/// pass, and where pixels are far larger than the windows it still reads
-/// at most twice its budget.
+/// A sample is not taken where it would not be cheaper than the exact pass.
 #[test]
-fn small_datasets_get_exact_scales_and_dense_pixels_a_bounded_sample() {
+fn small_datasets_and_huge_pixels_get_exact_scales() {
     let ds = dataset();
     let agg = Agg::Count;
     // The dataset is under twice the budget.
@@ -87,19 +85,8 @@ fn small_datasets_get_exact_scales_and_dense_pixels_a_bounded_sample() {
             .unwrap()
             .is_none()
     );
-    assert_eq!(sample::rows_read(ds, 10, 256, ROWS as u64), None);
-    // At z0 a pixel holds thousands of rows, a window 64: widened to
-    // whole pixels the windows would read most of the dataset.
-    for z in [0u8, 2, 4, 8, 14] {
-        let read = sample::rows_read(ds, z, 256, SAMPLE_ROWS).unwrap();
-        assert!(
-            (SAMPLE_ROWS / 2..=2 * SAMPLE_ROWS).contains(&read),
-            "z{z} reads {read}"
-        );
-    }
-    // Where pixels are few and huge (z0: 14 pixels of about 30,000 rows,
-    // windows of 64) values from part of a pixel would be most of the
-    // estimate: the exact pass answers.
+    // At z0 a pixel holds tens of thousands of rows: widening 256 windows
+    // to whole pixels would read more than four budgets.
     assert!(
         sample::zoom_stats(ds, 0, 256, &agg, &[], SAMPLE_ROWS, None)
             .unwrap()

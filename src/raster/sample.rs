@@ -12,58 +12,27 @@
 //! weighted values estimate the distribution of all pixel values without
 //! favouring dense pixels, which windows meet more often.
 //!
-//! A window widens by at most half its length on either side. A pixel
-//! that would widen it further (a port at z8 holds millions of AIS rows) is
-//! read in part: its size is still exact (two galloping searches find its
-//! ends), and its value is estimated from the rows read (counts and sums
-//! scaled by size over rows read; means, extremes and spreads as read).
-//! Where such pixels stand for more than [`MAX_CUT_SHARE`] of the
-//! estimate (a zoom of few, huge pixels), the sample gives way to the exact
-//! pass.
-//!
-//! The cost is at most twice the sample budget, whatever the dataset's
-//! size or density.
+//! The cost is the rows of the windows (the sample budget) plus the rows of
+//! the pixels cut by their edges; it does not depend on the dataset's size.
 
 use super::zoom::{Acc, MAX_FLOAT_VALUES, ZoomStats, value};
 use crate::geo::QBITS;
 use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
 use rayon::prelude::*;
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Rows a sampled scale reads by default (at most twice this).
+/// Rows a sampled scale reads by default (plus the pixels cut by the
+/// windows' edges).
 pub const DEFAULT_SAMPLE_ROWS: u64 = 1 << 18;
 
 /// Windows along the curve.
 const BLOCKS: u64 = 256;
 
-/// The largest share of the estimated pixels that may come from pixels
-/// read in part (see [`zoom_stats`]).
-const MAX_CUT_SHARE: f64 = 1.0 / 16.0;
-
-/// Rows the sample of `zoom`'s scale reads with a budget of `sample_rows`
-/// (what [`zoom_stats`] reads; at most twice the budget), or `None` where
-/// no sample is taken: a dataset under twice the budget, where the exact
-/// pass is as cheap.
-pub fn rows_read(ds: &Dataset, zoom: u8, tile_size: u32, sample_rows: u64) -> Option<u64> {
-    if sample_rows == 0 || ds.manifest.rows <= 2 * sample_rows {
-        return None;
-    }
-    let rows = Rows::of(ds, pixel_level(zoom, tile_size));
-    let windows = rows.windows((sample_rows / BLOCKS).max(1));
-    Some(windows.iter().map(|w| w.rows.end - w.rows.start).sum())
-}
-
-fn pixel_level(zoom: u8, tile_size: u32) -> u32 {
-    (zoom as u32 + tile_size.trailing_zeros()).min(QBITS)
-}
-
 /// The distribution of the zoom's pixel values estimated from about
-/// `sample_rows` rows (at most twice that). `None` when a sample would
-/// not be cheaper than the exact pass (a dataset under twice the budget),
-/// or when more than [`MAX_CUT_SHARE`] of the pixels it stands for were
-/// read in part (a zoom of few, huge pixels).
+/// `sample_rows` rows. `None` when a sample would not be cheaper than the
+/// exact pass (a dataset under twice the budget, or pixels so large that
+/// widening the windows to whole pixels reads more than four budgets).
 pub fn zoom_stats(
     ds: &Dataset,
     zoom: u8,
@@ -78,21 +47,26 @@ pub fn zoom_stats(
     if sample_rows == 0 || n <= 2 * sample_rows {
         return Ok(None);
     }
-    let rows = Rows::of(ds, pixel_level(zoom, tile_size));
+    let level = (zoom as u32 + tile_size.trailing_zeros()).min(QBITS);
+    let rows = Rows::of(ds, level);
     let block = (sample_rows / BLOCKS).max(1);
     let windows = rows.windows(block);
+    let read: u64 = windows.iter().map(|w| w.end - w.start).sum();
+    if read > 4 * sample_rows {
+        return Ok(None);
+    }
 
     let integer = matches!(agg, Agg::Count | Agg::Any | Agg::CountCat(_));
     // The windows are scattered over the file: on data larger than memory,
     // one batch of read-ahead for all of them beats a fault at a time.
     super::prefetch(
         ds,
-        windows.iter().flat_map(|w| rows.segments(w.rows.clone())),
+        windows.iter().flat_map(|w| rows.segments(w.clone())),
         agg,
         filters,
     );
     let mut used = vec![false; ds.partitions.len()];
-    for (p, _) in windows.iter().flat_map(|w| rows.segments(w.rows.clone())) {
+    for (p, _) in windows.iter().flat_map(|w| rows.segments(w.clone())) {
         used[p] = true;
     }
     let bound = crate::query::bind_used(ds, filters, &used);
@@ -100,18 +74,15 @@ pub fn zoom_stats(
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
         1.0 / pi.min(1.0)
     };
-    let pieces: Vec<(Weighted, Vec<Part>)> = windows
+    let pieces: Vec<Weighted> = windows
         .par_iter()
         .map(|w| {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(QueryError::Cancelled);
             }
             let mut out = Weighted::new(integer);
-            let mut parts = Vec::new();
             let mut run: Option<PixelRun> = None;
-            // Whether the run in `run` is the window's first.
-            let mut first = true;
-            for (p, local) in rows.segments(w.rows.clone()) {
+            for (p, local) in rows.segments(w.clone()) {
                 let part = &ds.partitions[p];
                 let num = super::value_column(part, agg);
                 let mut mask = Vec::new();
@@ -135,11 +106,7 @@ pub fn zoom_stats(
                         Some(r) if r.pixel == pixel => r,
                         slot => {
                             if let Some(done) = slot.take() {
-                                match w.first.filter(|_| first) {
-                                    Some(size) => parts.push(Part { size, run: done }),
-                                    None => done.close(agg, &weight, &mut out),
-                                }
-                                first = false;
+                                done.close(agg, &weight, &mut out);
                             }
                             slot.insert(PixelRun::new(pixel, v))
                         }
@@ -150,44 +117,15 @@ pub fn zoom_stats(
                 }
             }
             if let Some(done) = run {
-                // A window inside one pixel cuts it at both ends: either
-                // size is that pixel's.
-                match w.last.or(w.first.filter(|_| first)) {
-                    Some(size) => parts.push(Part { size, run: done }),
-                    None => done.close(agg, &weight, &mut out),
-                }
+                done.close(agg, &weight, &mut out);
             }
-            Ok((out, parts))
+            Ok(out)
         })
         .collect::<Result<_, _>>()?;
     let mut all = Weighted::new(integer);
-    let mut parts = Vec::new();
-    for (w, p) in pieces {
-        all.merge(w);
-        parts.extend(p);
+    for p in pieces {
+        all.merge(p);
     }
-    // A pixel longer than the windows' spacing is cut by several windows:
-    // their rows are one sample of it.
-    parts.sort_by_key(|p| p.run.pixel);
-    let mut cut = Weighted::new(integer);
-    for group in parts.chunk_by(|a, b| a.run.pixel == b.run.pixel) {
-        let mut whole = group[0].run.clone();
-        for p in &group[1..] {
-            whole.raw += p.run.raw;
-            whole.kept += p.run.kept;
-            whole.acc.merge(&p.run.acc);
-        }
-        whole.close_part(group[0].size, agg, &weight, &mut cut);
-    }
-    // A value from part of a pixel varies more than the whole pixel's (a
-    // mean of 64 rows spreads wider than one of 500), which widens the
-    // estimated distribution: past a small share of the zoom's pixels that
-    // bias outweighs the sample's saving, and the exact pass runs.
-    let (cut_weight, whole_weight) = (cut.weight(), all.weight());
-    if cut_weight > MAX_CUT_SHARE * (cut_weight + whole_weight) {
-        return Ok(None);
-    }
-    all.merge(cut);
     let histogram = all.into_histogram();
     let histogram: Vec<(f64, u64)> = histogram
         .into_iter()
@@ -201,14 +139,7 @@ pub fn zoom_stats(
     }))
 }
 
-/// The rows read of a pixel cut by a window's edge, and its full size.
-struct Part {
-    size: u64,
-    run: PixelRun,
-}
-
 /// One pixel's rows within a window.
-#[derive(Clone)]
 struct PixelRun {
     pixel: u64,
     /// Rows of the pixel (passing or not): what its inclusion probability
@@ -232,21 +163,6 @@ impl PixelRun {
     fn close(self, agg: &Agg, weight: &impl Fn(u64) -> f64, out: &mut Weighted) {
         if let Some(v) = value(agg, &self.acc, self.kept).filter(|v| v.is_finite()) {
             out.add(v, weight(self.raw));
-        }
-    }
-
-    /// Closes a pixel of `size` rows of which this run read `self.raw`:
-    /// counts and sums scale by `size / raw`, the other values are the
-    /// rows read's.
-    fn close_part(self, size: u64, agg: &Agg, weight: &impl Fn(u64) -> f64, out: &mut Weighted) {
-        let scale = size as f64 / self.raw.max(1) as f64;
-        let kept = (self.kept as f64 * scale).round() as u64;
-        let v = match agg {
-            Agg::Sum(_) | Agg::CatSum(..) => value(agg, &self.acc, kept).map(|v| v * scale),
-            _ => value(agg, &self.acc, kept),
-        };
-        if let Some(v) = v.filter(|v| v.is_finite()) {
-            out.add(v, weight(size));
         }
     }
 }
@@ -294,16 +210,6 @@ impl Weighted {
                 }
             }
             Weighted::Floats(f) => f.push((v, w)),
-        }
-    }
-
-    /// The pixels the values stand for.
-    fn weight(&self) -> f64 {
-        match self {
-            Weighted::Counts { small, large } => {
-                small.iter().sum::<f64>() + large.values().sum::<f64>()
-            }
-            Weighted::Floats(f) => f.iter().map(|v| v.1).sum(),
         }
     }
 
@@ -446,43 +352,31 @@ impl<'a> Rows<'a> {
     }
 
     /// [`BLOCKS`] windows of `block` rows centred at evenly spaced points
-    /// of the curve, each widened to whole pixels by at most `block / 2`
-    /// rows a side (less where windows would meet): a pixel that reaches
-    /// further is cut, and the window carries its size.
-    fn windows(&self, block: u64) -> Vec<Window> {
+    /// of the curve, widened to whole pixels and merged where they meet.
+    fn windows(&self, block: u64) -> Vec<std::ops::Range<u64>> {
         let n = self.total();
-        let reach = (block / 2).min((n / BLOCKS).saturating_sub(block) / 2);
-        let mut out: Vec<Window> = Vec::new();
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
         for k in 0..BLOCKS {
             let centre = ((2 * k + 1) * n) / (2 * BLOCKS);
             let lo = centre.saturating_sub(block / 2);
             let hi = (lo + block).min(n);
-            if lo >= hi || out.last().is_some_and(|w| w.rows.end > lo) {
+            if lo >= hi {
                 continue;
             }
             let (start, end) = (self.pixel_start(lo), self.pixel_end(hi - 1));
-            let (start, first) = if lo - start <= reach {
-                (start, None)
-            } else {
-                (lo, Some(self.pixel_end(lo) - start))
-            };
-            let (end, last) = if end - hi <= reach {
-                (end, None)
-            } else {
-                (hi, Some(end - self.pixel_start(hi - 1)))
-            };
-            let start = out.last().map_or(start, |w| start.max(w.rows.end));
-            out.push(Window {
-                rows: start..end,
-                first,
-                last,
-            });
+            match out.last_mut() {
+                Some(prev) if prev.end >= start => prev.end = prev.end.max(end),
+                _ => out.push(start..end),
+            }
         }
         out
     }
 
     /// A global row range as (partition, local rows) pieces.
-    fn segments(&self, r: Range<u64>) -> impl Iterator<Item = (usize, Range<usize>)> + Clone + '_ {
+    fn segments(
+        &self,
+        r: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + Clone + '_ {
         let (first, _) = self.locate(r.start);
         (first..self.ds.partitions.len())
             .take_while(move |&p| self.starts[p] < r.end)
@@ -492,13 +386,4 @@ impl<'a> Rows<'a> {
                 (p, s as usize..e as usize)
             })
     }
-}
-
-/// Rows a sample reads along the curve.
-struct Window {
-    rows: Range<u64>,
-    /// The size of the first pixel where the window cuts it.
-    first: Option<u64>,
-    /// The size of the last pixel where the window cuts it.
-    last: Option<u64>,
 }
