@@ -348,11 +348,16 @@ const FORWARD: u8 = 0;
 const REFUSE: u8 = 1;
 const TRUNCATE: u8 = 2;
 const DENY: u8 = 3;
+/// Holds each new connection until the mode changes, then forwards it: a
+/// bucket that takes its time.
+const HOLD: u8 = 4;
 
 /// A proxy in front of the S3 server, one request per connection.
 struct Proxy {
     url: String,
     mode: Arc<AtomicU8>,
+    /// Connections that have waited in [`HOLD`].
+    held: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -364,16 +369,25 @@ impl Proxy {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        let m = mode.clone();
+        let held = Arc::new(AtomicUsize::new(0));
+        let (m, h) = (mode.clone(), held.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (m, up) = (m.clone(), up.clone());
+                let (m, h, up) = (m.clone(), h.clone(), up.clone());
                 std::thread::spawn(move || {
-                    let _ = relay(conn, &up, m.load(Ordering::SeqCst));
+                    let mut mode = m.load(Ordering::SeqCst);
+                    if mode == HOLD {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        while mode == HOLD {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            mode = m.load(Ordering::SeqCst);
+                        }
+                    }
+                    let _ = relay(conn, &up, mode);
                 });
             }
         });
-        Proxy { url, mode }
+        Proxy { url, mode, held }
     }
 
     fn set(&self, mode: u8) {
@@ -545,6 +559,49 @@ async fn storage_faults_are_503_and_heal() {
         assert_eq!(r.status, StatusCode::OK, "{uri}");
         assert!(r.body == l.body, "{uri}");
     }
+}
+
+/// A tile whose planning waits on a slow bucket must not hold a runtime
+/// worker: with one worker, `/health` still answers while the tile waits.
+/// The waits are on std channels and threads, not tokio timers, so that the
+/// old behaviour (a blocked worker drives no timer) fails instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_slow_bucket_never_holds_a_runtime_worker() {
+    let Some(ep) = endpoint() else { return };
+    let s = setup(&ep, "slow", 20_000, 9).await;
+    let proxy = Proxy::start(&ep);
+    let state = AppState::new(config(&s, s3_options(&proxy.url)));
+    assert!(state.catalog.load().datasets.contains_key("remote"));
+
+    proxy.set(HOLD);
+    let (tile_tx, tile_rx) = std::sync::mpsc::channel();
+    let st = state.clone();
+    tokio::spawn(async move {
+        let r = get(&st, "/tiles/remote/8/75/96.png?filter=range:0..2500").await;
+        let _ = tile_tx.send(r.status);
+    });
+    let waited = std::time::Instant::now();
+    while proxy.held.load(Ordering::SeqCst) == 0 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the tile never reached the bucket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (health_tx, health_rx) = std::sync::mpsc::channel();
+    let st = state.clone();
+    tokio::spawn(async move {
+        let _ = health_tx.send(get(&st, "/health").await.status);
+    });
+    let health = health_rx.recv_timeout(std::time::Duration::from_secs(20));
+    proxy.set(FORWARD);
+    assert_eq!(
+        health.ok(),
+        Some(StatusCode::OK),
+        "/health waited behind a tile's storage read"
+    );
+    let tile = tile_rx.recv_timeout(std::time::Duration::from_secs(60));
+    assert_eq!(tile.ok(), Some(StatusCode::OK));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,16 +38,43 @@ impl Entry {
             .map_err(|r| ApiError::unavailable(format!("{}: {r}", self.name)))
     }
 
-    /// [`crate::query::rows_in`] while [`Entry::reading`].
-    pub fn rows_in(&self, ranges: &[(u64, u64)]) -> Result<u64, ApiError> {
-        let _inside = self.reading()?;
-        Ok(crate::query::rows_in(&self.dataset, ranges))
+    /// Runs a handler's planning `f` (binary searches over the mapped
+    /// coordinates, zone maps) over the dataset while [`Entry::reading`].
+    /// A remote dataset's reads there are object fetches that block their
+    /// thread: they run on tokio's blocking pool, so a slow or cold bucket
+    /// never holds a runtime worker (and with it `/health` and every other
+    /// request on that worker). A local dataset's searches take
+    /// microseconds and run in place.
+    pub async fn planning<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Dataset) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        if !self.dataset.is_remote() {
+            let _inside = self.reading()?;
+            return Ok(f(&self.dataset));
+        }
+        let entry = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _inside = entry.reading()?;
+            Ok(f(&entry.dataset))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("planning {}: {e}", self.name)))?
     }
 
-    /// [`crate::query::rows_in_bbox`] while [`Entry::reading`].
-    pub fn rows_in_bbox(&self, bbox: Option<&crate::geo::MercatorBox>) -> Result<u64, ApiError> {
-        let _inside = self.reading()?;
-        Ok(crate::query::rows_in_bbox(&self.dataset, bbox))
+    /// [`crate::query::rows_in`], as [`Entry::planning`].
+    pub async fn rows_in(self: &Arc<Self>, ranges: Vec<(u64, u64)>) -> Result<u64, ApiError> {
+        self.planning(move |ds| crate::query::rows_in(ds, &ranges))
+            .await
+    }
+
+    /// [`crate::query::rows_in_bbox`], as [`Entry::planning`].
+    pub async fn rows_in_bbox(
+        self: &Arc<Self>,
+        bbox: Option<crate::geo::MercatorBox>,
+    ) -> Result<u64, ApiError> {
+        self.planning(move |ds| crate::query::rows_in_bbox(ds, bbox.as_ref()))
+            .await
     }
 }
 

@@ -120,7 +120,7 @@ pub async fn histogram(
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, Some(&column), dl).await?;
-    let lane = Lane::for_rows(entry.rows_in_bbox(bbox.as_ref())?);
+    let lane = Lane::for_rows(entry.rows_in_bbox(bbox).await?);
     let h = state
         .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::histogram(
@@ -212,7 +212,7 @@ pub async fn count(
         }
     }
     let (filters, bits) = filter_bits(&state, &entry, filters, None, dl).await?;
-    let lane = Lane::for_rows(entry.rows_in_bbox(bbox.as_ref())?);
+    let lane = Lane::for_rows(entry.rows_in_bbox(bbox).await?);
     let n = state
         .compute_on(entry.clone(), lane, dl, move |cancel| {
             crate::query::histogram::count(
@@ -291,7 +291,7 @@ async fn brush_index(
         "pointillist_brush_index_seconds",
         async move {
             let (filters, bits) = filter_bits(&st, &e, others, own.as_deref(), deadline).await?;
-            let lane = Lane::for_rows(e.rows_in_bbox(bbox.as_ref())?);
+            let lane = Lane::for_rows(e.rows_in_bbox(bbox).await?);
             Ok(st
                 .compute_on(e.clone(), lane, deadline, move |cancel| {
                     let target = match &own {

@@ -43,7 +43,7 @@ pub async fn aggregate(
     let limits = state.config.limits();
     // Refused before it waits for a render slot.
     limits.check_grid(&view, &agg, m)?;
-    let lane = Lane::for_rows(entry.rows_in(&view.key_ranges())?);
+    let lane = Lane::for_rows(entry.rows_in(view.key_ranges()).await?);
     let a = state
         .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
             crate::raster::aggregate_within(
@@ -110,7 +110,7 @@ pub async fn points(
         radius_px: radius,
         limit,
     };
-    let lane = Lane::for_rows(cursor.rows_to_read(&entry.dataset));
+    let lane = Lane::for_rows(entry.planning(move |ds| cursor.rows_to_read(ds)).await?);
     let found = state
         .compute_on(entry.clone(), lane, state.deadline(), move |cancel| {
             points::nearest(

@@ -103,7 +103,7 @@ pub async fn tile(
     // makes even such a tile an image.
     if state.config.empty_tiles == EmptyTiles::NoContent
         && r.style.background.is_none()
-        && is_empty_tile(&entry, tile, r.tile_size, r.style.margin())?
+        && is_empty_tile(&entry, tile, r.tile_size, r.style.margin()).await?
     {
         metrics::counter!("pointillist_tile_cache_total", "result" => "empty").increment(1);
         let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -196,9 +196,14 @@ fn parse_tile_path(z: &str, x: &str, file: &str) -> Result<(TileId, bool, ImageF
 /// Whether no row of the dataset lies in the tile or within `margin` of its
 /// pixels: the zone maps and binary searches over the sorted coordinates
 /// tell, without a scan.
-fn is_empty_tile(entry: &Entry, tile: TileId, size: u32, margin: u32) -> Result<bool, ApiError> {
+async fn is_empty_tile(
+    entry: &Arc<Entry>,
+    tile: TileId,
+    size: u32,
+    margin: u32,
+) -> Result<bool, ApiError> {
     match View::tile_with_margin(tile, size, margin) {
-        Ok(v) => Ok(entry.rows_in(&v.key_ranges())? == 0),
+        Ok(v) => Ok(entry.rows_in(v.key_ranges()).await? == 0),
         Err(_) => Ok(false),
     }
 }
@@ -228,12 +233,11 @@ async fn render_tile(
     let cached = cells_cached(&state, &entry, &agg, &filters);
     // The planner counts the tile's rows (binary searches over the
     // coordinates).
-    let inside = entry.reading()?;
-    let planned = state
-        .config
-        .planner()
-        .tile(&entry.dataset, tile, size, &agg, &filters, cached);
-    drop(inside);
+    let planner = state.config.planner();
+    let (a, f) = (agg.clone(), filters.clone());
+    let planned = entry
+        .planning(move |ds| planner.tile(ds, tile, size, &a, &f, cached))
+        .await?;
     let planned = match planned {
         Source::Cells | Source::Overview if margin > 0 => Source::Rows,
         p => p,
@@ -279,7 +283,7 @@ async fn render_tile(
         Source::Overview | Source::Cells => Lane::Light,
         Source::Rows | Source::Sample => {
             let read = View::tile_with_margin(tile, size, margin).unwrap_or(view);
-            Lane::for_rows(entry.rows_in(&read.key_ranges())?)
+            Lane::for_rows(entry.rows_in(read.key_ranges()).await?)
         }
     };
     let (tile_data, rows) = state
