@@ -595,6 +595,18 @@ mod hand {
     }
 
     #[test]
+    fn an_opaque_source_over_anything_is_itself() {
+        // The fast spread writes opaque sources without compositing.
+        for c in 0..=255u8 {
+            for d in 0..=255u8 {
+                let src = [c, 255 - c, c / 2, 255];
+                let dst = [d, 255 - d, d / 3, d];
+                assert_eq!(super::super::composite::over(src, dst), src, "{c} over {d}");
+            }
+        }
+    }
+
+    #[test]
     fn dynspread_stops_at_first_dense_radius() {
         // Two pixels 3 apart: at px=1 the density is measured within radius
         // 2 (no neighbours: 0), at px=2 within radius 4 (both: 1.0).
@@ -682,8 +694,65 @@ mod props {
         m.into_iter().map(|(b, c)| (f64::from_bits(b), c)).collect()
     }
 
+    /// Datashader's spread as it reads, every stamp through `over`: the
+    /// reference the fast [`spread`] must equal byte for byte.
+    fn spread_reference(img: &Rgba, px: u32, shape: Shape) -> Rgba {
+        let (w, h, r) = (img.width as isize, img.height as isize, px as isize);
+        let mut out = vec![[0u8; 4]; img.width * img.height];
+        for y in (0..h).rev() {
+            for x in 0..w {
+                let el = img.pixel(x as usize, y as usize);
+                if el[3] == 0 {
+                    continue;
+                }
+                for dy in -r..=r {
+                    for dx in -r..=r {
+                        let inside = shape == Shape::Square
+                            || (((dx * dx + dy * dy) as f64).sqrt()) <= r as f64 + 0.5;
+                        let (ty, tx) = (y + dy, x + dx);
+                        if !inside || ty < 0 || ty >= h || tx < 0 || tx >= w {
+                            continue;
+                        }
+                        let t = &mut out[(ty * w + tx) as usize];
+                        *t = if *t == [0; 4] {
+                            el
+                        } else {
+                            super::super::composite::over(el, *t)
+                        };
+                    }
+                }
+            }
+        }
+        Rgba::from_data(img.width, img.height, out.concat()).unwrap()
+    }
+
+    /// Pixels as shaded tiles have them: empty, opaque colormap colours,
+    /// and category mixes at any alpha.
+    fn spread_image() -> impl Strategy<Value = Rgba> {
+        let px = prop_oneof![
+            4 => Just([0u8; 4]),
+            2 => (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(r, g, b)| [r, g, b, 255]),
+            2 => any::<[u8; 4]>(),
+            1 => Just([10, 20, 30, 0]),
+        ];
+        (1usize..12, 1usize..12).prop_flat_map(move |(w, h)| {
+            prop::collection::vec(px.clone(), w * h)
+                .prop_map(move |p| Rgba::from_data(w, h, p.concat()).unwrap())
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn spread_equals_datashaders_kernel(
+            img in spread_image(),
+            px in 1u32..4,
+            square in any::<bool>(),
+        ) {
+            let shape = if square { Shape::Square } else { Shape::Circle };
+            prop_assert_eq!(spread(&img, px, shape), spread_reference(&img, px, shape));
+        }
 
         #[test]
         fn own_normalization_reproduces_per_image_shading(
