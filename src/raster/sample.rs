@@ -19,6 +19,7 @@ use super::zoom::{Acc, MAX_FLOAT_VALUES, ZoomStats, value};
 use crate::geo::QBITS;
 use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
+use crate::store::overview::MIN_LEVEL;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -74,13 +75,14 @@ pub fn zoom_stats(
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
         1.0 / pi.min(1.0)
     };
-    let pieces: Vec<Weighted> = windows
+    let pieces: Vec<(Weighted, u64, u64)> = windows
         .par_iter()
         .map(|w| {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(QueryError::Cancelled);
             }
             let mut out = Weighted::new(integer);
+            let (mut raw, mut kept) = (0u64, 0u64);
             let mut run: Option<PixelRun> = None;
             for (p, local) in rows.segments(w.clone()) {
                 let part = &ds.partitions[p];
@@ -113,30 +115,97 @@ pub fn zoom_stats(
                     };
                     r.raw += 1;
                     r.kept += keep as u64;
+                    raw += 1;
+                    kept += keep as u64;
                     r.acc.add_if(v, keep & !v.is_nan());
                 }
             }
             if let Some(done) = run {
                 done.close(agg, &weight, &mut out);
             }
-            Ok(out)
+            Ok((out, raw, kept))
         })
         .collect::<Result<_, _>>()?;
     let mut all = Weighted::new(integer);
-    for p in pieces {
+    let (mut raw, mut kept) = (0u64, 0u64);
+    for (p, r, k) in pieces {
         all.merge(p);
+        raw += r;
+        kept += k;
     }
     let histogram = all.into_histogram();
-    let histogram: Vec<(f64, u64)> = histogram
+    let mut histogram: Vec<(f64, u64)> = histogram
         .into_iter()
         .map(|(v, w)| (v, (w.round() as u64).max(1)))
         .collect();
+    if let ([(v, _)], Agg::Count | Agg::CountCat(_)) = (&histogram[..], agg) {
+        let v = *v as u64;
+        let pass = if raw == 0 {
+            0.0
+        } else {
+            kept as f64 / raw as f64
+        };
+        let unfiltered = ds.overview.as_ref().and_then(|ov| {
+            let (values, cells) = ov.counts.get(level.checked_sub(MIN_LEVEL)? as usize)?;
+            Some(values.iter().copied().zip(cells.iter().copied()))
+        });
+        // Some denser pixel is then more likely than none (a Poisson count
+        // is 0 with probability e^-expected).
+        if unfiltered.is_some_and(|u| expected_denser(u, v, pass) > std::f64::consts::LN_2) {
+            histogram.push(((v + 1) as f64, 1));
+        }
+    }
     let pixels = histogram.iter().map(|h| h.1).sum();
     Ok(Some(ZoomStats {
         histogram,
         integer,
         pixels,
     }))
+}
+
+/// How many pixels are expected to hold more than `v` passing rows, from
+/// the unfiltered distribution of the level (`(rows, pixels)` pairs) and
+/// the share of rows that pass, taking rows to pass independently
+/// (binomially) of where they lie.
+///
+/// This decides a sample that saw a single count `v`. Counts are
+/// discrete, and Datashader's eq_hist (and every span) puts a zoom's only
+/// value at the top of the colormap but its lowest value at the bottom as
+/// soon as one denser pixel exists. At deep zooms nearly every pixel holds
+/// one row and the few that hold two are what a sample misses: taken as
+/// single-valued, every pixel of the estimate is 255 levels from the exact
+/// colour. When at least one such pixel is more likely than none, the
+/// estimate keeps `v` at the bottom by adding one pixel of `v + 1`.
+pub(crate) fn expected_denser(
+    unfiltered: impl Iterator<Item = (u64, u64)>,
+    v: u64,
+    pass: f64,
+) -> f64 {
+    // A count past this is never a deep zoom's only value, and the tail sum
+    // below stays short.
+    const MAX_V: u64 = 64;
+    if v > MAX_V || !(0.0..=1.0).contains(&pass) {
+        return 0.0;
+    }
+    let mut expected = 0.0;
+    for (rows, pixels) in unfiltered.filter(|&(rows, _)| rows > v) {
+        // P(Binomial(rows, pass) > v) = 1 - P(at most v), the terms built
+        // one from the last.
+        let tail = if pass >= 1.0 {
+            1.0
+        } else {
+            let (n, q) = (rows as f64, 1.0 - pass);
+            let mut term = q.powf(n);
+            let mut at_most = term;
+            for j in 0..v {
+                term *= (n - j as f64) / (j + 1) as f64 * pass / q;
+                at_most += term;
+            }
+            (1.0 - at_most).max(0.0)
+        };
+        expected += pixels as f64 * tail;
+    }
+    expected
 }
 
 /// One pixel's rows within a window.
@@ -385,5 +454,25 @@ impl<'a> Rows<'a> {
                 let e = r.end.min(self.starts[p + 1]) - self.starts[p];
                 (p, s as usize..e as usize)
             })
+    }
+}
+
+#[cfg(test)]
+mod denser_tests {
+    use super::expected_denser;
+
+    #[test]
+    fn expected_denser_pixels_follow_the_binomial_tail() {
+        // 100 pixels of two rows: with every row passing, all 100 are
+        // denser than 1; with half passing, each keeps both with 1/4.
+        let pairs = || [(1u64, 1000u64), (2, 100)].into_iter();
+        assert_eq!(expected_denser(pairs(), 1, 1.0), 100.0);
+        assert!((expected_denser(pairs(), 1, 0.5) - 25.0).abs() < 1e-9);
+        // Nothing passes, or nothing is denser than the value seen.
+        assert_eq!(expected_denser(pairs(), 1, 0.0), 0.0);
+        assert_eq!(expected_denser(pairs(), 2, 1.0), 0.0);
+        // Three rows, a third passing: P(more than 1) = 1 - (2/3)^3 - 3 (1/3) (2/3)^2 = 7/27.
+        let triples = [(3u64, 27u64)].into_iter();
+        assert!((expected_denser(triples, 1, 1.0 / 3.0) - 7.0).abs() < 1e-9);
     }
 }
