@@ -262,9 +262,10 @@ struct PackArgs {
     #[arg(long, default_value_t = pack::DEFAULT_PARTITION_ROWS)]
     partition_rows: usize,
     /// Memory for buffered rows before sorted runs spill to disk, e.g. 1536M
-    /// or 4G [default: 2304M].
-    #[arg(long, default_value_t = pack::DEFAULT_MEMORY_LIMIT, hide_default_value = true, value_parser = parse_bytes)]
-    memory_limit: u64,
+    /// or 4G [default: 2304M, or half the cgroup's memory limit or the RAM
+    /// where that is smaller].
+    #[arg(long, value_parser = parse_bytes)]
+    memory_limit: Option<u64>,
     /// Replace an existing output directory.
     #[arg(long)]
     force: bool,
@@ -495,7 +496,21 @@ fn run(cli: Cli) -> Result<()> {
                 decimal_comma: a.decimal_comma,
             };
             o.partition_rows = a.partition_rows;
-            o.memory_limit = a.memory_limit;
+            o.memory_limit = match a.memory_limit {
+                Some(b) => b,
+                None => {
+                    let d = pack::memory::default_memory_limit();
+                    if let Some((what, bound)) = d.bound {
+                        tracing::info!(
+                            "memory limit {} MiB: {:.0}% of the {} MiB {what} limit (--memory-limit sets it)",
+                            d.bytes >> 20,
+                            pack::memory::SHARE * 100.0,
+                            bound >> 20
+                        );
+                    }
+                    d.bytes
+                }
+            };
             o.force = a.force;
             o.overview_level = a.overview_level;
             o.stats_share = a.stats_share;

@@ -356,11 +356,37 @@ fn a_server_inside_a_small_memory_cgroup_answers_a_trace() {
     ok(Command::new(bin)
         .args(["gen", "towers", "--rows", "8000000", "--out"])
         .arg(&parquet));
-    ok(Command::new(bin)
+    // The pack itself runs inside 512 MiB, less than its 8M buffered rows
+    // (56 bytes each): its default memory limit follows the cgroup's, so it
+    // spills sorted runs instead of being killed.
+    let pack_cg = MemoryCgroup::new(
+        &format!("pointillist-pack-{}", std::process::id()),
+        512 << 20,
+    )
+    .expect("a second cgroup");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {} && exec \"$0\" \"$@\"",
+            pack_cg.dir.join("cgroup.procs").display()
+        ))
+        .arg(bin)
         .arg("pack")
         .arg(&parquet)
         .arg("--out")
-        .arg(&data));
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pack inside 512 MiB: {log}");
+    assert!(
+        log.contains("memory limit 256 MiB: 50% of the 512 MiB cgroup limit"),
+        "{log}"
+    );
+    assert!(!log.contains("spilled_runs=0"), "no run spilled: {log}");
+    assert_eq!(pack_cg.oom_kills(), 0, "the pack's cgroup saw OOM kills");
+    drop(pack_cg);
     let bytes: u64 = std::fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())

@@ -3,6 +3,7 @@
 //! limit), cut partitions with zone maps and write the dataset atomically.
 
 mod labels;
+pub mod memory;
 mod overview;
 mod stats;
 mod writer;
