@@ -44,5 +44,6 @@ done <<'TILES'
 12/1205/1539 count --spread 2
 10/301/384 mean:range --spread 1
 10/301/384 count --dynspread 0.5,3
+12/1205/1539 count --dynspread 0.9,4
 TILES
 log "uptime: $(uptime)"

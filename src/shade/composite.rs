@@ -203,43 +203,62 @@ impl Over {
     }
 }
 
-/// Datashader's `_rgb_density`: the fraction of non-transparent pixels that
-/// have another non-transparent pixel within `px` (Chebyshev distance);
-/// infinite for an empty image.
-fn density(img: &Rgba, px: usize) -> f64 {
-    let (w, h) = (img.width, img.height);
-    // Summed-area table of the occupancy: each window count in O(1) instead
-    // of the O(px²) scan, same integer result.
-    let mut sat = vec![0u32; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0u32;
-        for x in 0..w {
-            row += u32::from(img.data[(y * w + x) * 4 + 3] != 0);
-            sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
-        }
-    }
-    let (mut cnt, mut has_neighbors) = (0u64, 0u64);
-    for y in 0..h {
-        for x in 0..w {
-            if img.data[(y * w + x) * 4 + 3] == 0 {
-                continue;
-            }
-            cnt += 1;
-            let (y0, y1) = (y.saturating_sub(px), (y + px + 1).min(h));
-            let (x0, x1) = (x.saturating_sub(px), (x + px + 1).min(w));
-            let n = sat[y1 * (w + 1) + x1] + sat[y0 * (w + 1) + x0]
-                - sat[y0 * (w + 1) + x1]
-                - sat[y1 * (w + 1) + x0];
-            // The window includes the pixel itself.
-            if n > 1 {
-                has_neighbors += 1;
+/// Summed-area table of an image's occupancy (alpha > 0): each window's
+/// count in O(1) instead of an O(px²) scan, the same integers. It does not
+/// depend on the radius, so [`dynspread_radius`] builds it once for all the
+/// radii it tries.
+struct Occupancy {
+    width: usize,
+    height: usize,
+    sat: Vec<u32>,
+}
+
+impl Occupancy {
+    fn of(img: &Rgba) -> Occupancy {
+        let (w, h) = (img.width, img.height);
+        let mut sat = vec![0u32; (w + 1) * (h + 1)];
+        for y in 0..h {
+            let mut row = 0u32;
+            for x in 0..w {
+                row += u32::from(img.data[(y * w + x) * 4 + 3] != 0);
+                sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
             }
         }
+        Occupancy {
+            width: w,
+            height: h,
+            sat,
+        }
     }
-    if cnt == 0 {
-        f64::INFINITY
-    } else {
-        has_neighbors as f64 / cnt as f64
+
+    /// Datashader's `_rgb_density`: the fraction of non-transparent pixels
+    /// that have another non-transparent pixel within `px` (Chebyshev
+    /// distance); infinite for an empty image.
+    fn density(&self, img: &Rgba, px: usize) -> f64 {
+        let (w, h, sat) = (self.width, self.height, &self.sat);
+        let (mut cnt, mut has_neighbors) = (0u64, 0u64);
+        for y in 0..h {
+            for x in 0..w {
+                if img.data[(y * w + x) * 4 + 3] == 0 {
+                    continue;
+                }
+                cnt += 1;
+                let (y0, y1) = (y.saturating_sub(px), (y + px + 1).min(h));
+                let (x0, x1) = (x.saturating_sub(px), (x + px + 1).min(w));
+                let n = sat[y1 * (w + 1) + x1] + sat[y0 * (w + 1) + x0]
+                    - sat[y0 * (w + 1) + x1]
+                    - sat[y1 * (w + 1) + x0];
+                // The window includes the pixel itself.
+                if n > 1 {
+                    has_neighbors += 1;
+                }
+            }
+        }
+        if cnt == 0 {
+            f64::INFINITY
+        } else {
+            has_neighbors as f64 / cnt as f64
+        }
     }
 }
 
@@ -268,9 +287,11 @@ pub fn dynspread_radius(img: &Rgba, threshold: f64, max_px: u32) -> Result<u32, 
         return Err(ShadeError::InvalidThreshold(threshold));
     }
     let mut chosen = 0;
+    let occupancy = (max_px > 0).then(|| Occupancy::of(img));
     for px in 1..=max_px {
         chosen = px;
-        if density(img, px as usize * 2) > threshold {
+        let occ = occupancy.as_ref().expect("built when max_px > 0");
+        if occ.density(img, px as usize * 2) > threshold {
             chosen = px - 1;
             break;
         }
