@@ -232,16 +232,25 @@ async fn render_tile(
     let margin = style.margin();
     let cached = cells_cached(&state, &entry, &agg, &filters);
     // The planner counts the tile's rows (binary searches over the
-    // coordinates).
+    // coordinates). Cells and the overview answer without reading rows;
+    // otherwise the rows the tile may read (its margin included) choose its
+    // lane, counted in the same call (one trip to the blocking pool for a
+    // remote dataset).
     let planner = state.config.planner();
     let (a, f) = (agg.clone(), filters.clone());
-    let planned = entry
-        .planning(move |ds| planner.tile(ds, tile, size, &a, &f, cached))
+    let (planned, rows) = entry
+        .planning(move |ds| {
+            let planned = match planner.tile(ds, tile, size, &a, &f, cached) {
+                Source::Cells | Source::Overview if margin > 0 => Source::Rows,
+                p => p,
+            };
+            let rows = matches!(planned, Source::Rows | Source::Sample).then(|| {
+                let read = View::tile_with_margin(tile, size, margin).unwrap_or(view);
+                crate::query::rows_in(ds, &read.key_ranges())
+            });
+            (planned, rows)
+        })
         .await?;
-    let planned = match planned {
-        Source::Cells | Source::Overview if margin > 0 => Source::Rows,
-        p => p,
-    };
     let cells = if planned == Source::Cells {
         Some(query_cells(&state, &entry, &agg, &filters, dl).await?)
     } else {
@@ -277,15 +286,7 @@ async fn render_tile(
     } else {
         style
     };
-    // Cells and the overview answer without reading rows; otherwise the
-    // tile's key range says how many rows it may read.
-    let lane = match planned {
-        Source::Overview | Source::Cells => Lane::Light,
-        Source::Rows | Source::Sample => {
-            let read = View::tile_with_margin(tile, size, margin).unwrap_or(view);
-            Lane::for_rows(entry.rows_in(read.key_ranges()).await?)
-        }
-    };
+    let lane = rows.map_or(Lane::Light, Lane::for_rows);
     let (tile_data, rows) = state
         .compute_on(
             entry.clone(),
