@@ -79,17 +79,7 @@ fn combine(c: f64) -> u8 {
 
 /// Datashader's `over` operator: `src` composited over `dst`, straight alpha.
 pub(crate) fn over(src: [u8; 4], dst: [u8; 4]) -> [u8; 4] {
-    let [sr, sg, sb, sa] = extract(src);
-    let [dr, dg, db, da] = extract(dst);
-    let factor = 1.0 - sa;
-    let a = sa + da * factor;
-    if a == 0.0 {
-        return [0; 4];
-    }
-    let r = (sr * sa + dr * da * factor) / a;
-    let g = (sg * sa + dg * da * factor) / a;
-    let b = (sb * sa + db * da * factor) / a;
-    [combine(r), combine(g), combine(b), combine(a)]
+    Over::new(src).over(dst)
 }
 
 /// Spreads every non-transparent pixel over a `px`-radius footprint,
@@ -121,28 +111,16 @@ pub fn spread(img: &Rgba, px: u32, shape: Shape) -> Rgba {
             let x = x as isize;
             let at = y * w + x;
             let interior = y >= r && y + r < h && x >= r && x + r < w;
-            if el[3] == 255 {
-                // An opaque source `over` anything is the source itself
-                // (factor 0, alpha 1, and `c / 255 * 255` truncates back to
-                // `c` for every byte; a test checks all of them), so its
-                // stamp is a plain write.
-                if interior {
-                    for &d in &steps {
-                        out[(at + d) as usize] = el;
-                    }
-                } else {
-                    for &(dy, dx) in &offsets {
-                        let (ty, tx) = (y + dy, x + dx);
-                        if (0..h).contains(&ty) && (0..w).contains(&tx) {
-                            out[(ty * w + tx) as usize] = el;
-                        }
-                    }
-                }
-                continue;
-            }
-            let src = Over::new(el);
+            // An opaque source `over` anything is the source itself (factor
+            // 0, alpha 1, and `c / 255 * 255` truncates back to `c` for
+            // every byte; a test checks all of them), so its stamp is a
+            // plain write; others composite over a non-empty target.
+            let src = (el[3] != 255).then(|| Over::new(el));
             let stamp = |t: &mut [u8; 4]| {
-                *t = if *t == [0; 4] { el } else { src.over(*t) };
+                *t = match &src {
+                    Some(s) if *t != [0; 4] => s.over(*t),
+                    _ => el,
+                };
             };
             if interior {
                 for &d in &steps {
@@ -165,10 +143,10 @@ pub fn spread(img: &Rgba, px: u32, shape: Shape) -> Rgba {
     }
 }
 
-/// [`over`] with its source's terms computed once, for a source stamped
-/// over many targets: the same operations in the same order, so the same
-/// bytes. (Memoising the last target made each stamp wait for the one
-/// before; without it, a source's stamps overlap.)
+/// Datashader's `over` with its source's terms computed once, for a source
+/// stamped over many targets ([`over`] is one such stamp). (Memoising the
+/// last target made each stamp wait for the one before; without it, a
+/// source's stamps overlap.)
 struct Over {
     sa: f64,
     factor: f64,
@@ -207,14 +185,13 @@ impl Over {
 /// count in O(1) instead of an O(px²) scan, the same integers. It does not
 /// depend on the radius, so [`dynspread_radius`] builds it once for all the
 /// radii it tries.
-struct Occupancy {
-    width: usize,
-    height: usize,
+struct Occupancy<'a> {
+    img: &'a Rgba,
     sat: Vec<u32>,
 }
 
-impl Occupancy {
-    fn of(img: &Rgba) -> Occupancy {
+impl<'a> Occupancy<'a> {
+    fn of(img: &'a Rgba) -> Occupancy<'a> {
         let (w, h) = (img.width, img.height);
         let mut sat = vec![0u32; (w + 1) * (h + 1)];
         for y in 0..h {
@@ -224,18 +201,15 @@ impl Occupancy {
                 sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
             }
         }
-        Occupancy {
-            width: w,
-            height: h,
-            sat,
-        }
+        Occupancy { img, sat }
     }
 
     /// Datashader's `_rgb_density`: the fraction of non-transparent pixels
     /// that have another non-transparent pixel within `px` (Chebyshev
     /// distance); infinite for an empty image.
-    fn density(&self, img: &Rgba, px: usize) -> f64 {
-        let (w, h, sat) = (self.width, self.height, &self.sat);
+    fn density(&self, px: usize) -> f64 {
+        let (img, sat) = (self.img, &self.sat);
+        let (w, h) = (img.width, img.height);
         let (mut cnt, mut has_neighbors) = (0u64, 0u64);
         for y in 0..h {
             for x in 0..w {
@@ -286,12 +260,14 @@ pub fn dynspread_radius(img: &Rgba, threshold: f64, max_px: u32) -> Result<u32, 
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ShadeError::InvalidThreshold(threshold));
     }
+    if max_px == 0 {
+        return Ok(0);
+    }
+    let occupancy = Occupancy::of(img);
     let mut chosen = 0;
-    let occupancy = (max_px > 0).then(|| Occupancy::of(img));
     for px in 1..=max_px {
         chosen = px;
-        let occ = occupancy.as_ref().expect("built when max_px > 0");
-        if occ.density(img, px as usize * 2) > threshold {
+        if occupancy.density(px as usize * 2) > threshold {
             chosen = px - 1;
             break;
         }
