@@ -75,14 +75,14 @@ pub fn zoom_stats(
         let pi = (BLOCKS * (raw + block - 1)) as f64 / n as f64;
         1.0 / pi.min(1.0)
     };
-    let pieces: Vec<(Weighted, u64, u64)> = windows
+    let pieces: Vec<(Weighted, u64)> = windows
         .par_iter()
         .map(|w| {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(QueryError::Cancelled);
             }
             let mut out = Weighted::new(integer);
-            let (mut raw, mut kept) = (0u64, 0u64);
+            let mut kept = 0u64;
             let mut run: Option<PixelRun> = None;
             for (p, local) in rows.segments(w.clone()) {
                 let part = &ds.partitions[p];
@@ -115,7 +115,6 @@ pub fn zoom_stats(
                     };
                     r.raw += 1;
                     r.kept += keep as u64;
-                    raw += 1;
                     kept += keep as u64;
                     r.acc.add_if(v, keep & !v.is_nan());
                 }
@@ -123,14 +122,13 @@ pub fn zoom_stats(
             if let Some(done) = run {
                 done.close(agg, &weight, &mut out);
             }
-            Ok((out, raw, kept))
+            Ok((out, kept))
         })
         .collect::<Result<_, _>>()?;
     let mut all = Weighted::new(integer);
-    let (mut raw, mut kept) = (0u64, 0u64);
-    for (p, r, k) in pieces {
+    let mut kept = 0u64;
+    for (p, k) in pieces {
         all.merge(p);
-        raw += r;
         kept += k;
     }
     let histogram = all.into_histogram();
@@ -140,10 +138,11 @@ pub fn zoom_stats(
         .collect();
     if let ([(v, _)], Agg::Count | Agg::CountCat(_)) = (&histogram[..], agg) {
         let v = *v as u64;
-        let pass = if raw == 0 {
+        // The windows are disjoint: `read` is every row they hold.
+        let pass = if read == 0 {
             0.0
         } else {
-            kept as f64 / raw as f64
+            kept as f64 / read as f64
         };
         let unfiltered = ds.overview.as_ref().and_then(|ov| {
             let (values, cells) = ov.counts.get(level.checked_sub(MIN_LEVEL)? as usize)?;
