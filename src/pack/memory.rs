@@ -78,16 +78,13 @@ fn cgroup_limit() -> Option<u64> {
         };
         let mut dir = std::path::PathBuf::from(root);
         dir.push(path.trim_start_matches('/'));
-        let mut limits = Vec::new();
         let mut at = Some(dir.as_path());
         while let Some(d) = at.filter(|d| d.starts_with(root)) {
-            if let Ok(t) = std::fs::read_to_string(d.join(file)) {
-                limits.extend(parse_limit(&t));
+            let limit = std::fs::read_to_string(d.join(file)).ok();
+            if let Some(l) = limit.as_deref().and_then(parse_limit) {
+                best = Some(best.map_or(l, |b| b.min(l)));
             }
             at = d.parent();
-        }
-        for l in limits {
-            best = Some(best.map_or(l, |b| b.min(l)));
         }
     }
     best
