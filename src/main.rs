@@ -376,6 +376,22 @@ fn report(e: &anyhow::Error) -> String {
     msg
 }
 
+/// The memory limit of a pack the user did not size: the machine's and the
+/// cgroup's memory decide it (`pack::memory`), and the log says when they
+/// cut it below the fixed default.
+fn memory_limit() -> u64 {
+    let d = pack::memory::default_memory_limit();
+    if let Some((what, bound)) = d.bound {
+        tracing::info!(
+            "memory limit {} MiB: {:.0}% of the {} MiB {what} limit (--memory-limit sets it)",
+            d.bytes >> 20,
+            pack::memory::SHARE * 100.0,
+            bound >> 20
+        );
+    }
+    d.bytes
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Gen {
@@ -465,6 +481,7 @@ fn run(cli: Cli) -> Result<()> {
                     println!("generated {} demo towers in {:.1}s", r.rows, r.seconds);
                 }
                 let mut o = PackOptions::new(vec![parquet.display().to_string()], &ds);
+                o.memory_limit = memory_limit();
                 o.progress = std::io::stderr().is_terminal();
                 o.force = true;
                 let r = pack::pack(&o).context("packing demo towers")?;
@@ -496,21 +513,7 @@ fn run(cli: Cli) -> Result<()> {
                 decimal_comma: a.decimal_comma,
             };
             o.partition_rows = a.partition_rows;
-            o.memory_limit = match a.memory_limit {
-                Some(b) => b,
-                None => {
-                    let d = pack::memory::default_memory_limit();
-                    if let Some((what, bound)) = d.bound {
-                        tracing::info!(
-                            "memory limit {} MiB: {:.0}% of the {} MiB {what} limit (--memory-limit sets it)",
-                            d.bytes >> 20,
-                            pack::memory::SHARE * 100.0,
-                            bound >> 20
-                        );
-                    }
-                    d.bytes
-                }
-            };
+            o.memory_limit = a.memory_limit.unwrap_or_else(memory_limit);
             o.force = a.force;
             o.overview_level = a.overview_level;
             o.stats_share = a.stats_share;
