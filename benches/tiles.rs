@@ -2,7 +2,7 @@
 //! memory-bandwidth floor for the bytes the z0 count must read.
 //!
 //! ```sh
-//! cargo bench --bench tiles -- bench-data/towers40m
+//! cargo bench --bench tiles -- bench-data/towers40m [kernel|cells]
 //! ```
 //!
 //! The floor is a parallel sum over the very `_qx`/`_qy` arrays the z0 count
@@ -15,6 +15,11 @@ use pointillist::raster::aggregate;
 use pointillist::store::Dataset;
 use rayon::prelude::*;
 use std::time::Instant;
+
+// The server's allocator: passes that build vectors of cells allocate as
+// they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
     f();
@@ -44,11 +49,20 @@ fn main() {
         println!("tiles benchmark: run it with `cargo bench --bench tiles -- DIR`");
         return;
     }
-    let dir = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let dir = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "bench-data/towers40m".into());
+    // An optional second argument keeps one section: `kernel` or `cells`.
+    let only = args.get(1).map(String::as_str);
     let t = Instant::now();
+    // Query cells take their boundaries from the overview: they get a
+    // dataset that keeps it.
+    let with_overview = Dataset::open(&dir).ok();
     let ds = match Dataset::open(&dir) {
         // The kernel is measured against the floor, so tiles are aggregated
         // from the rows, not answered from the pack-time overview.
@@ -68,6 +82,18 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3,
         rayon::current_num_threads()
     );
+    if only != Some("cells") {
+        kernel(&ds);
+    }
+    if only != Some("kernel") {
+        if let Some(ds) = &with_overview {
+            query_cells(ds);
+        }
+    }
+}
+
+/// The row kernel against the floor of the coordinates it reads.
+fn kernel(ds: &Dataset) {
     let bytes = ds.rows() as f64 * 8.0;
     let floor = median_ms(|| {
         let s: u64 = ds
@@ -87,7 +113,7 @@ fn main() {
     );
     let z0 = View::tile(TileId::new(0, 0, 0).expect("z0"), 256).expect("view");
     let z0_ms = median_ms(|| {
-        std::hint::black_box(aggregate(&ds, &z0, &Agg::Count, &[], None).expect("agg"));
+        std::hint::black_box(aggregate(ds, &z0, &Agg::Count, &[], None).expect("agg"));
     });
     println!(
         "z0 count aggregate: {z0_ms:.2} ms = {:.2}x the floor",
@@ -118,12 +144,12 @@ fn main() {
         ("z12 New York", tile_of(-73.99, 40.73, 12)),
     ] {
         let v = View::tile(tile, 256).expect("view");
-        let rows = aggregate(&ds, &v, &Agg::Count, &[], None)
+        let rows = aggregate(ds, &v, &Agg::Count, &[], None)
             .expect("agg")
             .rows_scanned;
         let run = |agg: &Agg, f: &[Filter]| {
             median_ms(|| {
-                std::hint::black_box(aggregate(&ds, &v, agg, f, None).expect("agg"));
+                std::hint::black_box(aggregate(ds, &v, agg, f, None).expect("agg"));
             })
         };
         let c = run(&Agg::Count, &[]);
@@ -133,5 +159,74 @@ fn main() {
             "{name:<20} {rows:>10} {c:>10.3} {cf:>14.3} {cc:>10.3}   tile {}/{}/{}",
             tile.z, tile.x, tile.y
         );
+    }
+}
+
+/// Query cells (one pass over every row, as a new filter's first low-zoom
+/// tile makes them) with a new `range` filter each run, against the floor
+/// for the columns each pass reads.
+fn query_cells(ds: &Dataset) {
+    use pointillist::raster::cells::QueryCells;
+    let (Some(_), Some(_)) = (ds.manifest.column("range"), ds.manifest.column("radio")) else {
+        return;
+    };
+    let floor_of = |cols: &[&str]| {
+        median_ms(|| {
+            let s: f64 = ds
+                .partitions
+                .par_iter()
+                .map(|p| {
+                    cols.iter()
+                        .map(|c| {
+                            // The column's value buffer (a dictionary's
+                            // codes), summed as words: every byte read once.
+                            let data = p.column(c).expect("column").to_data();
+                            data.buffers()[0]
+                                .as_slice()
+                                .chunks_exact(8)
+                                .fold(0u64, |a, w| {
+                                    a.wrapping_add(u64::from_le_bytes(w.try_into().expect("8")))
+                                }) as f64
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            std::hint::black_box(s);
+        })
+    };
+    println!(
+        "{:<26} {:>10} {:>10} {:>7}",
+        "query cells, new filter", "ms", "floor", "ratio"
+    );
+    let mut bound = 100u32;
+    for (name, agg, cols) in [
+        ("count, no filter", Agg::Count, vec![]),
+        ("count, range filter", Agg::Count, vec!["range"]),
+        (
+            "count_cat:radio, range",
+            Agg::CountCat("radio".into()),
+            vec!["range", "radio"],
+        ),
+        (
+            "mean:range, range",
+            Agg::Mean("range".into()),
+            vec!["range"],
+        ),
+    ] {
+        if std::env::var("CASE").is_ok_and(|c| !name.starts_with(&c)) {
+            continue;
+        }
+        let floor = floor_of(&cols);
+        let ms = median_ms(|| {
+            bound += 1;
+            let f = Filter::Range {
+                column: "range".into(),
+                min: f64::from(bound),
+                max: 3000.0,
+            };
+            let f = if cols.is_empty() { vec![] } else { vec![f] };
+            std::hint::black_box(QueryCells::compute(ds, &agg, &f, None).expect("cells"));
+        });
+        println!("{name:<26} {ms:>10.2} {floor:>10.2} {:>6.2}x", ms / floor);
     }
 }

@@ -645,8 +645,9 @@ fn with_stats(stage: &Path, manifest: Manifest, share: f64) -> Result<Manifest, 
             left_out.push(c.name.as_str());
             continue;
         }
-        let cells = QueryCells::compute(&ds, &agg, &[], None)
-            .map_err(|e| PackError::Options(format!("statistics of {}: {e}", c.name)))?;
+        let cells =
+            QueryCells::compute_moments(&ds, &agg, &[], None, crate::raster::zoom::Moments::All)
+                .map_err(|e| PackError::Options(format!("statistics of {}: {e}", c.name)))?;
         let Some(stats) = cells.to_stats() else {
             continue;
         };

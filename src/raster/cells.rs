@@ -12,12 +12,11 @@
 //! rows, and the same float values up to the order their sums are added in.
 //! The server computes them once per query and keeps them in a bounded cache.
 
-use super::zoom::{Acc, Run, Values, float_stride, value};
+use super::zoom::{Acc, Moments, Run, Values, float_stride, value};
 use super::{Grid, GridValues};
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter, QueryError};
 use crate::store::Dataset;
-use crate::store::column::AsF64;
 use std::sync::atomic::AtomicBool;
 
 /// The pixel level cells are computed at: 256-pixel tiles up to z4 and
@@ -62,11 +61,14 @@ pub struct QueryCells {
     values: CellValues,
     /// Rows that passed the filters.
     rows: u64,
+    /// The moments value cells hold.
+    moments: Moments,
 }
 
 /// Cells of one span of rows; the first and last may continue in the
 /// neighbouring spans.
 struct Piece {
+    keys: Vec<u32>,
     x: Vec<u32>,
     y: Vec<u32>,
     values: CellValues,
@@ -100,6 +102,7 @@ impl Piece {
                 }
             }
         }
+        self.keys.extend_from_slice(&o.keys[skip..]);
         self.x.extend_from_slice(&o.x[skip..]);
         self.y.extend_from_slice(&o.y[skip..]);
         match (&mut self.values, o.values) {
@@ -117,6 +120,7 @@ impl Piece {
 /// counts instead of reading and comparing every row's coordinates: 8 of the
 /// 12 to 16 bytes a row a filtered pass would otherwise read.
 struct CellIndex<'a> {
+    key: &'a [u32],
     x: &'a [u32],
     y: &'a [u32],
     count: &'a [u32],
@@ -152,6 +156,7 @@ impl<'a> CellIndex<'a> {
             }
         }
         (c == count.len() && used == 0).then_some(CellIndex {
+            key: &level.key,
             x: &level.x,
             y: &level.y,
             count,
@@ -160,12 +165,14 @@ impl<'a> CellIndex<'a> {
     }
 
     /// `f(cell, lo, hi)` for each cell among rows `rows` of partition
-    /// `partition`, with `lo..hi` relative to `rows.start`.
+    /// `partition`, with `lo..hi` relative to `rows.start`. The cell comes
+    /// with its key, as the overview stores it.
+    #[inline(always)]
     fn runs(
         &self,
         partition: usize,
         rows: std::ops::Range<usize>,
-        f: &mut dyn FnMut((u32, u32), usize, usize),
+        mut f: impl FnMut(Cell, usize, usize),
     ) {
         let (mut c, used) = self.first[partition];
         // The cell `c` covers partition rows `at..at + len`.
@@ -178,7 +185,11 @@ impl<'a> CellIndex<'a> {
         }
         while at < rows.end {
             let (lo, hi) = (at.max(rows.start), (at + len).min(rows.end));
-            f((self.x[c], self.y[c]), lo - rows.start, hi - rows.start);
+            f(
+                (self.x[c], self.y[c], self.key[c]),
+                lo - rows.start,
+                hi - rows.start,
+            );
             at += len;
             c += 1;
             if at < rows.end {
@@ -188,24 +199,120 @@ impl<'a> CellIndex<'a> {
     }
 }
 
+/// A cell of [`CELL_LEVEL`]: its x, y and Hilbert key at that level.
+type Cell = (u32, u32, u32);
+
+/// The key of cell `(x, y)` of [`CELL_LEVEL`].
+fn cell_key(x: u32, y: u32) -> u32 {
+    let shift = QBITS - CELL_LEVEL;
+    (crate::geo::hilbert(x << shift, y << shift) >> (2 * shift)) as u32
+}
+
 /// `f(cell, lo, hi)` for each run of rows in one cell of [`CELL_LEVEL`],
 /// found from the rows' coordinates.
-fn coordinate_runs(
-    qx: &[u32],
-    qy: &[u32],
-    shift: u32,
-    f: &mut dyn FnMut((u32, u32), usize, usize),
-) {
+#[inline(always)]
+fn coordinate_runs(qx: &[u32], qy: &[u32], shift: u32, mut f: impl FnMut(Cell, usize, usize)) {
     let cell = |i: usize| (qx[i] >> shift, qy[i] >> shift);
+    let with_key = |(x, y): (u32, u32)| (x, y, cell_key(x, y));
     let (mut start, mut at) = (0, cell(0));
     for i in 1..qx.len() {
         let here = cell(i);
         if here != at {
-            f(at, start, i);
+            f(with_key(at), start, i);
             (start, at) = (i, here);
         }
     }
-    f(at, start, qx.len());
+    f(with_key(at), start, qx.len());
+}
+
+/// `f(cell, lo, hi)` for each run of one cell among a span's rows (`lo..hi`
+/// relative to the span's first row): from the index when there is one,
+/// else from the coordinates. Generic over `f`, so each kernel inlines into
+/// the walk: a level-12 cell holds dozens of rows, and a call per cell
+/// through a trait object cost more than its rows.
+#[inline(always)]
+fn for_cells(
+    index: Option<&CellIndex>,
+    span: &super::ScanSpan,
+    shift: u32,
+    f: impl FnMut(Cell, usize, usize),
+) {
+    let r = span.rows.clone();
+    match index {
+        Some(ix) => ix.runs(span.partition, r, f),
+        None => coordinate_runs(&span.part.qx()[r.clone()], &span.part.qy()[r], shift, f),
+    }
+}
+
+/// Per row of a span, the category slot its count goes to: its code, or `k`
+/// for a row that fails the filters, is null or holds no known category
+/// (it counts nowhere, as in the row kernel). One branch-free pass over
+/// the codes, so counting a cell is one table increment per row.
+fn category_slots(span: &super::ScanSpan, agg: &Agg, k: usize) -> Vec<u8> {
+    debug_assert!(k <= MAX_CELL_CATEGORIES);
+    let none = k as u8;
+    let Some(col) = super::category_column(span.part, agg) else {
+        return vec![none; span.rows.len()];
+    };
+    let known = k.min(col.categories) as u16;
+    // A negative code wraps to a large one and fails the same test.
+    let mut slots: Vec<u8> = col.codes[span.rows.clone()]
+        .iter()
+        .map(|&c| if (c as u16) < known { c as u8 } else { none })
+        .collect();
+    if let Some(m) = span.mask {
+        for (s, &keep) in slots.iter_mut().zip(m) {
+            *s = if keep { *s } else { none };
+        }
+    }
+    if let Some(nulls) = col.nulls {
+        for (i, s) in slots.iter_mut().enumerate() {
+            if nulls.is_null(span.rows.start + i) {
+                *s = none;
+            }
+        }
+    }
+    slots
+}
+
+/// Four counting tables, indexed by category slot, for one cell at a time.
+/// Consecutive rows (often of one category) add to different tables: one
+/// table would make each increment wait for the store before it.
+struct CatCounts([[u32; 128]; 4]);
+
+impl Default for CatCounts {
+    fn default() -> Self {
+        CatCounts([[0; 128]; 4])
+    }
+}
+
+impl CatCounts {
+    /// `take(counts)` with the counts of categories `0..k` among `slots`
+    /// (slot `k` counts nowhere); the tables are then clear for the next
+    /// cell.
+    #[inline(always)]
+    fn count(&mut self, slots: &[u8], k: usize, take: impl FnOnce(&[u32])) {
+        const _: () = assert!(MAX_CELL_CATEGORIES < 128);
+        let [t0, t1, t2, t3] = &mut self.0;
+        let mut quads = slots.chunks_exact(4);
+        for q in &mut quads {
+            // Slots are at most MAX_CELL_CATEGORIES: the mask only spares
+            // the bounds checks.
+            t0[usize::from(q[0] & 127)] += 1;
+            t1[usize::from(q[1] & 127)] += 1;
+            t2[usize::from(q[2] & 127)] += 1;
+            t3[usize::from(q[3] & 127)] += 1;
+        }
+        for &s in quads.remainder() {
+            t0[usize::from(s & 127)] += 1;
+        }
+        for i in 0..=k {
+            t0[i] += t1[i] + t2[i] + t3[i];
+            (t1[i], t2[i], t3[i]) = (0, 0, 0);
+        }
+        take(&t0[..k]);
+        t0[..=k].fill(0);
+    }
 }
 
 impl QueryCells {
@@ -278,12 +385,25 @@ impl QueryCells {
     }
 
     /// Aggregate every row that passes `filters` into cells (one parallel
-    /// pass). `cancel` is polled between spans of rows.
+    /// pass). `cancel` is polled between spans of rows. A value reduction
+    /// keeps the moments it reads.
     pub fn compute(
         ds: &Dataset,
         agg: &Agg,
         filters: &[Filter],
         cancel: Option<&AtomicBool>,
+    ) -> Result<QueryCells, QueryError> {
+        Self::compute_moments(ds, agg, filters, cancel, Moments::of(agg))
+    }
+
+    /// [`QueryCells::compute`], keeping `moments` of a value reduction
+    /// (the pack's statistics keep them all, for every reduction).
+    pub(crate) fn compute_moments(
+        ds: &Dataset,
+        agg: &Agg,
+        filters: &[Filter],
+        cancel: Option<&AtomicBool>,
+        moments: Moments,
     ) -> Result<QueryCells, QueryError> {
         agg.validate(&ds.manifest)?;
         if !Self::supports(ds, agg) {
@@ -301,6 +421,7 @@ impl QueryCells {
         };
         let shift = QBITS - CELL_LEVEL;
         let empty = || Piece {
+            keys: Vec::new(),
             x: Vec::new(),
             y: Vec::new(),
             values: shape.empty_like(),
@@ -312,27 +433,18 @@ impl QueryCells {
             if r.is_empty() {
                 return;
             }
-            let cat = super::category_column(span.part, agg);
-            // A row that fails adds nothing; the only data-dependent branch
-            // is the end of a cell (a level-12 cell holds dozens of rows).
-            let keep = |i: usize| span.mask.is_none_or(|m| m[i]);
-            let cells = |f: &mut dyn FnMut((u32, u32), usize, usize)| match &index {
-                Some(ix) => ix.runs(span.partition, r.clone(), f),
-                None => coordinate_runs(
-                    &span.part.qx()[r.clone()],
-                    &span.part.qy()[r.clone()],
-                    shift,
-                    f,
-                ),
-            };
             let Piece {
+                keys,
                 x: xs,
                 y: ys,
                 values,
                 rows,
             } = piece;
-            let mut close = |at: (u32, u32), n: u64| -> bool {
+            // The cell's key comes with it: computing keys from positions
+            // afterwards was half of a count's pass.
+            let mut close = |at: Cell, n: u64| -> bool {
                 if n > 0 {
+                    keys.push(at.2);
                     xs.push(at.0);
                     ys.push(at.1);
                     *rows += n;
@@ -340,48 +452,37 @@ impl QueryCells {
                 n > 0
             };
             match values {
-                CellValues::Count(c) => cells(&mut |at, lo, hi| {
+                CellValues::Count(c) => for_cells(index.as_ref(), span, shift, |at, lo, hi| {
                     let n = match span.mask {
                         None => (hi - lo) as u32,
-                        Some(m) => m[lo..hi].iter().map(|&b| b as u32).sum(),
+                        Some(m) => m[lo..hi].iter().map(|&b| u32::from(b)).sum(),
                     };
-                    if close(at, n as u64) {
+                    if close(at, u64::from(n)) {
                         c.push(n);
                     }
                 }),
                 CellValues::Cat(k, c) => {
-                    // Slot `k` takes rows that fail or have no known category
-                    // (they count nowhere, as in the row kernel).
                     let k = *k;
-                    let mut counts = vec![0u32; k + 1];
-                    let code = |i: usize| {
-                        let code = cat.as_ref().and_then(|col| col.get(r.start + i));
-                        match code {
-                            Some(code) if code < k && keep(i) => code,
-                            _ => k,
-                        }
-                    };
-                    cells(&mut |at, lo, hi| {
-                        counts.fill(0);
-                        for i in lo..hi {
-                            counts[code(i)] += 1;
-                        }
-                        let n = counts[..k].iter().map(|&n| n as u64).sum();
-                        if close(at, n) {
-                            c.extend_from_slice(&counts[..k]);
-                        }
+                    let slots = category_slots(span, agg, k);
+                    let mut counts = CatCounts::default();
+                    for_cells(index.as_ref(), span, shift, |at, lo, hi| {
+                        counts.count(&slots[lo..hi], k, |cell| {
+                            if close(at, cell.iter().map(|&n| u64::from(n)).sum()) {
+                                c.extend_from_slice(cell);
+                            }
+                        })
                     })
                 }
                 CellValues::Acc(a) => {
                     if let Some(col) = &span.num {
                         crate::with_num_slice!(col.values, |s| {
                             let s = &s[r.clone()];
-                            cells(&mut |at, lo, hi| {
-                                let mut acc = Acc::starting_at(s[lo].as_f64());
-                                for (i, v) in s[lo..hi].iter().enumerate() {
-                                    let v = v.as_f64();
-                                    acc.add_if(v, keep(lo + i) & !v.is_nan());
-                                }
+                            for_cells(index.as_ref(), span, shift, |at, lo, hi| {
+                                let acc = Acc::of_rows(
+                                    &s[lo..hi],
+                                    span.mask.map(|m| &m[lo..hi]),
+                                    moments,
+                                );
                                 if close(at, acc.n) {
                                     a.push(acc);
                                 }
@@ -391,24 +492,32 @@ impl QueryCells {
                 }
             }
         })?;
-        let mut all = empty();
+        // Sized once: growing by doubling copied and faulted in several
+        // times the cells' bytes.
+        let cells: usize = pieces.iter().map(|p| p.keys.len()).sum();
+        let mut all = Piece {
+            keys: Vec::with_capacity(cells),
+            x: Vec::with_capacity(cells),
+            y: Vec::with_capacity(cells),
+            values: match &shape {
+                CellValues::Count(_) => CellValues::Count(Vec::with_capacity(cells)),
+                CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::with_capacity(cells * k)),
+                CellValues::Acc(_) => CellValues::Acc(Vec::with_capacity(cells)),
+            },
+            rows: 0,
+        };
         for p in pieces {
             all.append(p);
         }
-        let keys = all
-            .x
-            .iter()
-            .zip(&all.y)
-            .map(|(&x, &y)| (crate::geo::hilbert(x << shift, y << shift) >> (2 * shift)) as u32)
-            .collect();
         Ok(QueryCells {
             agg: agg.clone(),
             categories,
-            keys,
+            keys: all.keys,
             x: all.x,
             y: all.y,
             values: all.values,
             rows: all.rows,
+            moments,
         })
     }
 
@@ -451,15 +560,19 @@ impl QueryCells {
             y: c.y.to_vec(),
             rows: c.n.iter().sum(),
             values: CellValues::Acc(acc),
+            moments: Moments::All,
         })
     }
 
     /// The cells as [`crate::store::stats`] stores them (value reductions
-    /// only).
+    /// that kept every moment only).
     pub fn to_stats(&self) -> Option<crate::store::stats::CellStats> {
         let CellValues::Acc(a) = &self.values else {
             return None;
         };
+        if self.moments != Moments::All {
+            return None;
+        }
         let mut moments: [Vec<f64>; 5] = Default::default();
         for acc in a {
             for (m, v) in moments.iter_mut().zip(acc.moments()) {
@@ -654,7 +767,9 @@ mod tests {
             first.push((c, (at - before) as u32));
             at += len;
         }
+        let key: Vec<u32> = (30..35).collect();
         let ix = CellIndex {
+            key: &key,
             x: &x,
             y: &y,
             count: &count,
@@ -665,8 +780,9 @@ mod tests {
             for lo in 0..len {
                 for hi in lo + 1..=len {
                     let mut got = Vec::new();
-                    ix.runs(p, lo..hi, &mut |cell, a, b| {
-                        got.extend(std::iter::repeat_n(cell, b - a));
+                    ix.runs(p, lo..hi, |cell: super::Cell, a, b| {
+                        got.extend(std::iter::repeat_n((cell.0, cell.1), b - a));
+                        assert_eq!(cell.2 - 30, cell.0 - 10, "the cell's own key");
                     });
                     let want: Vec<(u32, u32)> = (lo..hi)
                         .map(|r| {

@@ -601,7 +601,9 @@ pub(crate) fn scan_spans<P: Send>(
     let columns = scan_columns(agg, filters);
     spans
         .par_iter()
-        .map(|span| {
+        // One mask buffer per worker, reused span after span: a fresh one
+        // per span made the kernel zero new pages for every span's mask.
+        .map_init(Vec::new, |mask, span| {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(QueryError::Cancelled);
             }
@@ -612,12 +614,7 @@ pub(crate) fn scan_spans<P: Send>(
             let part = &ds.partitions[span.partition];
             let num = value_column(part, agg);
             // One mask for filters and the value column's nulls.
-            let mut mask = Vec::new();
-            let masked = f.mask_valid(
-                span.rows.clone(),
-                num.as_ref().and_then(|c| c.nulls),
-                &mut mask,
-            );
+            let masked = f.mask_valid(span.rows.clone(), num.as_ref().and_then(|c| c.nulls), mask);
             let s = ScanSpan {
                 part,
                 partition: span.partition,

@@ -36,6 +36,32 @@ impl ZoomStats {
     }
 }
 
+/// Which of an [`Acc`]'s moments a pass keeps, beyond the count and the
+/// sum: only what the reduction reads, as each costs a chain of work per
+/// row. The pack's statistics keep them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Moments {
+    /// Count and sum (sum, mean).
+    Sum,
+    /// And the sum of squares (std, var).
+    Squares,
+    /// And the smallest and largest value (min, max).
+    Extremes,
+    /// Every moment.
+    All,
+}
+
+impl Moments {
+    /// The moments `agg` reads.
+    pub(crate) fn of(agg: &Agg) -> Moments {
+        match agg {
+            Agg::Std(_) | Agg::Var(_) => Moments::Squares,
+            Agg::Min(_) | Agg::Max(_) => Moments::Extremes,
+            _ => Moments::Sum,
+        }
+    }
+}
+
 /// A run's values as sums shifted by its first value: adding a row is a
 /// few adds (no division), and the variance stays exact for large values
 /// close together.
@@ -94,6 +120,87 @@ impl Acc {
         self.sq += d * d;
         self.min = if ok { self.min.min(v) } else { self.min };
         self.max = if ok { self.max.max(v) } else { self.max };
+    }
+
+    /// The accumulator of the rows of `s` that pass (`mask`; all when
+    /// `None`) and hold a number, shifted by the first value, with the
+    /// `moments` asked for (the others stay at their identities). Rows go
+    /// to four lanes in turn, each its own chain of adds (one chain waits
+    /// on every add's latency), and the lanes are summed at the end: they
+    /// share the shift, so that merge is plain adds. `s` must not be empty.
+    #[inline(always)]
+    pub(crate) fn of_rows<T: crate::store::column::AsF64>(
+        s: &[T],
+        mask: Option<&[bool]>,
+        moments: Moments,
+    ) -> Acc {
+        // One loop per case, so that each keeps its accumulators in
+        // registers and tests no option per row.
+        macro_rules! lanes {
+            ($sq:literal, $ext:literal) => {
+                match mask {
+                    Some(m) => {
+                        let m = &m[..s.len()];
+                        Acc::lanes::<T, $sq, $ext>(s, |i| m[i])
+                    }
+                    None => Acc::lanes::<T, $sq, $ext>(s, |_| true),
+                }
+            };
+        }
+        match moments {
+            Moments::Sum => lanes!(false, false),
+            Moments::Squares => lanes!(true, false),
+            Moments::Extremes => lanes!(false, true),
+            Moments::All => lanes!(true, true),
+        }
+    }
+
+    #[inline(always)]
+    fn lanes<T: crate::store::column::AsF64, const SQ: bool, const EXT: bool>(
+        s: &[T],
+        pass: impl Fn(usize) -> bool,
+    ) -> Acc {
+        let shift = Acc::starting_at(s[0].as_f64()).shift;
+        let mut n = [0u64; 4];
+        let (mut sum, mut sq) = ([0.0f64; 4], [0.0f64; 4]);
+        let (mut min, mut max) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        // Branch-free: a filter passes rows at random, and a branch per row
+        // would mispredict a fair share of them. A failing row adds +0.0
+        // and offers the extremes their identities, by bit masks (a
+        // multiply by 0 would turn an infinite value into NaN).
+        let mut add = |l: usize, i: usize| {
+            let v = s[i].as_f64();
+            let ok = pass(i) & !v.is_nan();
+            let m = 0u64.wrapping_sub(ok as u64);
+            let pick = |a: f64, b: f64| f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m));
+            let d = f64::from_bits((v - shift).to_bits() & m);
+            n[l] += ok as u64;
+            sum[l] += d;
+            if SQ {
+                sq[l] += d * d;
+            }
+            if EXT {
+                min[l] = min[l].min(pick(v, f64::INFINITY));
+                max[l] = max[l].max(pick(v, f64::NEG_INFINITY));
+            }
+        };
+        let quads = s.len() / 4 * 4;
+        for i in (0..quads).step_by(4) {
+            for l in 0..4 {
+                add(l, i + l);
+            }
+        }
+        for i in quads..s.len() {
+            add(0, i);
+        }
+        Acc {
+            n: n.iter().sum(),
+            shift,
+            sum: (sum[0] + sum[1]) + (sum[2] + sum[3]),
+            sq: (sq[0] + sq[1]) + (sq[2] + sq[3]),
+            min: min[0].min(min[1]).min(min[2].min(min[3])),
+            max: max[0].max(max[1]).max(max[2].max(max[3])),
+        }
     }
 
     pub(crate) fn merge(&mut self, o: &Acc) {
@@ -453,6 +560,53 @@ pub(crate) fn float_stride(ds: &Dataset, level: u32, integer: bool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The four-lane pass equals adding row by row: the same count and
+        /// extremes, sums equal up to the order of the adds (exact for
+        /// integers), whatever rows fail or hold no number.
+        #[test]
+        fn lanes_match_adding_row_by_row(
+            rows in proptest::collection::vec((-1000i32..1000, any::<bool>(), 0u8..20), 1..200),
+        ) {
+            // A value per row: mostly integers, some halves, a NaN or an
+            // infinity now and then.
+            let values: Vec<f64> = rows
+                .iter()
+                .map(|&(v, _, k)| match k {
+                    0 => f64::NAN,
+                    1 => f64::INFINITY,
+                    2 => f64::NEG_INFINITY,
+                    3..=6 => f64::from(v) + 0.5,
+                    _ => f64::from(v),
+                })
+                .collect();
+            let mask: Vec<bool> = rows.iter().map(|&(_, m, _)| m).collect();
+            for m in [Some(&mask[..]), None] {
+                let mut want = Acc::starting_at(values[0]);
+                for (i, &v) in values.iter().enumerate() {
+                    want.add_if(v, m.is_none_or(|m| m[i]) & !v.is_nan());
+                }
+                let got = Acc::of_rows(&values, m, Moments::All);
+                prop_assert_eq!(got.n, want.n);
+                prop_assert_eq!(got.shift.to_bits(), want.shift.to_bits());
+                prop_assert_eq!(got.min, want.min);
+                prop_assert_eq!(got.max, want.max);
+                let close = |a: f64, b: f64| {
+                    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+                };
+                prop_assert!(close(got.sum, want.sum), "{} {}", got.sum, want.sum);
+                prop_assert!(close(got.sq, want.sq), "{} {}", got.sq, want.sq);
+                // A pass that keeps fewer moments has the same count and sum.
+                for moments in [Moments::Sum, Moments::Squares, Moments::Extremes] {
+                    let part = Acc::of_rows(&values, m, moments);
+                    prop_assert_eq!(part.n, got.n);
+                    prop_assert_eq!(part.sum.to_bits(), got.sum.to_bits());
+                }
+            }
+        }
+    }
 
     #[test]
     fn shifted_sums_merge_like_one_run() {
