@@ -765,19 +765,24 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
     // it) or the rows, with the server's default cell budget.
     let planner = ServerConfig::default().planner();
     let (tile_plan, scale_plan) = match view {
-        View::Tile { tile, size } => (
+        View::Tile { tile, size } => {
             // No cells are cached here: the plan of a cold server.
-            planner.tile(&ds, tile, size, &agg, &filters, false),
-            planner.scale(
+            let tile_plan = planner.tile(&ds, tile, size, &agg, &filters, false);
+            // A tile that builds its query's cells has them for its colour
+            // scale too, as the server's tile does (it asks for the scale
+            // once the cells are cached).
+            let built = tile_plan == Source::Cells;
+            let scale_plan = planner.scale(
                 &ds,
                 tile.z,
                 size,
                 &agg,
                 &filters,
                 style.scale == Scale::Exact,
-                false,
-            ),
-        ),
+                built,
+            );
+            (tile_plan, scale_plan)
+        }
         View::TileMargin { .. } | View::Viewport { .. } => (planner.viewport(), planner.viewport()),
     };
     let cells =

@@ -236,3 +236,43 @@ fn pack_help_states_the_default_memory_limit_pack_uses() {
         .expect("the default is in MiB");
     assert_eq!(mib << 20, pointillist::pack::DEFAULT_MEMORY_LIMIT);
 }
+
+/// Over a dataset large enough for sampled colour scales (more than twice
+/// the sample), a filtered z2 tile builds its query's cells, and its colour
+/// scale then comes from them, in the CLI as in the server: the same plan
+/// and the same pixels, not a sampled scale in one and an exact one in the
+/// other.
+#[tokio::test]
+async fn a_tile_that_builds_cells_takes_its_scale_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("catalog");
+    std::fs::create_dir(&root).unwrap();
+    let rows = 2 * pointillist::raster::sample::DEFAULT_SAMPLE_ROWS as usize + 50_000;
+    let ds = common::packed_towers(&root, "big", rows, 5);
+    let out = dir.path().join("t.png");
+    let flags = ["--tile", "2/1/1", "--filter", "range:100..2000"];
+    let o = render(&ds, &out, &[&flags[..], &["--timings", "1"]].concat());
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("\"plan\":\"cells\"") && t.contains("\"scale_plan\":\"cells\""),
+        "{t}"
+    );
+    let o = render(&ds, &out, &flags);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli = std::fs::read(&out).unwrap();
+    let state = AppState::new(ServerConfig {
+        datasets: vec![root.clone()],
+        ..ServerConfig::default()
+    });
+    let r = router(state)
+        .oneshot(
+            Request::get("/tiles/big/2/1/1.png?filter=range:100..2000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let served = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(cli == served, "the CLI and the server disagree");
+}
