@@ -57,7 +57,8 @@ fn main() {
         .first()
         .cloned()
         .unwrap_or_else(|| "bench-data/towers40m".into());
-    // An optional second argument keeps one section: `kernel` or `cells`.
+    // An optional second argument keeps one section: `kernel`, `cells` or
+    // `hist`.
     let only = args.get(1).map(String::as_str);
     let t = Instant::now();
     // Query cells take their boundaries from the overview: they get a
@@ -82,13 +83,76 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3,
         rayon::current_num_threads()
     );
-    if only != Some("cells") {
+    if only.is_none_or(|o| o == "kernel") {
         kernel(&ds);
     }
-    if only != Some("kernel") {
-        if let Some(ds) = &with_overview {
+    if let Some(ds) = &with_overview {
+        if only.is_none_or(|o| o == "cells") {
             query_cells(ds);
         }
+        if only.is_none_or(|o| o == "hist") {
+            histograms(ds);
+        }
+    }
+}
+
+/// The floor for reading `cols` whole: their value buffers (a
+/// dictionary's codes) summed as words, every byte read once.
+fn floor_of(ds: &Dataset, cols: &[&str]) -> f64 {
+    median_ms(|| {
+        let s: u64 = ds
+            .partitions
+            .par_iter()
+            .map(|p| {
+                cols.iter()
+                    .map(|c| {
+                        let data = p.column(c).expect("column").to_data();
+                        data.buffers()[0]
+                            .as_slice()
+                            .chunks_exact(8)
+                            .fold(0u64, |a, w| {
+                                a.wrapping_add(u64::from_le_bytes(w.try_into().expect("8")))
+                            })
+                    })
+                    .fold(0u64, u64::wrapping_add)
+            })
+            .reduce(|| 0, u64::wrapping_add);
+        std::hint::black_box(s);
+    })
+}
+
+/// The crossfilter histograms of `scripts/bench_engines.sh` (a `radio` and
+/// a 64-bin `created` histogram, each under two filters, a new `range`
+/// bound each run, no cached bitsets) against the floor for the three
+/// columns each reads.
+fn histograms(ds: &Dataset) {
+    use pointillist::query::histogram::histogram;
+    let (Some(_), Some(_), Some(_)) = (
+        ds.manifest.column("range"),
+        ds.manifest.column("radio"),
+        ds.manifest.column("created"),
+    ) else {
+        return;
+    };
+    let floor = floor_of(ds, &["range", "radio", "created"]);
+    println!(
+        "{:<26} {:>10} {:>10} {:>7}",
+        "histogram, 2 filters", "ms", "floor", "ratio"
+    );
+    let mut bound = 2000u32;
+    let parse = |f: &str| Filter::parse(f, &ds.manifest).expect("filter");
+    for (name, column, bins, other) in [
+        ("radio", "radio", 0, "created:2012-01-01..2020-12-31"),
+        ("created, 64 bins", "created", 64, "radio:in:LTE,NR"),
+    ] {
+        let ms = median_ms(|| {
+            bound += 1;
+            let f = [parse(&format!("range:0..{bound}")), parse(other)];
+            std::hint::black_box(
+                histogram(ds, column, bins, None, &f, &[], None).expect("histogram"),
+            );
+        });
+        println!("{name:<26} {ms:>10.2} {floor:>10.2} {:>6.2}x", ms / floor);
     }
 }
 
@@ -170,30 +234,6 @@ fn query_cells(ds: &Dataset) {
     let (Some(_), Some(_)) = (ds.manifest.column("range"), ds.manifest.column("radio")) else {
         return;
     };
-    let floor_of = |cols: &[&str]| {
-        median_ms(|| {
-            let s: f64 = ds
-                .partitions
-                .par_iter()
-                .map(|p| {
-                    cols.iter()
-                        .map(|c| {
-                            // The column's value buffer (a dictionary's
-                            // codes), summed as words: every byte read once.
-                            let data = p.column(c).expect("column").to_data();
-                            data.buffers()[0]
-                                .as_slice()
-                                .chunks_exact(8)
-                                .fold(0u64, |a, w| {
-                                    a.wrapping_add(u64::from_le_bytes(w.try_into().expect("8")))
-                                }) as f64
-                        })
-                        .sum::<f64>()
-                })
-                .sum();
-            std::hint::black_box(s);
-        })
-    };
     println!(
         "{:<26} {:>10} {:>10} {:>7}",
         "query cells, new filter", "ms", "floor", "ratio"
@@ -216,7 +256,7 @@ fn query_cells(ds: &Dataset) {
         if std::env::var("CASE").is_ok_and(|c| !name.starts_with(&c)) {
             continue;
         }
-        let floor = floor_of(&cols);
+        let floor = floor_of(ds, &cols);
         let ms = median_ms(|| {
             bound += 1;
             let f = Filter::Range {

@@ -490,7 +490,21 @@ impl RowPred<'_> {
             }
             RowPred::In(c, set) => {
                 let codes = &c.codes[rows.clone()];
-                if set.len() <= 256 {
+                // A few members (a legend click, `radio:in:LTE,NR`): four
+                // equality compares a row, which vectorize, where a table
+                // lookup is one load a row. Unused slots repeat a member.
+                let members: Vec<i16> = (0..set.len().min(1 << 15))
+                    .filter(|&k| set[k])
+                    .map(|k| k as i16)
+                    .collect();
+                if let (1..=4, Some(&first)) = (members.len(), members.first()) {
+                    let m4: [i16; 4] = std::array::from_fn(|i| *members.get(i).unwrap_or(&first));
+                    for (m, &k) in mask.iter_mut().zip(codes) {
+                        *m &= (k == m4[0]) | (k == m4[1]) | (k == m4[2]) | (k == m4[3]);
+                    }
+                } else if members.is_empty() {
+                    mask.fill(false);
+                } else if set.len() <= 256 {
                     // A fixed table and a masked index: no bounds check per row.
                     let mut table = [false; 256];
                     table[..set.len()].copy_from_slice(set);
@@ -814,4 +828,49 @@ pub fn rows_in_bbox(ds: &Dataset, bbox: Option<&MercatorBox>) -> u64 {
 /// All rows of the dataset, chunked.
 pub fn all_rows(ds: &Dataset, chunk: usize) -> Vec<RowSpan> {
     plan_rows(ds, &[(0, u64::MAX)], chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowPred;
+    use crate::store::column::CatColumn;
+    use arrow_array::{ArrayRef, DictionaryArray, Int16Array, StringArray, types::Int16Type};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    proptest! {
+        /// A category set's vectorized mask (equality compares for a few
+        /// members, a table otherwise) clears exactly the rows its per-row
+        /// test fails: codes outside the dictionary (a damaged file) and
+        /// nulls included.
+        #[test]
+        fn category_sets_mask_as_rows_test(
+            codes in proptest::collection::vec((-3i16..12, any::<bool>()), 0..300),
+            set in proptest::collection::vec(any::<bool>(), 1..10),
+            start in 0usize..20,
+        ) {
+            let labels: Vec<String> = (0..set.len()).map(|k| format!("c{k}")).collect();
+            let keys = Int16Array::from(
+                codes.iter().map(|&(c, valid)| valid.then_some(c)).collect::<Vec<_>>(),
+            );
+            // Built unchecked: keys past the dictionary are what a damaged
+            // file holds, and what the filter must reject.
+            let values = Arc::new(StringArray::from(labels));
+            // SAFETY: no code of this array is dereferenced into the
+            // dictionary; the filter only compares codes.
+            let dict = unsafe {
+                DictionaryArray::<Int16Type>::new_unchecked(keys, values)
+            };
+            let array: ArrayRef = Arc::new(dict);
+            let col = CatColumn::new(&array).expect("a dictionary");
+            let pred = RowPred::In(col, set.clone());
+            let start = start.min(codes.len());
+            let rows = start..codes.len();
+            let mut mask = vec![true; rows.len()];
+            pred.apply(rows.clone(), &mut mask);
+            for (i, r) in rows.enumerate() {
+                prop_assert_eq!(mask[i], pred.test(r), "row {} code {:?}", r, codes[r]);
+            }
+        }
+    }
 }
