@@ -774,6 +774,11 @@ fn query_cells_equal_row_aggregation() {
             assert_eq!(stored.rows(), cells.rows());
             assert_eq!(stored.len(), cells.len());
         }
+        // Sum and mean keep a count and a sum per cell: 24 bytes of values
+        // where the other reductions keep 48.
+        if matches!(agg, Agg::Sum(_) | Agg::Mean(_)) {
+            assert_eq!(cells.bytes(), cells.len() * (12 + 24) + 128, "{agg:?}");
+        }
         let estimate = QueryCells::estimate_bytes(&fx.ds, agg);
         assert!(
             cells.bytes() as u64 <= estimate,

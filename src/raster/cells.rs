@@ -12,7 +12,7 @@
 //! rows, and the same float values up to the order their sums are added in.
 //! The server computes them once per query and keeps them in a bounded cache.
 
-use super::zoom::{Acc, Moments, Run, Values, float_stride, value};
+use super::zoom::{Acc, Moments, Run, Sums, Values, float_stride, value};
 use super::{Grid, GridValues};
 use crate::geo::{QBITS, TileId};
 use crate::query::{Agg, Filter, QueryError};
@@ -37,6 +37,8 @@ enum CellValues {
     Cat(usize, Vec<u32>),
     /// Value sums, extremes and moments per cell.
     Acc(Vec<Acc>),
+    /// Value counts and sums per cell (sum, mean): [`Moments::Sum`].
+    Sums(Vec<Sums>),
 }
 
 impl CellValues {
@@ -45,6 +47,7 @@ impl CellValues {
             CellValues::Count(_) => CellValues::Count(Vec::new()),
             CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::new()),
             CellValues::Acc(_) => CellValues::Acc(Vec::new()),
+            CellValues::Sums(_) => CellValues::Sums(Vec::new()),
         }
     }
 }
@@ -98,6 +101,12 @@ impl Piece {
                     (CellValues::Acc(a), CellValues::Acc(b)) => {
                         a.last_mut().expect("a cell").merge(&b[0])
                     }
+                    (CellValues::Sums(a), CellValues::Sums(b)) => {
+                        let last = a.last_mut().expect("a cell");
+                        let mut acc = Acc::from(*last);
+                        acc.merge(&Acc::from(b[0]));
+                        *last = acc.sums();
+                    }
                     _ => unreachable!("pieces of one query have one shape"),
                 }
             }
@@ -109,6 +118,7 @@ impl Piece {
             (CellValues::Count(a), CellValues::Count(b)) => a.extend_from_slice(&b[skip..]),
             (CellValues::Cat(k, a), CellValues::Cat(_, b)) => a.extend_from_slice(&b[skip * *k..]),
             (CellValues::Acc(a), CellValues::Acc(b)) => a.extend_from_slice(&b[skip..]),
+            (CellValues::Sums(a), CellValues::Sums(b)) => a.extend_from_slice(&b[skip..]),
             _ => unreachable!("pieces of one query have one shape"),
         }
     }
@@ -347,6 +357,7 @@ impl QueryCells {
         let per = match agg {
             Agg::Count | Agg::Any => 4,
             Agg::CountCat(c) => 4 * ds.manifest.column(c).map_or(1, |c| c.categories.len()),
+            _ if Moments::of(agg) == Moments::Sum => std::mem::size_of::<Sums>(),
             _ => std::mem::size_of::<Acc>(),
         } as u64;
         cells * (12 + per) + 128
@@ -417,6 +428,7 @@ impl QueryCells {
         let shape = match agg {
             Agg::Count | Agg::Any => CellValues::Count(Vec::new()),
             Agg::CountCat(_) => CellValues::Cat(ncat, Vec::new()),
+            _ if moments == Moments::Sum => CellValues::Sums(Vec::new()),
             _ => CellValues::Acc(Vec::new()),
         };
         let shift = QBITS - CELL_LEVEL;
@@ -473,7 +485,7 @@ impl QueryCells {
                         })
                     })
                 }
-                CellValues::Acc(a) => {
+                CellValues::Acc(_) | CellValues::Sums(_) => {
                     if let Some(col) = &span.num {
                         crate::with_num_slice!(col.values, |s| {
                             let s = &s[r.clone()];
@@ -484,7 +496,11 @@ impl QueryCells {
                                     moments,
                                 );
                                 if close(at, acc.n) {
-                                    a.push(acc);
+                                    match values {
+                                        CellValues::Sums(a) => a.push(acc.sums()),
+                                        CellValues::Acc(a) => a.push(acc),
+                                        _ => unreachable!("a value reduction's cells"),
+                                    }
                                 }
                             })
                         })
@@ -503,6 +519,7 @@ impl QueryCells {
                 CellValues::Count(_) => CellValues::Count(Vec::with_capacity(cells)),
                 CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::with_capacity(cells * k)),
                 CellValues::Acc(_) => CellValues::Acc(Vec::with_capacity(cells)),
+                CellValues::Sums(_) => CellValues::Sums(Vec::with_capacity(cells)),
             },
             rows: 0,
         };
@@ -549,9 +566,15 @@ impl QueryCells {
         }
         let stats = ds.stats.as_ref().filter(|s| s.level == CELL_LEVEL)?;
         let c = stats.column(column)?;
-        let acc: Vec<Acc> = (0..c.n.len())
-            .map(|i| Acc::from_moments(c.n[i], std::array::from_fn(|k| c.moments[k][i])))
-            .collect();
+        let acc = (0..c.n.len())
+            .map(|i| Acc::from_moments(c.n[i], std::array::from_fn(|k| c.moments[k][i])));
+        // Only what the reduction reads, as a pass would keep it.
+        let moments = Moments::of(agg);
+        let values = if moments == Moments::Sum {
+            CellValues::Sums(acc.map(|a| a.sums()).collect())
+        } else {
+            CellValues::Acc(acc.collect())
+        };
         Some(QueryCells {
             agg: agg.clone(),
             categories: super::categories_of(ds, agg),
@@ -559,8 +582,12 @@ impl QueryCells {
             x: c.x.to_vec(),
             y: c.y.to_vec(),
             rows: c.n.iter().sum(),
-            values: CellValues::Acc(acc),
-            moments: Moments::All,
+            values,
+            moments: if moments == Moments::Sum {
+                Moments::Sum
+            } else {
+                Moments::All
+            },
         })
     }
 
@@ -609,6 +636,7 @@ impl QueryCells {
             CellValues::Count(_) => 4,
             CellValues::Cat(k, _) => 4 * k,
             CellValues::Acc(_) => std::mem::size_of::<Acc>(),
+            CellValues::Sums(_) => std::mem::size_of::<Sums>(),
         };
         self.len() * (12 + per) + 128
     }
@@ -648,6 +676,13 @@ impl QueryCells {
                 run.acc = a[i];
                 for o in &a[i + 1..j] {
                     run.acc.merge(o);
+                }
+                run.rows = run.acc.n;
+            }
+            CellValues::Sums(a) => {
+                run.acc = Acc::from(a[i]);
+                for o in &a[i + 1..j] {
+                    run.acc.merge(&Acc::from(*o));
                 }
                 run.rows = run.acc.n;
             }
@@ -702,7 +737,7 @@ impl QueryCells {
                 });
                 GridValues::CatCount(g)
             }
-            CellValues::Acc(_) => {
+            CellValues::Acc(_) | CellValues::Sums(_) => {
                 let mut g = vec![f64::NAN; size * size];
                 self.runs(level, start..end, |px, py, i, j| {
                     let run = self.merged(i, j);
