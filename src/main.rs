@@ -826,7 +826,14 @@ fn render_cmd(a: RenderArgs) -> Result<()> {
                         None,
                     )? {
                         Some(s) => s,
-                        None => exact()?,
+                        // As the server: the query's cells where they can
+                        // answer, else the exact pass.
+                        None => match planner.unsampled_scale(&ds, tile.z, size, &agg) {
+                            Source::Cells => QueryCells::get(&ds, &agg, &filters, None)?
+                                .zoom_stats(&ds, level)
+                                .context("zoom level finer than the cells")?,
+                            _ => exact()?,
+                        },
                     },
                     _ => exact()?,
                 };

@@ -486,15 +486,18 @@ async fn small_tiles_of_a_new_query_read_their_rows_and_large_ones_build_cells()
     let timing = |r: &Resp| r.headers["server-timing"].to_str().unwrap().to_string();
     let q = "filter=range:0..2000";
     let small = get(&s, &format!("/tiles/towers/4/7/5.png?{q}")).await;
-    // Its colour scale is sampled (or, where a sample would not be cheaper
-    // on so few rows, read from the rows): no cells either way.
+    // Its colour scale is sampled, or, where a sample would not be cheaper
+    // (pixels too large for its budget), comes from the query's cells: a
+    // pass either way, which the cells keep. Never the exact pass over the
+    // rows while cells can answer.
+    let t = timing(&small);
     assert!(
-        timing(&small).starts_with("plan;desc=\"rows\", scale;desc=\"sample\"")
-            || timing(&small).starts_with("plan;desc=\"rows\", scale;desc=\"rows\""),
-        "{}",
-        timing(&small)
+        t.starts_with("plan;desc=\"rows\", scale;desc=\"sample\"")
+            || t.starts_with("plan;desc=\"rows\", scale;desc=\"cells\""),
+        "{t}"
     );
-    assert_eq!(s.state.query_cells_cached().await, 0);
+    let built = u64::from(t.contains("scale;desc=\"cells\""));
+    assert_eq!(s.state.query_cells_cached().await, built);
     let large = get(&s, &format!("/tiles/towers/4/8/5.png?{q}")).await;
     assert!(
         timing(&large).starts_with("plan;desc=\"cells\""),
@@ -1969,4 +1972,31 @@ async fn dynspread_radius_is_computed_once_per_zoom() {
     )
     .unwrap();
     assert_eq!(decode_png(&first.body).2, lib.image.data);
+}
+
+/// A zoom scale the sample gives up on (pixels too large for its budget:
+/// here a budget of 64 rows against city pixels of hundreds) comes from the
+/// query's cells, one pass that the cells then keep for every tile and
+/// scale of the query, rather than from an exact pass over the rows that
+/// keeps nothing; the pixels are those of the exact pass.
+#[tokio::test]
+async fn a_scale_the_sample_gives_up_on_comes_from_the_query_cells() {
+    let s = server_with(|c| c.scale_sample_rows = 64);
+    let timing = |r: &Resp| r.headers["server-timing"].to_str().unwrap().to_string();
+    let uri = "/tiles/towers/4/7/5.png?filter=range:0..2000";
+    let r = get(&s, uri).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.error_or_body());
+    let t = timing(&r);
+    assert!(
+        t.starts_with("plan;desc=\"rows\", scale;desc=\"cells\""),
+        "{t}"
+    );
+    assert_eq!(s.state.query_cells_cached().await, 1);
+    let rows = server_with(|c| {
+        c.scale_sample_rows = 64;
+        c.cells_mb = 0;
+    });
+    let b = get(&rows, uri).await;
+    assert!(timing(&b).contains("scale;desc=\"rows\""), "{}", timing(&b));
+    assert!(decode_png(&r.body).2 == decode_png(&b.body).2);
 }

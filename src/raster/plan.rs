@@ -143,6 +143,19 @@ impl Planner {
         }
     }
 
+    /// The source of a zoom's colour scale when its sample gave up (pixels
+    /// too large to sample within its budget): the query's cells when they
+    /// hold the level and fit (one pass, then kept for every tile and scale
+    /// of levels up to 12), else the exact pass over the rows.
+    pub fn unsampled_scale(&self, ds: &Dataset, z: u8, size: u32, agg: &Agg) -> Source {
+        let level = z as u32 + size.trailing_zeros();
+        if self.cells_usable(ds, level, agg) {
+            Source::Cells
+        } else {
+            Source::Rows
+        }
+    }
+
     /// Whether the query's cells hold the level and fit the cache.
     fn cells_usable(&self, ds: &Dataset, level: u32, agg: &Agg) -> bool {
         QueryCells::holds(ds, level, agg) && self.cells_fit(ds, agg)

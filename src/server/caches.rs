@@ -264,18 +264,20 @@ pub(super) async fn zoom_stats(
                     crate::raster::zoom::zoom_stats(&e.dataset, z, size, &a, &f, Some(cancel))
                 })
             };
-            let (stats, source) = match source {
-                Source::Cells => {
+            let from_cells = |e: Arc<Entry>, a: Agg, f: Vec<Filter>| {
+                let st = st.clone();
+                async move {
                     let cells = query_cells(&st, &e, &a, &f, deadline).await?;
-                    let stats = st
-                        .compute_on(e.clone(), Lane::Light, deadline, move |_| {
-                            cells.zoom_stats(&e.dataset, level).ok_or_else(|| {
-                                ApiError::internal("zoom level finer than the cells")
-                            })
-                        })
-                        .await??;
-                    (stats, source)
+                    st.compute_on(e.clone(), Lane::Light, deadline, move |_| {
+                        cells
+                            .zoom_stats(&e.dataset, level)
+                            .ok_or_else(|| ApiError::internal("zoom level finer than the cells"))
+                    })
+                    .await?
                 }
+            };
+            let (stats, source) = match source {
+                Source::Cells => (from_cells(e, a, f).await?, source),
                 Source::Sample => {
                     let (e2, a2, f2) = (e.clone(), a.clone(), f.clone());
                     let rows = planner.sample_rows;
@@ -294,8 +296,13 @@ pub(super) async fn zoom_stats(
                         .await??;
                     match sampled {
                         Some(stats) => (stats, Source::Sample),
-                        // Pixels too large to sample cheaply: the exact pass.
-                        None => (exact_pass(e, a, f).await??, Source::Rows),
+                        // Pixels too large to sample cheaply: the query's
+                        // cells where they can answer (a pass, then kept),
+                        // else the exact pass over the rows.
+                        None => match planner.unsampled_scale(&e.dataset, z, size, &a) {
+                            Source::Cells => (from_cells(e, a, f).await?, Source::Cells),
+                            _ => (exact_pass(e, a, f).await??, Source::Rows),
+                        },
                     }
                 }
                 _ => (exact_pass(e, a, f).await??, source),
