@@ -258,18 +258,21 @@ fn for_cells(
 /// for a row that fails the filters, is null or holds no known category
 /// (it counts nowhere, as in the row kernel). One branch-free pass over
 /// the codes, so counting a cell is one table increment per row.
-fn category_slots(span: &super::ScanSpan, agg: &Agg, k: usize) -> Vec<u8> {
+fn category_slots(span: &super::ScanSpan, agg: &Agg, k: usize, slots: &mut Vec<u8>) {
     debug_assert!(k <= MAX_CELL_CATEGORIES);
     let none = k as u8;
+    slots.clear();
     let Some(col) = super::category_column(span.part, agg) else {
-        return vec![none; span.rows.len()];
+        slots.resize(span.rows.len(), none);
+        return;
     };
     let known = k.min(col.categories) as u16;
     // A negative code wraps to a large one and fails the same test.
-    let mut slots: Vec<u8> = col.codes[span.rows.clone()]
-        .iter()
-        .map(|&c| if (c as u16) < known { c as u8 } else { none })
-        .collect();
+    slots.extend(
+        col.codes[span.rows.clone()]
+            .iter()
+            .map(|&c| if (c as u16) < known { c as u8 } else { none }),
+    );
     if let Some(m) = span.mask {
         for (s, &keep) in slots.iter_mut().zip(m) {
             *s = if keep { *s } else { none };
@@ -282,7 +285,13 @@ fn category_slots(span: &super::ScanSpan, agg: &Agg, k: usize) -> Vec<u8> {
             }
         }
     }
-    slots
+}
+
+thread_local! {
+    /// Each worker's slot buffer (a span's rows, a byte each), reused span
+    /// after span and pass after pass: a fresh one per span was fresh
+    /// pages for the kernel to fault in and zero every time.
+    static SLOTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Four counting tables, indexed by category slot, for one cell at a time.
@@ -475,13 +484,15 @@ impl QueryCells {
                 }),
                 CellValues::Cat(k, c) => {
                     let k = *k;
-                    let slots = category_slots(span, agg, k);
-                    let mut counts = CatCounts::default();
-                    for_cells(index.as_ref(), span, shift, |at, lo, hi| {
-                        counts.count(&slots[lo..hi], k, |cell| {
-                            if close(at, cell.iter().map(|&n| u64::from(n)).sum()) {
-                                c.extend_from_slice(cell);
-                            }
+                    SLOTS.with_borrow_mut(|slots| {
+                        category_slots(span, agg, k, slots);
+                        let mut counts = CatCounts::default();
+                        for_cells(index.as_ref(), span, shift, |at, lo, hi| {
+                            counts.count(&slots[lo..hi], k, |cell| {
+                                if close(at, cell.iter().map(|&n| u64::from(n)).sum()) {
+                                    c.extend_from_slice(cell);
+                                }
+                            })
                         })
                     })
                 }
