@@ -457,7 +457,48 @@ pub enum RowPred<'a> {
     /// Range on a numeric/temporal column.
     Range(NumColumn<'a>, f64, f64),
     /// Category code set membership.
-    In(CatColumn<'a>, Vec<bool>),
+    In(CatColumn<'a>, CategorySet),
+}
+
+/// The category codes a filter keeps, with how its mask loop tests them
+/// decided once, when the filter is bound, not per chunk of rows.
+pub struct CategorySet {
+    /// Whether code `k` is kept.
+    members: Vec<bool>,
+    /// The kept codes when there are one to four (a legend click,
+    /// `radio:in:LTE,NR`; unused slots repeat the first): four equality
+    /// compares a row, which vectorize, where a table lookup is one load a
+    /// row.
+    few: Option<[i16; 4]>,
+    /// Whether no code is kept.
+    empty: bool,
+}
+
+impl CategorySet {
+    /// The set whose code `k` is kept when `members[k]`.
+    pub fn new(members: Vec<bool>) -> CategorySet {
+        let kept: Vec<i16> = (0..members.len().min(1 << 15))
+            .filter(|&k| members[k])
+            .map(|k| k as i16)
+            .collect();
+        let few = match kept.as_slice() {
+            [first, ..] if kept.len() <= 4 => {
+                Some(std::array::from_fn(|i| *kept.get(i).unwrap_or(first)))
+            }
+            _ => None,
+        };
+        CategorySet {
+            empty: kept.is_empty(),
+            members,
+            few,
+        }
+    }
+
+    /// Whether code `k` is kept.
+    #[inline]
+    pub fn contains(&self, k: usize) -> bool {
+        self.members.get(k).copied().unwrap_or(false)
+    }
 }
 
 impl RowPred<'_> {
@@ -469,9 +510,7 @@ impl RowPred<'_> {
                 let v = c.get(i);
                 v >= *lo && v <= *hi
             }
-            RowPred::In(c, set) => c
-                .get(i)
-                .is_some_and(|k| set.get(k).copied().unwrap_or(false)),
+            RowPred::In(c, set) => c.get(i).is_some_and(|k| set.contains(k)),
         }
     }
 }
@@ -490,24 +529,17 @@ impl RowPred<'_> {
             }
             RowPred::In(c, set) => {
                 let codes = &c.codes[rows.clone()];
-                // A few members (a legend click, `radio:in:LTE,NR`): four
-                // equality compares a row, which vectorize, where a table
-                // lookup is one load a row. Unused slots repeat a member.
-                let members: Vec<i16> = (0..set.len().min(1 << 15))
-                    .filter(|&k| set[k])
-                    .map(|k| k as i16)
-                    .collect();
-                if let (1..=4, Some(&first)) = (members.len(), members.first()) {
-                    let m4: [i16; 4] = std::array::from_fn(|i| *members.get(i).unwrap_or(&first));
+                let set_len = set.members.len();
+                if let Some(m4) = set.few {
                     for (m, &k) in mask.iter_mut().zip(codes) {
                         *m &= (k == m4[0]) | (k == m4[1]) | (k == m4[2]) | (k == m4[3]);
                     }
-                } else if members.is_empty() {
+                } else if set.empty {
                     mask.fill(false);
-                } else if set.len() <= 256 {
+                } else if set_len <= 256 {
                     // A fixed table and a masked index: no bounds check per row.
                     let mut table = [false; 256];
-                    table[..set.len()].copy_from_slice(set);
+                    table[..set_len].copy_from_slice(&set.members);
                     for (m, &k) in mask.iter_mut().zip(codes) {
                         // Negative codes wrap to huge values and fail the range test.
                         let k = k as u16 as usize;
@@ -515,7 +547,7 @@ impl RowPred<'_> {
                     }
                 } else {
                     for (m, &k) in mask.iter_mut().zip(codes) {
-                        *m &= set.get(k as u16 as usize).copied().unwrap_or(false);
+                        *m &= set.contains(k as u16 as usize);
                     }
                 }
                 c.nulls
@@ -644,7 +676,10 @@ pub fn bind_filters<'a>(
                         return None;
                     }
                 }
-                preds.push(RowPred::In(CatColumn::new(array()?)?, set));
+                preds.push(RowPred::In(
+                    CatColumn::new(array()?)?,
+                    CategorySet::new(set),
+                ));
             }
         }
     }
@@ -863,7 +898,7 @@ mod tests {
             };
             let array: ArrayRef = Arc::new(dict);
             let col = CatColumn::new(&array).expect("a dictionary");
-            let pred = RowPred::In(col, set.clone());
+            let pred = RowPred::In(col, super::CategorySet::new(set.clone()));
             let start = start.min(codes.len());
             let rows = start..codes.len();
             let mut mask = vec![true; rows.len()];

@@ -42,12 +42,13 @@ enum CellValues {
 }
 
 impl CellValues {
-    fn empty_like(&self) -> CellValues {
+    /// Values of the same shape, with room for `cells` cells.
+    fn with_capacity(&self, cells: usize) -> CellValues {
         match self {
-            CellValues::Count(_) => CellValues::Count(Vec::new()),
-            CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::new()),
-            CellValues::Acc(_) => CellValues::Acc(Vec::new()),
-            CellValues::Sums(_) => CellValues::Sums(Vec::new()),
+            CellValues::Count(_) => CellValues::Count(Vec::with_capacity(cells)),
+            CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::with_capacity(cells * k)),
+            CellValues::Acc(_) => CellValues::Acc(Vec::with_capacity(cells)),
+            CellValues::Sums(_) => CellValues::Sums(Vec::with_capacity(cells)),
         }
     }
 }
@@ -207,6 +208,15 @@ impl<'a> CellIndex<'a> {
             }
         }
     }
+}
+
+/// One accumulator of consecutive cells' accumulators, merged in order.
+fn merge_all(mut cells: impl Iterator<Item = Acc>) -> Acc {
+    let mut acc = cells.next().expect("a run holds a cell");
+    for o in cells {
+        acc.merge(&o);
+    }
+    acc
 }
 
 /// A cell of [`CELL_LEVEL`]: its x, y and Hilbert key at that level.
@@ -445,7 +455,7 @@ impl QueryCells {
             keys: Vec::new(),
             x: Vec::new(),
             y: Vec::new(),
-            values: shape.empty_like(),
+            values: shape.with_capacity(0),
             rows: 0,
         };
         let index = CellIndex::of(ds);
@@ -526,12 +536,7 @@ impl QueryCells {
             keys: Vec::with_capacity(cells),
             x: Vec::with_capacity(cells),
             y: Vec::with_capacity(cells),
-            values: match &shape {
-                CellValues::Count(_) => CellValues::Count(Vec::with_capacity(cells)),
-                CellValues::Cat(k, _) => CellValues::Cat(*k, Vec::with_capacity(cells * k)),
-                CellValues::Acc(_) => CellValues::Acc(Vec::with_capacity(cells)),
-                CellValues::Sums(_) => CellValues::Sums(Vec::with_capacity(cells)),
-            },
+            values: shape.with_capacity(cells),
             rows: 0,
         };
         for p in pieces {
@@ -675,30 +680,19 @@ impl QueryCells {
 
     /// The merged values of cells `i..j`: rows and value accumulator.
     fn merged(&self, i: usize, j: usize) -> Run {
-        let mut run = Run {
-            pixel: 0,
-            rows: 0,
-            acc: Acc::starting_at(0.0),
+        let counted = |rows: u64| (rows, Acc::starting_at(0.0));
+        let valued = |acc: Acc| (acc.n, acc);
+        let (rows, acc) = match &self.values {
+            CellValues::Count(c) => counted(c[i..j].iter().map(|&n| n as u64).sum()),
+            CellValues::Cat(k, c) => counted(c[i * k..j * k].iter().map(|&n| n as u64).sum()),
+            CellValues::Acc(a) => valued(merge_all(a[i..j].iter().copied())),
+            CellValues::Sums(a) => valued(merge_all(a[i..j].iter().map(|&c| Acc::from(c)))),
         };
-        match &self.values {
-            CellValues::Count(c) => run.rows = c[i..j].iter().map(|&n| n as u64).sum(),
-            CellValues::Cat(k, c) => run.rows = c[i * k..j * k].iter().map(|&n| n as u64).sum(),
-            CellValues::Acc(a) => {
-                run.acc = a[i];
-                for o in &a[i + 1..j] {
-                    run.acc.merge(o);
-                }
-                run.rows = run.acc.n;
-            }
-            CellValues::Sums(a) => {
-                run.acc = Acc::from(a[i]);
-                for o in &a[i + 1..j] {
-                    run.acc.merge(&Acc::from(*o));
-                }
-                run.rows = run.acc.n;
-            }
+        Run {
+            pixel: 0,
+            rows,
+            acc,
         }
-        run
     }
 
     /// The grid of a `size`-pixel tile, whose pixel level must be no finer

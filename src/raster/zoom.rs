@@ -225,14 +225,7 @@ impl Acc {
         pass: impl Fn(usize) -> bool,
     ) -> Acc {
         if let (Some((n, sum)), false, false) = (int_sum, SQ, EXT) {
-            return Acc {
-                n,
-                shift,
-                sum,
-                sq: 0.0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-            };
+            return Acc::from(Sums { n, shift, sum });
         }
         let mut n = [0u64; 4];
         let (mut sum, mut sq) = ([0.0f64; 4], [0.0f64; 4]);
@@ -269,7 +262,7 @@ impl Acc {
         Acc {
             n: n.iter().sum(),
             shift,
-            sum: int_sum.map_or((sum[0] + sum[1]) + (sum[2] + sum[3]), |(_, sum)| sum),
+            sum: int_sum.map_or_else(|| (sum[0] + sum[1]) + (sum[2] + sum[3]), |(_, sum)| sum),
             sq: (sq[0] + sq[1]) + (sq[2] + sq[3]),
             min: min[0].min(min[1]).min(min[2].min(min[3])),
             max: max[0].max(max[1]).max(max[2].max(max[3])),
